@@ -1,0 +1,36 @@
+# The two commands of the README:
+#   make train   set up .venv and train an AAE on MNIST (plots and model in runs/default/)
+#   make test    set up .venv and run the whole test suite (what CI runs)
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+# Use the MNIST copy beside the repo (../shared/data/mnist) when it is there;
+# otherwise aae-np resolves --data-dir / AAE_NP_DATA / data/mnist / download.
+SHARED_MNIST := $(abspath ../shared/data/mnist)
+ifneq ($(wildcard $(SHARED_MNIST)/train-images-idx3-ubyte.gz),)
+export AAE_NP_DATA ?= $(SHARED_MNIST)
+endif
+
+.PHONY: setup train test clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+	  { echo "aae_np needs Python >= 3.10; set PY=/path/to/python3.x"; exit 1; }
+	@$(PY) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python venv module missing; installing python3-venv with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PY) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+train: setup
+	$(BIN)/aae-np gradcheck
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

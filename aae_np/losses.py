@@ -1,0 +1,104 @@
+"""Losses. Each returns ``(value, grad)`` where ``grad`` is dL/d(first argument).
+
+The averaging is part of the definition and is stated in each docstring: a
+gradient is only right for the value it belongs to (the tutorial's "2/n"
+question, see ``docs/derivations.md``).
+
+Sigmoid + binary cross-entropy appears twice on purpose:
+
+* ``bce(prob, target)`` works on probabilities, as the tutorial's
+  ``nn.BCELoss`` after a ``sigmoid`` does. Probabilities must be clipped away
+  from 0 and 1 and, once clipped, the gradient is exactly zero: a saturated
+  unit stops learning.
+* ``bce_with_logits(logits, target)`` fuses the sigmoid into the loss. Its
+  gradient simplifies to ``sigmoid(s) - t`` (the 1/p and 1/(1-p) factors
+  cancel against the sigmoid's derivative), which never vanishes when the
+  answer is wrong and is finite for any finite logit. This is the form the
+  model uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aae_np.activations import sigmoid
+
+__all__ = ["mse", "bce", "bce_with_logits", "softmax_cross_entropy"]
+
+
+def _same_shape(name: str, a: np.ndarray, b: np.ndarray, an: str, bn: str) -> None:
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"{name}: {an} has shape {np.shape(a)} but {bn} has shape {np.shape(b)}; "
+                         "they must match element for element")
+
+
+def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean squared error over **all** elements (as ``nn.MSELoss()``).
+
+    ``L = 1/n * sum (pred - target)^2`` with ``n = pred.size`` (for a batch,
+    N * D). ``dL/dpred = 2/n * (pred - target)``.
+    """
+    _same_shape("mse", pred, target, "pred", "target")
+    diff = pred - target
+    n = diff.size
+    return float(np.sum(diff * diff) / n), (2.0 / n) * diff   # dL/dpred = 2/n (x_hat - x)
+
+
+def bce(prob: np.ndarray, target: np.ndarray, eps: float = 1e-7) -> tuple[float, np.ndarray]:
+    """Binary cross-entropy on probabilities, mean over all elements.
+
+    ``L = -1/n * sum [t log p + (1 - t) log(1 - p)]`` with ``p`` clipped to
+    ``[eps, 1 - eps]``. ``dL/dp = 1/n * (p - t) / (p (1 - p))`` inside the
+    clip range and 0 outside it (the clipped function is flat there).
+    """
+    _same_shape("bce", prob, target, "prob", "target")
+    n = np.size(prob)
+    p = np.clip(prob, eps, 1 - eps)
+    value = -np.sum(target * np.log(p) + (1 - target) * np.log1p(-p)) / n
+    inside = (prob > eps) & (prob < 1 - eps)
+    grad = np.where(inside, (p - target) / (p * (1 - p)), 0) / n   # dL/dp = (p - t) / (p(1-p)) / n
+    return float(value), grad.astype(np.result_type(prob), copy=False)
+
+
+def bce_with_logits(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """Binary cross-entropy of ``sigmoid(logits)``, fused, mean over all elements.
+
+    ``L = 1/n * sum [max(s, 0) - s t + log(1 + e^-|s|)]``, which equals
+    ``-[t log s(s) + (1 - t) log(1 - s(s))]`` but never exponentiates a
+    positive number, so it is finite and exact for any finite logit
+    (|s| = 1e4 gives ``L = |s|`` for the wrong label, 0 for the right one).
+    ``dL/ds = 1/n * (sigmoid(s) - t)``.
+    """
+    _same_shape("bce_with_logits", logits, target, "logits", "target")
+    s = logits
+    n = np.size(s)
+    value = np.sum(np.maximum(s, 0) - s * target + np.log1p(np.exp(-np.abs(s)))) / n
+    return float(value), (sigmoid(s) - target) / n                # dL/ds = (sigmoid(s) - t) / n
+
+
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Softmax cross-entropy with integer labels, mean over the N rows.
+
+    ``logits (N, K)``, ``labels (N,)`` integers in ``[0, K)``.
+    ``L = 1/N * sum_i [logsumexp(s_i) - s_{i, y_i}]``;
+    ``dL/ds = 1/N * (softmax(s) - onehot(y))``.
+    """
+    if logits.ndim != 2:
+        raise ValueError(f"softmax_cross_entropy: logits must be (N, K), got shape {logits.shape}")
+    labels = np.asarray(labels)
+    if labels.shape != (logits.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"softmax_cross_entropy: labels must be integers of shape ({logits.shape[0]},), "
+                         f"got {labels.dtype} {labels.shape}")
+    k = logits.shape[1]
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k}), "
+                         f"got range [{labels.min()}, {labels.max()}]")
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)    # same softmax, no overflow
+    log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_p = shifted - log_z
+    rows = np.arange(n)
+    value = -log_p[rows, labels].sum() / n
+    grad = np.exp(log_p)
+    grad[rows, labels] -= 1
+    return float(value), grad / n                                 # dL/ds = (softmax(s) - onehot(y)) / N

@@ -95,9 +95,9 @@ class Layer:
                 f"{where}: {what} has dtype {x.dtype} but the layer's parameters are {dtype}; "
                 f"cast the input with .astype(np.{dtype}) or build the layer with dtype=np.{x.dtype}")
         if not np.isfinite(x).all():
-            bad = np.argwhere(~np.isfinite(x))[0]
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
             raise ValueError(
-                f"{where}: {what} of shape {x.shape} contains NaN or inf (first at {tuple(bad)})")
+                f"{where}: {what} of shape {x.shape} contains NaN or inf (first at {bad})")
 
     def _need_forward(self, attr: str) -> np.ndarray:
         value = getattr(self, attr, None)

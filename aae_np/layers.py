@@ -74,7 +74,7 @@ class Dense(Layer):
         if not np.issubdtype(self.dtype, np.floating):
             raise ValueError(f"Dense: dtype must be a floating type, got {self.dtype}")
         rng = np.random.default_rng(rng)
-        fan = self.in_dim if init == "he" else (self.in_dim + self.out_dim) / 2
+        fan = self.in_dim if init == "he" else self.in_dim + self.out_dim
         std = np.sqrt(2.0 / fan)
         self.params["W"] = (rng.standard_normal((self.in_dim, self.out_dim)) * std).astype(self.dtype)
         self.params["b"] = np.zeros(self.out_dim, dtype=self.dtype)

@@ -1,0 +1,294 @@
+"""The Adversarial Autoencoder: three networks and the hand-written gradient of each phase.
+
+Networks (all ``Sequential`` MLPs, batches as rows):
+
+* ``encoder``       x (N, input_dim)   -> z (N, latent_dim)        linear output
+* ``decoder``       z (N, latent_dim)  -> logits (N, input_dim)    ``decode`` applies the sigmoid
+* ``discriminator`` z (N, latent_dim)  -> logit a (N, 1)           D(z) = sigmoid(a)
+
+The sigmoids on the decoder and discriminator outputs are kept out of the
+``Sequential``s on purpose: every loss is taken on logits (fused sigmoid +
+BCE), see ``losses.py`` and ``docs/derivations.md``.
+
+Training phases (``phase_grads``), each a deterministic function of its
+inputs that changes no parameter:
+
+``reconstruction``  L_rec(x, dec(enc(x)))                 -> encoder.*, decoder.*
+``discriminator``   BCE(D(z_prior), 1) & BCE(D(enc(x)), 0) -> discriminator.*
+``generator``       BCE(D(enc(x)), 1)                      -> encoder.*
+``joint``           L_rec + adv_weight * BCE(D(enc(x)), 1)  -> encoder.*, decoder.*  (the tutorial's step)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from aae_np import losses
+from aae_np.activations import sigmoid
+from aae_np.files import atomic_savez
+from aae_np.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from aae_np.priors import Gaussian, Prior
+
+__all__ = ["AAEConfig", "AAE", "PHASES"]
+
+PHASES = ("reconstruction", "discriminator", "generator", "joint")
+ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid,
+               "identity": Identity}
+FORMAT_VERSION = 1
+
+
+@dataclass
+class AAEConfig:
+    """Everything needed to rebuild a model (saved as JSON inside ``model.npz``)."""
+
+    input_dim: int = 784
+    latent_dim: int = 8
+    encoder_hidden: tuple[int, ...] = (512, 512)
+    decoder_hidden: tuple[int, ...] = (512, 512)
+    discriminator_hidden: tuple[int, ...] = (512, 512)
+    activation: str = "relu"            # hidden activation of all three networks
+    recon_loss: str = "bce"             # "bce" (on logits) or "mse" (on sigmoid outputs)
+    adv_weight: float = 1.0             # lambda of the joint phase
+    prior_std: float = 1.0
+    dtype: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("encoder_hidden", "decoder_hidden", "discriminator_hidden"):
+            setattr(self, name, tuple(int(h) for h in getattr(self, name)))
+        problems = []
+        if self.activation not in ACTIVATIONS:
+            problems.append(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.recon_loss not in ("bce", "mse"):
+            problems.append(f"recon_loss must be 'bce' or 'mse', got {self.recon_loss!r}")
+        if self.dtype not in ("float32", "float64"):
+            problems.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        for name in ("input_dim", "latent_dim"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(h < 1 for h in self.encoder_hidden + self.decoder_hidden + self.discriminator_hidden):
+            problems.append("hidden layer sizes must be >= 1")
+        if problems:
+            raise ValueError("AAEConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AAEConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"AAEConfig: unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def mlp(sizes: list[int], activation: str, rng: np.random.Generator, dtype: np.dtype) -> Sequential:
+    """Dense -> act -> ... -> Dense (linear output). He init before ReLU-family, Glorot otherwise."""
+    layers = []
+    hidden_init = "he" if activation in ("relu", "leaky_relu") else "glorot"
+    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        layers.append(Dense(d_in, d_out, rng=rng, dtype=dtype, init="glorot" if last else hidden_init))
+        if not last:
+            layers.append(ACTIVATIONS[activation]())
+    return Sequential(*layers)
+
+
+class AAE:
+    """Adversarial Autoencoder (Makhzani et al., 2015) with hand-written phase gradients."""
+
+    def __init__(self, config: AAEConfig | None = None, **overrides: Any) -> None:
+        if config is None:
+            config = AAEConfig(**overrides)
+        elif overrides:
+            config = AAEConfig.from_dict({**config.to_dict(), **overrides})
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        rng = np.random.default_rng(config.seed)
+        c = config
+        self.encoder = mlp([c.input_dim, *c.encoder_hidden, c.latent_dim], c.activation, rng, self.dtype)
+        self.decoder = mlp([c.latent_dim, *c.decoder_hidden, c.input_dim], c.activation, rng, self.dtype)
+        self.discriminator = mlp([c.latent_dim, *c.discriminator_hidden, 1], c.activation, rng, self.dtype)
+        self.nets = {"encoder": self.encoder, "decoder": self.decoder, "discriminator": self.discriminator}
+        for name, net in self.nets.items():
+            net._set_name(name)
+        self.prior: Prior = Gaussian(c.latent_dim, c.prior_std)
+        self.params = dict(self.named_params())
+        self.grads = {f"{n}.{k}": g for n, net in self.nets.items() for k, g in net.grads.items()}
+        self.last_stats: dict[str, float] = {}
+        self.intermediates: dict[str, np.ndarray] = {}
+
+    def __repr__(self) -> str:
+        return (f"AAE(latent_dim={self.config.latent_dim}, dtype={self.dtype.name},\n"
+                + "\n".join(f"  {n}={net!r}" for n, net in self.nets.items()) + ")")
+
+    # -- parameters ----------------------------------------------------------
+    def named_params(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``("encoder.0.W", array)``, ... for all three networks."""
+        for name, net in self.nets.items():
+            yield from net.named_params(prefix=f"{name}.")
+
+    def params_of(self, *nets: str) -> dict[str, np.ndarray]:
+        """The parameters of the named networks, e.g. ``params_of("encoder", "decoder")``."""
+        return {k: v for k, v in self.params.items() if k.split(".", 1)[0] in nets}
+
+    def zero_grad(self) -> None:
+        for net in self.nets.values():
+            net.zero_grad()
+
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    # -- inference -------------------------------------------------------------
+    def _as_input(self, x: np.ndarray, dim: int, what: str) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != dim:
+            raise ValueError(f"AAE: {what} must have shape (N, {dim}), got {x.shape}")
+        return x.astype(self.dtype, copy=False)
+
+    def _batched(self, net: Sequential, x: np.ndarray, batch_size: int) -> np.ndarray:
+        return np.concatenate([net.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+                              or [np.zeros((0, net.layers[-1].out_dim), self.dtype)])
+
+    def encode(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """z = enc(x): (N, input_dim) -> (N, latent_dim)."""
+        return self._batched(self.encoder, self._as_input(x, self.config.input_dim, "x"), batch_size)
+
+    def decode(self, z: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """x_hat = sigmoid(dec(z)): (N, latent_dim) -> (N, input_dim) in (0, 1)."""
+        z = self._as_input(z, self.config.latent_dim, "z")
+        return sigmoid(self._batched(self.decoder, z, batch_size))
+
+    def reconstruct(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        return self.decode(self.encode(x, batch_size), batch_size)
+
+    def discriminate(self, z: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """D(z) = sigmoid(disc(z)): the probability that z came from the prior, (N, 1)."""
+        z = self._as_input(z, self.config.latent_dim, "z")
+        return sigmoid(self._batched(self.discriminator, z, batch_size))
+
+    # -- training phases -------------------------------------------------------
+    def phase_grads(self, phase: str, x: np.ndarray,
+                    z_prior: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
+        """Loss and gradients of one training phase; changes no parameter.
+
+        Returns ``(loss, grads)`` where ``grads`` maps the qualified names of
+        the parameters this phase trains to the model's gradient buffers
+        (valid until the next call). ``z_prior`` (N, latent_dim) is required
+        by the ``discriminator`` phase. Extra numbers (D accuracy...) land in
+        ``self.last_stats``; intermediate gradients in ``self.intermediates``.
+        """
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        x = self._as_input(x, self.config.input_dim, "x")
+        self.zero_grad()
+        self.last_stats, self.intermediates = {}, {}
+        if phase == "reconstruction":
+            loss = self._reconstruction(x, backprop=True)
+            trained = ("encoder", "decoder")
+        elif phase == "discriminator":
+            if z_prior is None:
+                raise ValueError("the discriminator phase needs z_prior: samples of the prior, (N, latent_dim)")
+            loss = self._discriminator(x, self._as_input(z_prior, self.config.latent_dim, "z_prior"))
+            trained = ("discriminator",)
+        elif phase == "generator":
+            z = self.encoder.forward(x)
+            loss, dz = self._fool_discriminator(z)
+            self.encoder.backward(dz)                       # delta_enc through the encoder
+            trained = ("encoder",)
+        else:  # joint: the tutorial's single step on L_rec + lambda * L_G
+            rec = self._reconstruction(x, backprop=False)
+            dz_rec = self.decoder.backward(self.intermediates["d_logits"])
+            adv, dz_adv = self._fool_discriminator(self.intermediates["z"])
+            dz = dz_rec + self.config.adv_weight * dz_adv   # dL/dz adds over the two paths
+            self.intermediates["dz"] = dz
+            self.encoder.backward(dz)
+            loss = rec + self.config.adv_weight * adv
+            self.last_stats.update(recon_loss=rec, g_loss=adv)
+            trained = ("encoder", "decoder")
+        return loss, {k: g for k, g in self.grads.items() if k.split(".", 1)[0] in trained}
+
+    def _reconstruction(self, x: np.ndarray, backprop: bool) -> float:
+        z = self.encoder.forward(x)
+        logits = self.decoder.forward(z)
+        if self.config.recon_loss == "bce":
+            loss, d_logits = losses.bce_with_logits(logits, x)          # delta = (x_hat - x) / n
+        else:
+            x_hat = sigmoid(logits)
+            loss, d_xhat = losses.mse(x_hat, x)                         # dL/dx_hat = 2/n (x_hat - x)
+            d_logits = d_xhat * x_hat * (1 - x_hat)                     # delta = dL/dx_hat * s'(logits)
+        self.intermediates.update(z=z, d_logits=d_logits)
+        self.last_stats["recon_loss"] = loss
+        if backprop:
+            dz = self.decoder.backward(d_logits)                       # dz = delta W_dec^T ...
+            self.intermediates["dz"] = dz
+            self.encoder.backward(dz)
+        return loss
+
+    def _fool_discriminator(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        """L_G = BCE(D(z), 1); returns (L_G, dL_G/dz). The discriminator's own grads are discarded."""
+        a = self.discriminator.forward(z)
+        loss, da = losses.bce_with_logits(a, np.ones_like(a))          # dL/da = (D(z) - 1) / N
+        dz = self.discriminator.backward(da)                           # dz = da W_D^T ... (through D)
+        self.discriminator.zero_grad()                                  # D is not trained by this phase
+        self.intermediates.update(z=z, d_a_gen=da, dz_adv=dz)
+        self.last_stats["g_loss"] = loss
+        return loss, dz
+
+    def _discriminator(self, x: np.ndarray, z_prior: np.ndarray) -> float:
+        """L_D = 1/2 [BCE(D(z_prior), 1) + BCE(D(enc(x)), 0)]: the mean over all 2N samples."""
+        z_fake = self.encoder.forward(x)                               # a constant here (detached)
+        a_real = self.discriminator.forward(z_prior)
+        l_real, da_real = losses.bce_with_logits(a_real, np.ones_like(a_real))    # (D - 1) / N
+        self.discriminator.backward(0.5 * da_real)
+        a_fake = self.discriminator.forward(z_fake)
+        l_fake, da_fake = losses.bce_with_logits(a_fake, np.zeros_like(a_fake))   # D / N
+        self.discriminator.backward(0.5 * da_fake)
+        accuracy = 0.5 * (np.mean(a_real > 0) + np.mean(a_fake <= 0))
+        self.last_stats.update(d_loss=0.5 * (l_real + l_fake), d_accuracy=float(accuracy))
+        return 0.5 * (l_real + l_fake)
+
+    # -- persistence -------------------------------------------------------------
+    def save(self, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None) -> Path:
+        """Write config (JSON) and parameters to one ``.npz``, atomically (temp file + rename)."""
+        arrays = {"__config__": np.array(json.dumps(self.config.to_dict())),
+                  "__format__": np.array(FORMAT_VERSION)}
+        arrays.update({f"param/{k}": v for k, v in self.params.items()})
+        arrays.update(extra or {})
+        return atomic_savez(path, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "AAE":
+        """Rebuild a model saved by ``save`` (no pickle is ever loaded)."""
+        model, _ = cls.load_with_extras(path)
+        return model
+
+    @classmethod
+    def load_with_extras(cls, path: str | os.PathLike) -> tuple["AAE", dict[str, np.ndarray]]:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"model file {path} does not exist; train one with `aae-np train --out DIR`")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+            config = AAEConfig.from_dict(json.loads(str(arrays.pop("__config__"))))
+            arrays.pop("__format__", None)
+        except (OSError, ValueError, KeyError, json.JSONDecodeError, EOFError) as err:
+            raise ValueError(f"{path} is not a readable aae_np model file ({err}); "
+                             "was it written by AAE.save / aae-np train?") from err
+        model = cls(config)
+        for name, param in model.params.items():
+            stored = arrays.pop(f"param/{name}", None)
+            if stored is None or stored.shape != param.shape:
+                raise ValueError(f"{path}: parameter {name} is missing or has the wrong shape "
+                                 f"({None if stored is None else stored.shape} vs {param.shape})")
+            param[...] = stored
+        return model, arrays

@@ -1,0 +1,130 @@
+"""Optimizers: update rules as pure functions, and a thin loop over named parameters.
+
+An update rule is an object holding its hyper-parameters with two methods:
+
+``init_state(param) -> state``
+    the rule's per-parameter memory (a dict of arrays and counters).
+``update(param, grad, state) -> (new_param, new_state)``
+    one step; **pure**: it reads its inputs and returns new arrays.
+
+``Optimizer`` owns the per-name state and writes each new parameter back
+into the model's array in place, so the model keeps its references. All
+conventions follow PyTorch's ``torch.optim`` so runs can be compared step
+for step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+__all__ = ["SGD", "Momentum", "Adam", "Optimizer"]
+
+State = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SGD:
+    """``p <- p - lr * g``."""
+
+    lr: float = 1e-2
+
+    def init_state(self, param: np.ndarray) -> State:
+        return {}
+
+    def update(self, param: np.ndarray, grad: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        return param - self.lr * grad, state
+
+
+@dataclass(frozen=True)
+class Momentum:
+    """Heavy-ball momentum (PyTorch form): ``v <- mu v + g``; ``p <- p - lr v``.
+
+    Nesterov: ``p <- p - lr (g + mu v)`` with the updated ``v``.
+    """
+
+    lr: float = 1e-2
+    momentum: float = 0.9
+    nesterov: bool = False
+
+    def init_state(self, param: np.ndarray) -> State:
+        return {"v": np.zeros_like(param)}
+
+    def update(self, param: np.ndarray, grad: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        v = self.momentum * state["v"] + grad
+        step = grad + self.momentum * v if self.nesterov else v
+        return param - self.lr * step, {"v": v}
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam``.
+
+    ``m <- b1 m + (1 - b1) g``;  ``v <- b2 v + (1 - b2) g^2``;
+    ``p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
+    """
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    def init_state(self, param: np.ndarray) -> State:
+        return {"t": 0, "m": np.zeros_like(param), "v": np.zeros_like(param)}
+
+    def update(self, param: np.ndarray, grad: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        b1, b2 = self.betas
+        t = state["t"] + 1
+        m = b1 * state["m"] + (1 - b1) * grad
+        v = b2 * state["v"] + (1 - b2) * grad * grad
+        m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        new = param - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        return new.astype(param.dtype, copy=False), {"t": t, "m": m.astype(param.dtype, copy=False),
+                                                      "v": v.astype(param.dtype, copy=False)}
+
+
+class Optimizer:
+    """Apply one update rule to a set of named parameters.
+
+    ``named_params``: a mapping or iterable of ``(name, array)``, e.g.
+    ``model.named_params()`` filtered to the parameters this optimizer owns.
+    ``step(grads)`` reads ``grads[name]`` for every owned name.
+    """
+
+    def __init__(self, named_params: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]],
+                 rule: SGD | Momentum | Adam) -> None:
+        items = named_params.items() if isinstance(named_params, Mapping) else named_params
+        self.params: dict[str, np.ndarray] = dict(items)
+        if not self.params:
+            raise ValueError("Optimizer: no parameters given")
+        self.rule = rule
+        self.state: dict[str, State] = {name: rule.init_state(p) for name, p in self.params.items()}
+
+    def __repr__(self) -> str:
+        return f"Optimizer({self.rule}, {len(self.params)} tensors)"
+
+    def step(self, grads: Mapping[str, np.ndarray]) -> None:
+        missing = [name for name in self.params if name not in grads]
+        if missing:
+            raise ValueError(f"Optimizer.step: no gradient for {missing[:3]}; "
+                             f"got gradients for {list(grads)[:3]}...")
+        for name, param in self.params.items():
+            new, self.state[name] = self.rule.update(param, grads[name], self.state[name])
+            param[...] = new               # in place: the model's array is the same object
+
+    # -- checkpointing -----------------------------------------------------
+    def state_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """Flat ``{prefix/name/key: array}`` for saving in an .npz."""
+        out = {}
+        for name, state in self.state.items():
+            for key, value in state.items():
+                out[f"{prefix}/{name}/{key}"] = np.asarray(value)
+        return out
+
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray], prefix: str) -> None:
+        for name, state in self.state.items():
+            for key in list(state):
+                stored = arrays[f"{prefix}/{name}/{key}"]
+                state[key] = int(stored) if key == "t" else np.array(stored, dtype=self.params[name].dtype)

@@ -1,0 +1,366 @@
+"""MNIST and Fashion-MNIST: an IDX reader, a loader, a checked downloader, and where to look.
+
+An IDX file is a tiny header followed by a C-order array (all integers big-endian)::
+
+    bytes 0-1    00 00
+    byte  2      dtype code: 08 ubyte, 09 sbyte, 0B int16, 0C int32, 0D float32, 0E float64
+    byte  3      ndim (at least 1)
+    4 * ndim     the dimensions, one uint32 each, none zero
+    the rest     prod(dims) items, exactly: a short or a long file is an error
+
+The file may be gzip-compressed; that is told from its first two bytes (1f 8b), not its name.
+
+``resolve_data_dir`` looks for the four files in this order and takes the first hit:
+
+1. the ``data_dir`` argument (the CLI's ``--data-dir``): it must be complete, nothing else is tried;
+2. the ``AAE_NP_DATA`` environment variable, if not empty: the same;
+3. ``REPO_DATA_ROOT / dataset``, i.e. ``<repo>/data/mnist``;
+4. ``SYSTEM_DATA_DIRS[dataset]`` (Debian's ``dataset-fashion-mnist`` package);
+5. a download into ``REPO_DATA_ROOT / dataset``.
+
+MD5 checksums are checked only on files ``download`` fetched itself. A folder the user points
+at is checked structurally by ``read_idx`` instead, so a subset or a recompressed copy loads.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import math
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+__all__ = ["DataError", "DatasetSpec", "MnistData", "DATASETS", "FILE_STEMS", "ENV_VAR",
+           "REPO_DATA_ROOT", "SYSTEM_DATA_DIRS", "read_idx", "find_files", "load_mnist",
+           "download", "resolve_data_dir", "load"]
+
+
+class DataError(ValueError):
+    """A data file or folder is missing, malformed or could not be fetched.
+
+    The message names the file (or argument), says what was wrong and what to do.
+    """
+
+
+# The module-level names below are read at call time, so tests can monkeypatch them.
+ENV_VAR = "AAE_NP_DATA"
+REPO_DATA_ROOT: Path = Path(__file__).resolve().parent.parent / "data"
+SYSTEM_DATA_DIRS: dict[str, tuple[Path, ...]] = {
+    "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),
+}
+FILE_STEMS: tuple[str, ...] = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+_IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+_FIX_FILE = ("delete it and download again, or pass --data-dir to a folder with the four "
+             "MNIST IDX files")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset is published: base URLs tried in order, and the MD5 of each ``.gz`` file."""
+
+    title: str
+    mirrors: tuple[str, ...]
+    md5: Mapping[str, str]
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec("MNIST", (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ), {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    }),
+    "fashion-mnist": DatasetSpec("Fashion-MNIST", (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    ), {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    }),
+}
+
+
+class MnistData(NamedTuple):
+    """The four arrays of an MNIST-format dataset (a plain 4-tuple, with names).
+
+    ``x_*``: (N, 784) float32 in [0, 1], rows are 28x28 images flattened row by row.
+    ``y_*``: (N,) int64 class labels in 0..9.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _spec(dataset: str) -> DatasetSpec:
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[dataset]
+
+
+def _how_to_fix(dataset: str, folder: Path) -> str:
+    names = ", ".join(stem + ".gz" for stem in FILE_STEMS)
+    hint = (f"Copy the four files {names} (or their uncompressed versions) into {folder}/, "
+            f"or pass --data-dir DIR, or set {ENV_VAR}=DIR, with DIR a folder holding them")
+    if dataset == "fashion-mnist":
+        hint += " (on Debian/Ubuntu, apt-get install dataset-fashion-mnist provides one)"
+    return hint
+
+
+# ----------------------------------------------------------------------------- reading
+
+def _read_bytes(path: Path) -> tuple[bytes, bool]:
+    """The file's contents, gunzipped if it starts with the gzip magic; and whether it did."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; pass --data-dir to a folder with the four "
+                        "MNIST IDX files") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err}); check that it is a "
+                        f"readable file, or {_FIX_FILE}") from None
+    if raw[:2] != _GZIP_MAGIC:
+        return raw, False
+    try:
+        return gzip.decompress(raw), True
+    except (OSError, EOFError, zlib.error) as err:     # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: corrupt gzip stream ({err}); {_FIX_FILE}") from None
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read one IDX file, gzip-compressed or raw, into an array of shape ``dims``.
+
+    The dtype is the header's, in native byte order (``uint8`` for MNIST images and labels).
+    Raises ``DataError`` naming the file for a missing or unreadable file, a corrupt gzip
+    stream, a bad magic number or dtype code, zero dimensions, or a length that does not
+    match the header exactly (truncated or trailing bytes).
+    """
+    path = Path(path)
+    data, gzipped = _read_bytes(path)
+    where = " after gunzip" if gzipped else ""
+
+    def bad(what: str) -> DataError:
+        return DataError(f"{path}: {what}; {_FIX_FILE}")
+
+    if len(data) < 4:
+        raise bad(f"only {len(data)} bytes{where}, too short for the 4-byte IDX magic number")
+    if data[:2] != b"\0\0":
+        raise bad(f"not an IDX file: magic number {data[:4].hex(' ')}, expected "
+                  "00 00 <dtype code> <ndim>")
+    code, ndim = data[2], data[3]
+    if code not in _IDX_DTYPES:
+        known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
+        raise bad(f"unknown IDX dtype code 0x{code:02X} (known: {known})")
+    if ndim == 0:
+        raise bad("IDX header has 0 dimensions; at least 1 is needed")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise bad(f"truncated header: {ndim} dimensions need {header} bytes, "
+                  f"the file has {len(data)}{where}")
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    if 0 in dims:
+        raise bad(f"dimension {dims.index(0)} is zero (shape {dims}); every dimension must be >= 1")
+    dtype = _IDX_DTYPES[code]
+    expected = header + math.prod(dims) * dtype.itemsize
+    if len(data) != expected:
+        kind = "truncated" if len(data) < expected else "trailing bytes"
+        raise bad(f"{kind}: shape {dims} of {dtype.name} needs {expected} bytes, "
+                  f"the file has {len(data)}{where}")
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+    return array.astype(dtype.newbyteorder("="))          # a writable native-endian copy
+
+
+# ----------------------------------------------------------------------------- loading
+
+def find_files(root: str | os.PathLike[str]) -> dict[str, Path | None]:
+    """Map each of ``FILE_STEMS`` to ``root/<stem>.gz`` or ``root/<stem>``, or None if neither is there."""
+    root = Path(root)
+    found: dict[str, Path | None] = {}
+    for stem in FILE_STEMS:
+        found[stem] = next((p for p in (root / (stem + ".gz"), root / stem) if p.is_file()), None)
+    return found
+
+
+def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``x``: (N, 784) float32 in [0, 1]; ``y``: (N,) int64, after checking both files."""
+    images = read_idx(images_path)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{images_path}: expected ubyte images of shape (N, 28, 28), found "
+                        f"{images.dtype} of shape {images.shape}; {_FIX_FILE}")
+    labels = read_idx(labels_path)
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DataError(f"{labels_path}: expected ubyte labels of shape (N,), found "
+                        f"{labels.dtype} of shape {labels.shape}; {_FIX_FILE}")
+    if labels.max() > 9:
+        raise DataError(f"{labels_path}: labels must lie in 0..9, found {int(labels.max())}; "
+                        f"{_FIX_FILE}")
+    if len(images) != len(labels):
+        raise DataError(f"{images_path} holds {len(images)} images but {labels_path} holds "
+                        f"{len(labels)} labels; both must come from the same set: {_FIX_FILE}")
+    x = images.reshape(len(images), 28 * 28).astype(np.float32) / np.float32(255)
+    return x, labels.astype(np.int64)
+
+
+def load_mnist(root: str | os.PathLike[str], dataset: str = "mnist") -> MnistData:
+    """Load the four IDX files in ``root`` (``.gz`` or uncompressed names).
+
+    Returns ``(x_train, y_train, x_test, y_test)`` as ``MnistData``: ``x`` (N, 784) float32
+    in [0, 1], ``y`` (N,) int64. ``dataset`` ("mnist" or "fashion-mnist", same format) is
+    used only in messages. No checksum is checked here; see the module docstring.
+    """
+    spec, root = _spec(dataset), Path(root)
+    found = find_files(root)
+    missing = [stem for stem, path in found.items() if path is None]
+    if missing:
+        raise DataError(f"{spec.title} folder {root} lacks {', '.join(missing)} (.gz or "
+                        f"uncompressed). {_how_to_fix(dataset, root)}")
+    x_train, y_train = _load_split(found[FILE_STEMS[0]], found[FILE_STEMS[1]])
+    x_test, y_test = _load_split(found[FILE_STEMS[2]], found[FILE_STEMS[3]])
+    return MnistData(x_train, y_train, x_test, y_test)
+
+
+# ----------------------------------------------------------------------------- downloading
+
+def _fetch(url: str, out_fd: int, timeout: float, progress: bool, desc: str) -> str:
+    """Stream ``url`` into the open file ``out_fd`` (closed on return); return the MD5 hex digest."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    with os.fdopen(out_fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with tqdm(total=resp.length, unit="B", unit_scale=True, unit_divisor=1024,
+                  desc=desc, disable=not progress, leave=False) as bar:
+            while chunk := resp.read(1 << 16):
+                out.write(chunk)
+                md5.update(chunk)
+                bar.update(len(chunk))
+    return md5.hexdigest()
+
+
+def _download_one(name: str, dest: Path, mirrors: Sequence[str], md5: str, dataset: str,
+                  timeout: float, progress: bool) -> None:
+    """Fetch ``name`` from the first mirror whose copy has MD5 ``md5``; ``os.replace`` it into ``dest``."""
+    attempts: list[str] = []
+    network_only = True           # every failure was a connection error: probably offline
+    for base in mirrors:
+        url = base.rstrip("/") + "/" + name
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".part")
+        try:
+            digest = _fetch(url, fd, timeout, progress, desc=name)
+        except urllib.error.HTTPError as err:
+            err.close()
+            network_only = False
+            attempts.append(f"{url}: HTTP {err.code} {err.reason}")
+        except (OSError, http.client.HTTPException) as err:   # URLError, timeouts, resets
+            reason = getattr(err, "reason", None) or err
+            attempts.append(f"{url}: {str(reason) or type(reason).__name__}")
+        else:
+            if digest == md5:
+                os.chmod(tmp, 0o644)                  # mkstemp makes it private (0600)
+                os.replace(tmp, dest / name)
+                return
+            network_only = False
+            attempts.append(f"{url}: MD5 {digest}, expected {md5}; discarded")
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    title = _spec(dataset).title
+    offline = " (no network?)" if attempts and network_only else ""
+    headline = f"could not download {title} file {name}{offline}"
+    tried = "".join(f"\n  {line}" for line in attempts) or "\n  (no mirrors given)"
+    raise DataError(f"{headline}; tried:{tried}\n{_how_to_fix(dataset, dest)}.")
+
+
+def download(dataset: str, dest_dir: str | os.PathLike[str], mirrors: Sequence[str] | None = None,
+             progress: bool = True, *, checksums: Mapping[str, str] | None = None,
+             timeout: float = 30.0) -> Path:
+    """Download the four official ``.gz`` files of ``dataset`` into ``dest_dir``; return it.
+
+    Each file is tried on ``mirrors`` in order (default: the dataset's official ones), written
+    to a temporary file beside its destination, checked against ``checksums[name]`` (default:
+    the official MD5s) and only then moved into place with ``os.replace``, so a failed or
+    corrupt download leaves nothing behind. Files already in ``dest_dir`` (``.gz`` or
+    uncompressed) are kept as they are. ``timeout`` is in seconds per connect or read.
+    Raises ``DataError`` listing what each mirror did when no mirror delivers a file.
+    """
+    spec, dest = _spec(dataset), Path(dest_dir)
+    mirrors = spec.mirrors if mirrors is None else tuple(mirrors)
+    checksums = spec.md5 if checksums is None else checksums
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create download folder {dest} ({err.strerror or err}); "
+                        f"{_how_to_fix(dataset, dest)}") from None
+    for stem, path in find_files(dest).items():
+        if path is None:
+            name = stem + ".gz"
+            if name not in checksums:
+                raise DataError(f"download: no checksum given for {name}; the checksums "
+                                f"mapping needs all four of {', '.join(s + '.gz' for s in FILE_STEMS)}")
+            _download_one(name, dest, mirrors, checksums[name], dataset, timeout, progress)
+    return dest
+
+
+# ----------------------------------------------------------------------------- resolution
+
+def _require_complete(folder: Path, dataset: str, source: str) -> Path:
+    """``folder`` if it holds all four files, else a DataError that blames ``source``."""
+    if not folder.is_dir():
+        raise DataError(f"{source}: {folder} is not a folder. {_how_to_fix(dataset, folder)}")
+    missing = [stem for stem, path in find_files(folder).items() if path is None]
+    if missing:
+        raise DataError(f"{source}: {folder} lacks {', '.join(missing)} (.gz or uncompressed); "
+                        f"nothing was downloaded. {_how_to_fix(dataset, folder)}")
+    return folder
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None, dataset: str = "mnist",
+                     download_ok: bool = True, progress: bool = True) -> Path:
+    """The folder to load ``dataset`` from, searched in the order of the module docstring.
+
+    An explicit ``data_dir`` or a non-empty ``AAE_NP_DATA`` must hold the four files (else
+    ``DataError``, and no download elsewhere). Otherwise the repo's ``data/<dataset>`` and the
+    system folders are tried, then a download into ``data/<dataset>`` if ``download_ok``.
+    """
+    _spec(dataset)
+    if data_dir is not None:
+        return _require_complete(Path(data_dir).expanduser(), dataset, f"--data-dir {data_dir}")
+    env = os.environ.get(ENV_VAR, "")
+    if env:
+        return _require_complete(Path(env).expanduser(), dataset, f"{ENV_VAR}={env}")
+    target = REPO_DATA_ROOT / dataset
+    candidates = [target, *SYSTEM_DATA_DIRS.get(dataset, ())]
+    for folder in candidates:
+        if all(path is not None for path in find_files(folder).values()):
+            return folder
+    if not download_ok:
+        searched = ", ".join(str(folder) for folder in candidates)
+        raise DataError(f"{_spec(dataset).title} not found (searched {searched}) and downloading "
+                        f"is turned off. {_how_to_fix(dataset, target)}")
+    return download(dataset, target, progress=progress)
+
+
+def load(dataset: str = "mnist", data_dir: str | os.PathLike[str] | None = None,
+         download_ok: bool = True, progress: bool = True) -> MnistData:
+    """``load_mnist(resolve_data_dir(...))``: find (or fetch) ``dataset`` and load it."""
+    return load_mnist(resolve_data_dir(data_dir, dataset, download_ok, progress), dataset)

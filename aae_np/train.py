@@ -1,0 +1,217 @@
+"""Training: the paper's phased schedule (default) and the tutorial's joint schedule.
+
+Phased (Makhzani et al., 2015, section 2): for every mini-batch
+
+1. ``reconstruction``: encoder + decoder minimise the reconstruction loss;
+2. ``discriminator``: D learns to tell prior samples from encoded ones;
+3. ``generator``: the encoder learns to fool D.
+
+Joint (the tutorial's program): one step of encoder + decoder on
+``L_rec + lambda * L_G``, then one discriminator step. Its failure (D wins,
+the decoder outputs the mean image) is reproducible with
+``--preset tutorial --schedule joint``.
+
+Each phase has its own Adam optimizer, as the paper's phases are separate
+games. Checkpoints hold the model, every optimizer's state, the random
+generator's state and the history, so ``resume`` continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from aae_np.files import atomic_write_text
+from aae_np.model import AAE
+from aae_np.optim import Adam, Optimizer
+
+__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "SCHEDULES"]
+
+SCHEDULES = {
+    # phase -> the networks its optimizer owns
+    "phased": {"reconstruction": ("encoder", "decoder"), "discriminator": ("discriminator",),
+               "generator": ("encoder",)},
+    "joint": {"joint": ("encoder", "decoder"), "discriminator": ("discriminator",)},
+}
+HISTORY_KEYS = ("recon_loss", "d_loss", "g_loss", "d_accuracy", "test_mse", "seconds")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or inf; the last good checkpoint was kept."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 100
+    schedule: str = "phased"
+    lr_ae: float = 1e-3            # reconstruction (phased) or joint step
+    lr_d: float = 1e-3
+    lr_g: float = 1e-3
+    beta1_ae: float = 0.9
+    beta1_adv: float = 0.5         # discriminator and generator optimizers
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")
+        if self.epochs < 0:
+            problems.append(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        for name in ("lr_ae", "lr_d", "lr_g"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0")
+        if problems:
+            raise ValueError("TrainConfig: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class Trainer:
+    """Runs a schedule over ``x_train`` (N, input_dim) float32 in [0, 1].
+
+    ``history`` holds one entry per finished epoch for each key of
+    ``HISTORY_KEYS`` (mean over the epoch's batches; ``test_mse`` on
+    ``x_test`` if given). With ``out_dir`` a checkpoint is written
+    atomically after every epoch.
+    """
+
+    def __init__(self, model: AAE, config: TrainConfig, x_train: np.ndarray,
+                 x_test: np.ndarray | None = None, out_dir: str | os.PathLike | None = None,
+                 progress: bool = True) -> None:
+        self.model, self.config = model, config
+        self.x_train = np.ascontiguousarray(x_train, dtype=model.dtype)
+        self.x_test = None if x_test is None else np.ascontiguousarray(x_test, dtype=model.dtype)
+        if self.x_train.ndim != 2 or self.x_train.shape[1] != model.config.input_dim:
+            raise ValueError(f"training data must be (N, {model.config.input_dim}), got {self.x_train.shape}")
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.progress = progress
+        self.rng = np.random.default_rng(config.seed)
+        self.epoch = 0
+        self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+        self.optimizers = {phase: Optimizer(model.params_of(*nets), self._rule(phase))
+                           for phase, nets in SCHEDULES[config.schedule].items()}
+
+    def _rule(self, phase: str) -> Adam:
+        c = self.config
+        if phase in ("reconstruction", "joint"):
+            return Adam(lr=c.lr_ae, betas=(c.beta1_ae, 0.999))
+        lr = c.lr_d if phase == "discriminator" else c.lr_g
+        beta1 = c.beta1_adv if c.schedule == "phased" else c.beta1_ae
+        return Adam(lr=lr, betas=(beta1, 0.999))
+
+    # -- one step / one epoch -------------------------------------------------------
+    def step(self, x: np.ndarray) -> dict[str, float]:
+        """All phases of the schedule on one mini-batch; returns their numbers."""
+        stats: dict[str, float] = {}
+        for phase, optimizer in self.optimizers.items():
+            z_prior = None
+            if phase == "discriminator":
+                z_prior = self.model.prior.sample(len(x), self.rng, self.model.dtype)
+            loss, grads = self.model.phase_grads(phase, x, z_prior)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the {phase} loss became {loss} in epoch {self.epoch + 1}; "
+                    + (f"the last good checkpoint is {self.checkpoint_path} (epoch {self.epoch}). "
+                       if self.out_dir else "")
+                    + "Try a smaller learning rate (--lr) or a different --seed.")
+            optimizer.step(grads)
+            stats.update(self.model.last_stats)
+        return stats
+
+    def train_epoch(self) -> dict[str, float]:
+        from tqdm.auto import tqdm
+
+        n, bs = len(self.x_train), self.config.batch_size
+        order = self.rng.permutation(n)
+        sums: dict[str, float] = {}
+        batches = range(0, n, bs)
+        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", unit="batch",
+                   disable=not self.progress, leave=False)
+        for count, start in enumerate(bar, 1):
+            stats = self.step(self.x_train[order[start:start + bs]])
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if count % 10 == 0:
+                bar.set_postfix({k: f"{v / count:.4f}" for k, v in sums.items()})
+        bar.close()
+        return {k: v / len(batches) for k, v in sums.items()}
+
+    def fit(self, epochs: int | None = None,
+            on_epoch: Callable[["Trainer", dict[str, float]], None] | None = None) -> dict[str, list[float]]:
+        """Train until ``epochs`` (default ``config.epochs``) epochs are done in total."""
+        target = self.config.epochs if epochs is None else epochs
+        while self.epoch < target:
+            t0 = time.perf_counter()
+            means = self.train_epoch()
+            if not all(np.isfinite(p).all() for p in self.model.params.values()):
+                raise TrainingDiverged(f"parameters became NaN/inf in epoch {self.epoch + 1}; "
+                                       "the last good checkpoint was kept")
+            self.epoch += 1
+            means["test_mse"] = self.test_mse()
+            means["seconds"] = time.perf_counter() - t0
+            for key in HISTORY_KEYS:
+                self.history[key].append(float(means.get(key, float("nan"))))
+            if self.out_dir is not None:
+                self.save_checkpoint()
+            if on_epoch is not None:
+                on_epoch(self, means)
+        return self.history
+
+    def test_mse(self) -> float:
+        """Held-out reconstruction MSE (mean over all pixels), NaN without test data."""
+        if self.x_test is None:
+            return float("nan")
+        diff = self.model.reconstruct(self.x_test) - self.x_test
+        return float(np.mean(diff * diff, dtype=np.float64))
+
+    # -- checkpoints ---------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.out_dir is None else self.out_dir / "checkpoint.npz"
+
+    def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            raise ValueError("save_checkpoint needs a path or a Trainer with out_dir")
+        state = {"epoch": self.epoch, "train_config": asdict(self.config), "history": self.history,
+                 "rng": self.rng.bit_generator.state}
+        extra = {"__trainer__": np.array(json.dumps(state))}
+        for phase, opt in self.optimizers.items():
+            extra.update(opt.state_arrays(f"optim/{phase}"))
+        self.model.save(path, extra)
+        atomic_write_text(path.with_name("history.json"), json.dumps(self.history, indent=1))
+        return path
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike, x_train: np.ndarray, x_test: np.ndarray | None = None,
+               epochs: int | None = None, out_dir: str | os.PathLike | None = None,
+               progress: bool = True) -> "Trainer":
+        """Rebuild a trainer from a checkpoint; ``fit()`` then continues as if never stopped."""
+        model, extra = AAE.load_with_extras(path)
+        if "__trainer__" not in extra:
+            raise ValueError(f"{path} is a model file without trainer state; resume needs a checkpoint.npz")
+        state = json.loads(str(extra["__trainer__"]))
+        config = TrainConfig.from_dict(state["train_config"])
+        if epochs is not None:
+            config.epochs = epochs
+        trainer = cls(model, config, x_train, x_test,
+                      out_dir=Path(path).parent if out_dir is None else out_dir, progress=progress)
+        trainer.epoch = state["epoch"]
+        trainer.history = {k: list(state["history"].get(k, [])) for k in HISTORY_KEYS}
+        trainer.rng.bit_generator.state = state["rng"]
+        for phase, opt in trainer.optimizers.items():
+            opt.load_state_arrays(extra, f"optim/{phase}")
+        return trainer

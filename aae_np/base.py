@@ -19,7 +19,11 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["Layer"]
+__all__ = ["Layer", "NonFiniteError"]
+
+
+class NonFiniteError(ValueError):
+    """An array that must be finite holds NaN or inf (bad data, or training diverged)."""
 
 
 class Layer:
@@ -96,7 +100,7 @@ class Layer:
                 f"cast the input with .astype(np.{dtype}) or build the layer with dtype=np.{x.dtype}")
         if not np.isfinite(x).all():
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
-            raise ValueError(
+            raise NonFiniteError(
                 f"{where}: {what} of shape {x.shape} contains NaN or inf (first at {bad})")
 
     def _need_forward(self, attr: str) -> np.ndarray:

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from aae_np.base import NonFiniteError
 from aae_np.files import atomic_write_text
 from aae_np.model import AAE
 from aae_np.optim import Adam, Optimizer
@@ -120,16 +121,21 @@ class Trainer:
             z_prior = None
             if phase == "discriminator":
                 z_prior = self.model.prior.sample(len(x), self.rng, self.model.dtype)
-            loss, grads = self.model.phase_grads(phase, x, z_prior)
+            try:
+                loss, grads = self.model.phase_grads(phase, x, z_prior)
+            except NonFiniteError as err:
+                raise self._diverged(phase, str(err)) from err
             if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the {phase} loss became {loss} in epoch {self.epoch + 1}; "
-                    + (f"the last good checkpoint is {self.checkpoint_path} (epoch {self.epoch}). "
-                       if self.out_dir else "")
-                    + "Try a smaller learning rate (--lr) or a different --seed.")
+                raise self._diverged(phase, f"the loss is {loss}")
             optimizer.step(grads)
             stats.update(self.model.last_stats)
         return stats
+
+    def _diverged(self, phase: str, what: str) -> TrainingDiverged:
+        kept = (f" The last good checkpoint is {self.checkpoint_path} (epoch {self.epoch})."
+                if self.out_dir is not None and self.epoch > 0 else "")
+        return TrainingDiverged(f"training diverged in the {phase} phase of epoch {self.epoch + 1}: {what}."
+                                f"{kept} Try smaller learning rates or another --seed.")
 
     def train_epoch(self) -> dict[str, float]:
         from tqdm.auto import tqdm

@@ -1,0 +1,144 @@
+"""The AAE: every phase's hand-written gradient against finite differences, API and persistence."""
+
+import numpy as np
+import pytest
+
+from aae_np.gradcheck import check_params
+from aae_np.model import AAE, AAEConfig, PHASES
+
+SMALL = dict(input_dim=6, latent_dim=3, encoder_hidden=(5,), decoder_hidden=(4,),
+             discriminator_hidden=(5,), dtype="float64", seed=1)
+
+
+def batch(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.05, 0.95, (4, 6)), rng.standard_normal((4, 3))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "leaky_relu", "relu"])
+@pytest.mark.parametrize("recon_loss", ["bce", "mse"])
+@pytest.mark.parametrize("phase", PHASES)
+def test_phase_gradients_match_finite_differences(phase, recon_loss, activation):
+    model = AAE(**SMALL, recon_loss=recon_loss, activation=activation)
+    x, z_prior = batch()
+    loss, grads = model.phase_grads(phase, x, z_prior)
+    analytic = {k: g.copy() for k, g in grads.items()}
+    expected_nets = {"reconstruction": {"encoder", "decoder"}, "discriminator": {"discriminator"},
+                     "generator": {"encoder"}, "joint": {"encoder", "decoder"}}[phase]
+    assert {k.split(".")[0] for k in analytic} == expected_nets
+    assert set(analytic) == set(model.params_of(*expected_nets))
+    report = check_params(lambda: model.phase_grads(phase, x, z_prior)[0],
+                          {k: model.params[k] for k in analytic}, analytic, h=1e-5,
+                          title=f"{phase}/{recon_loss}/{activation}", tol=1e-6)
+    assert report.passed(), str(report)
+
+
+def test_phase_gradcheck_catches_a_wrong_phase_gradient():
+    model = AAE(**SMALL)
+    x, z_prior = batch()
+    _, grads = model.phase_grads("generator", x, z_prior)
+    wrong = {k: -g for k, g in grads.items()}          # ascend instead of descend
+    report = check_params(lambda: model.phase_grads("generator", x, z_prior)[0],
+                          {k: model.params[k] for k in wrong}, wrong, tol=1e-6)
+    assert not report.passed() and report.max_rel_error == pytest.approx(1.0)
+
+
+def test_phases_change_no_parameter():
+    model = AAE(**SMALL)
+    before = {k: v.copy() for k, v in model.params.items()}
+    x, z_prior = batch()
+    for phase in PHASES:
+        model.phase_grads(phase, x, z_prior)
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_discriminator_phase_treats_encoded_z_as_constant_and_needs_prior():
+    model = AAE(**SMALL)
+    x, z_prior = batch()
+    model.phase_grads("discriminator", x, z_prior)
+    assert not any(model.grads[k].any() for k in model.params_of("encoder", "decoder"))
+    assert 0 <= model.last_stats["d_accuracy"] <= 1
+    with pytest.raises(ValueError, match="needs z_prior"):
+        model.phase_grads("discriminator", x)
+
+
+def test_generator_phase_leaves_no_discriminator_gradient():
+    model = AAE(**SMALL)
+    x, z_prior = batch()
+    model.phase_grads("generator", x, z_prior)
+    assert not any(model.grads[k].any() for k in model.params_of("discriminator"))
+
+
+def test_joint_is_reconstruction_plus_weighted_generator():
+    model = AAE(**SMALL, adv_weight=0.3)
+    x, z_prior = batch()
+    rec, g_rec = model.phase_grads("reconstruction", x)
+    g_rec = {k: v.copy() for k, v in g_rec.items()}
+    gen, g_gen = model.phase_grads("generator", x)
+    g_gen = {k: v.copy() for k, v in g_gen.items()}
+    joint, g_joint = model.phase_grads("joint", x)
+    assert joint == pytest.approx(rec + 0.3 * gen)
+    for k, g in g_joint.items():
+        np.testing.assert_allclose(g, g_rec[k] + 0.3 * g_gen.get(k, 0), rtol=1e-10, atol=1e-14)
+
+
+def test_names_shapes_and_api():
+    model = AAE(latent_dim=2, encoder_hidden=(16,), decoder_hidden=(16,), discriminator_hidden=(8,))
+    names = [n for n, _ in model.named_params()]
+    assert names[:2] == ["encoder.0.W", "encoder.0.b"] and "discriminator.2.b" in names
+    x = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    z = model.encode(x)
+    assert z.shape == (5, 2) and z.dtype == np.float32
+    x_hat = model.decode(z)
+    assert x_hat.shape == (5, 784) and (x_hat > 0).all() and (x_hat < 1).all()
+    assert model.prior.sample(7, np.random.default_rng(0)).shape == (7, 2)
+    assert model.discriminate(z).shape == (5, 1)
+    with pytest.raises(ValueError, match=r"z must have shape \(N, 2\)"):
+        model.decode(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="phase must be one of"):
+        model.phase_grads("adversarial", x)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(activation="gelu"), "activation must be one of"),
+    (dict(recon_loss="l1"), "recon_loss must be"),
+    (dict(dtype="float16"), "dtype must be"),
+    (dict(latent_dim=0), "latent_dim must be >= 1"),
+])
+def test_bad_config(bad, message):
+    with pytest.raises(ValueError, match=message):
+        AAEConfig(**bad)
+
+
+def test_save_load_round_trip_and_atomicity(tmp_path, monkeypatch):
+    model = AAE(latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,), discriminator_hidden=(8,), seed=4)
+    path = model.save(tmp_path / "model.npz")
+    loaded = AAE.load(path)
+    assert loaded.config == model.config
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(loaded.params[k], v)
+        assert loaded.params[k].dtype == v.dtype
+
+    # a crash while writing leaves the previous file intact and no temp file behind
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    other = AAE(latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,), discriminator_hidden=(8,), seed=5)
+    with pytest.raises(OSError, match="disk full"):
+        other.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+    np.testing.assert_array_equal(AAE.load(path).params["encoder.0.W"], model.params["encoder.0.W"])
+
+
+def test_load_gives_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        AAE.load(tmp_path / "missing.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not a readable aae_np model file"):
+        AAE.load(junk)
+    np.savez(tmp_path / "plain.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="not a readable aae_np model file"):
+        AAE.load(tmp_path / "plain.npz")

@@ -1,0 +1,113 @@
+"""Trainer: schedules, bit-identical resume, the NaN guard, atomic checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+
+from aae_np.model import AAE
+from aae_np.train import HISTORY_KEYS, TrainConfig, Trainer, TrainingDiverged
+
+TINY = dict(input_dim=20, latent_dim=2, encoder_hidden=(16,), decoder_hidden=(16,),
+            discriminator_hidden=(8,), seed=3)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.random((96, 20), dtype=np.float32), rng.random((32, 20), dtype=np.float32)
+
+
+@pytest.mark.parametrize("schedule", ["phased", "joint"])
+def test_training_lowers_reconstruction_and_records_history(data, schedule):
+    x, x_test = data
+    trainer = Trainer(AAE(**TINY), TrainConfig(epochs=6, batch_size=16, schedule=schedule), x, x_test,
+                      progress=False)
+    history = trainer.fit()
+    assert set(history) == set(HISTORY_KEYS)
+    assert all(len(v) == 6 for v in history.values())
+    assert all(np.isfinite(v).all() for k, v in history.items())
+    if schedule == "phased":      # the joint schedule need not learn: that is the tutorial's failure
+        assert history["test_mse"][-1] < history["test_mse"][0]
+    assert set(trainer.optimizers) == ({"reconstruction", "discriminator", "generator"}
+                                       if schedule == "phased" else {"joint", "discriminator"})
+
+
+def test_same_seed_same_history(data):
+    x, x_test = data
+    runs = [Trainer(AAE(**TINY), TrainConfig(epochs=2, batch_size=16), x, x_test, progress=False).fit()
+            for _ in range(2)]
+    assert runs[0] == runs[1] or all(
+        np.array_equal(runs[0][k], runs[1][k]) for k in HISTORY_KEYS if k != "seconds")
+
+
+def test_resume_is_bit_identical(data, tmp_path):
+    x, x_test = data
+    config = TrainConfig(epochs=4, batch_size=16)
+    straight = Trainer(AAE(**TINY), config, x, x_test, out_dir=tmp_path / "a", progress=False)
+    straight.fit()
+
+    first = Trainer(AAE(**TINY), TrainConfig(epochs=4, batch_size=16), x, x_test, out_dir=tmp_path / "b",
+                    progress=False)
+    first.fit(epochs=2)                                # "crash" after epoch 2
+    resumed = Trainer.resume(tmp_path / "b" / "checkpoint.npz", x, x_test, progress=False)
+    assert resumed.epoch == 2
+    resumed.fit()
+    for k, v in straight.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[k], v, err_msg=k)
+    for k in HISTORY_KEYS:
+        if k != "seconds":
+            assert resumed.history[k] == straight.history[k], k
+    saved = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert saved["test_mse"] == straight.history["test_mse"]
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
+    x, x_test = data
+    trainer = Trainer(AAE(**TINY), TrainConfig(epochs=3, batch_size=16), x, x_test, out_dir=tmp_path,
+                      progress=False)
+    trainer.fit(epochs=1)
+    good = (tmp_path / "checkpoint.npz").read_bytes()
+    trainer.model.params["decoder.0.W"][0, 0] = np.nan        # something goes badly wrong
+    with pytest.raises(TrainingDiverged, match=r"diverged in the reconstruction phase of epoch 2: .*NaN.*checkpoint.npz \(epoch 1\)"):
+        trainer.fit()
+    assert (tmp_path / "checkpoint.npz").read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_checkpoint_write_is_atomic(data, tmp_path, monkeypatch):
+    x, _ = data
+    trainer = Trainer(AAE(**TINY), TrainConfig(epochs=2, batch_size=16), x, out_dir=tmp_path, progress=False)
+    trainer.fit(epochs=1)
+    good = (tmp_path / "checkpoint.npz").read_bytes()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", killed)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert (tmp_path / "checkpoint.npz").read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "history.json"]
+
+
+def test_resume_rejects_a_plain_model_file(data, tmp_path):
+    x, _ = data
+    path = AAE(**TINY).save(tmp_path / "model.npz")
+    with pytest.raises(ValueError, match="without trainer state"):
+        Trainer.resume(path, x)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(schedule="alternating"), "schedule must be one of"),
+    (dict(batch_size=0), "batch_size must be >= 1"),
+    (dict(lr_d=0), "lr_d must be > 0"),
+])
+def test_bad_train_config(bad, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**bad)
+
+
+def test_wrong_data_shape(data):
+    with pytest.raises(ValueError, match=r"training data must be \(N, 20\)"):
+        Trainer(AAE(**TINY), TrainConfig(), np.zeros((4, 7), np.float32))

@@ -25,6 +25,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     ``exp`` is only ever taken of ``-|x|`` (<= 0), so it cannot overflow for
     any finite input; the two branches are algebraically identical.
     """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -276,6 +277,9 @@ class AAE:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"model file {path} does not exist; train one with `aae-np train --out DIR`")
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is not a readable aae_np model file (not an .npz archive); "
+                             "was it written by AAE.save / aae-np train?")
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}

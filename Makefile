@@ -27,7 +27,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $@
 
 train: setup
-	$(BIN)/aae-np gradcheck
+	$(BIN)/aae-np train --out runs/default --overwrite
 
 test: setup
 	$(BIN)/python -m pytest

@@ -203,7 +203,7 @@ class AAE:
         elif phase == "generator":
             z = self.encoder.forward(x)
             loss, dz = self._fool_discriminator(z)
-            self.encoder.backward(dz)                       # delta_enc through the encoder
+            self.encoder.backward(dz, need_dx=False)        # delta_enc through the encoder
             trained = ("encoder",)
         else:  # joint: the tutorial's single step on L_rec + lambda * L_G
             rec = self._reconstruction(x, backprop=False)
@@ -211,7 +211,7 @@ class AAE:
             adv, dz_adv = self._fool_discriminator(self.intermediates["z"])
             dz = dz_rec + self.config.adv_weight * dz_adv   # dL/dz adds over the two paths
             self.intermediates["dz"] = dz
-            self.encoder.backward(dz)
+            self.encoder.backward(dz, need_dx=False)
             loss = rec + self.config.adv_weight * adv
             self.last_stats.update(recon_loss=rec, g_loss=adv)
             trained = ("encoder", "decoder")
@@ -231,7 +231,7 @@ class AAE:
         if backprop:
             dz = self.decoder.backward(d_logits)                       # dz = delta W_dec^T ...
             self.intermediates["dz"] = dz
-            self.encoder.backward(dz)
+            self.encoder.backward(dz, need_dx=False)       # x is data: no dL/dx needed
         return loss
 
     def _fool_discriminator(self, z: np.ndarray) -> tuple[float, np.ndarray]:
@@ -245,17 +245,24 @@ class AAE:
         return loss, dz
 
     def _discriminator(self, x: np.ndarray, z_prior: np.ndarray) -> float:
-        """L_D = 1/2 [BCE(D(z_prior), 1) + BCE(D(enc(x)), 0)]: the mean over all 2N samples."""
+        """L_D = 1/2 [BCE(D(z_prior), 1) + BCE(D(enc(x)), 0)]: the mean over all 2N samples.
+
+        Both halves go through D as one batch of 2N rows with targets [1; 0]; the
+        mean BCE over that batch is exactly the average of the two halves' means
+        (for equal halves), and dL/da = (D(z) - t) / 2N row by row.
+        """
         z_fake = self.encoder.forward(x)                               # a constant here (detached)
-        a_real = self.discriminator.forward(z_prior)
-        l_real, da_real = losses.bce_with_logits(a_real, np.ones_like(a_real))    # (D - 1) / N
-        self.discriminator.backward(0.5 * da_real)
-        a_fake = self.discriminator.forward(z_fake)
-        l_fake, da_fake = losses.bce_with_logits(a_fake, np.zeros_like(a_fake))   # D / N
-        self.discriminator.backward(0.5 * da_fake)
-        accuracy = 0.5 * (np.mean(a_real > 0) + np.mean(a_fake <= 0))
-        self.last_stats.update(d_loss=0.5 * (l_real + l_fake), d_accuracy=float(accuracy))
-        return 0.5 * (l_real + l_fake)
+        n = len(z_prior)
+        if len(z_fake) != n:
+            raise ValueError(f"z_prior has {n} rows but x has {len(z_fake)}; give one prior sample per input")
+        z_both = np.concatenate([z_prior, z_fake])
+        target = np.concatenate([np.ones((n, 1), self.dtype), np.zeros((n, 1), self.dtype)])
+        a = self.discriminator.forward(z_both)
+        loss, da = losses.bce_with_logits(a, target)                   # (D(z) - t) / 2N
+        self.discriminator.backward(da)                                # dW_D = z^T delta, ...
+        accuracy = 0.5 * (np.mean(a[:n] > 0) + np.mean(a[n:] <= 0))
+        self.last_stats.update(d_loss=loss, d_accuracy=float(accuracy))
+        return loss
 
     # -- persistence -------------------------------------------------------------
     def save(self, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None) -> Path:

@@ -15,6 +15,7 @@ for step.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -104,6 +105,10 @@ class Optimizer:
 
     def __repr__(self) -> str:
         return f"Optimizer({self.rule}, {len(self.params)} tensors)"
+
+    def set_lr(self, lr: float) -> None:
+        """Change the rule's learning rate (keeps every per-name state, e.g. Adam's moments)."""
+        self.rule = dataclasses.replace(self.rule, lr=lr)
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         missing = [name for name in self.params if name not in grads]

@@ -58,6 +58,7 @@ class TrainConfig:
     lr_g: float = 1e-3
     beta1_ae: float = 0.9
     beta1_adv: float = 0.5         # discriminator and generator optimizers
+    lr_decay_start: float = 1.0    # fraction of training after which every lr falls linearly to 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,6 +69,8 @@ class TrainConfig:
             problems.append(f"epochs must be >= 0, got {self.epochs}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.lr_decay_start <= 1:
+            problems.append(f"lr_decay_start must be in [0, 1], got {self.lr_decay_start}")
         for name in ("lr_ae", "lr_d", "lr_g"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0")
@@ -104,6 +107,7 @@ class Trainer:
         self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
         self.optimizers = {phase: Optimizer(model.params_of(*nets), self._rule(phase))
                            for phase, nets in SCHEDULES[config.schedule].items()}
+        self.base_lr = {phase: opt.rule.lr for phase, opt in self.optimizers.items()}
 
     def _rule(self, phase: str) -> Adam:
         c = self.config
@@ -114,8 +118,21 @@ class Trainer:
         return Adam(lr=lr, betas=(beta1, 0.999))
 
     # -- one step / one epoch -------------------------------------------------------
-    def step(self, x: np.ndarray) -> dict[str, float]:
-        """All phases of the schedule on one mini-batch; returns their numbers."""
+    def lr_factor(self, progress: float) -> float:
+        """1 until ``lr_decay_start``, then linear to 0 at the end (progress in [0, 1])."""
+        start = self.config.lr_decay_start
+        if progress <= start or start >= 1:
+            return 1.0
+        return max(0.0, (1 - progress) / (1 - start))
+
+    def step(self, x: np.ndarray, progress: float = 0.0) -> dict[str, float]:
+        """All phases of the schedule on one mini-batch; returns their numbers.
+
+        ``progress`` is the fraction of training done, for the learning-rate schedule.
+        """
+        factor = self.lr_factor(progress)
+        for phase, optimizer in self.optimizers.items():
+            optimizer.set_lr(self.base_lr[phase] * factor)
         stats: dict[str, float] = {}
         for phase, optimizer in self.optimizers.items():
             z_prior = None
@@ -146,8 +163,10 @@ class Trainer:
         batches = range(0, n, bs)
         bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", unit="batch",
                    disable=not self.progress, leave=False)
+        total = max(1, self.config.epochs * len(batches))
         for count, start in enumerate(bar, 1):
-            stats = self.step(self.x_train[order[start:start + bs]])
+            progress = (self.epoch * len(batches) + count - 1) / total
+            stats = self.step(self.x_train[order[start:start + bs]], progress)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             if count % 10 == 0:

@@ -200,3 +200,16 @@ def test_bad_dout_and_backward_before_forward():
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Dense(**kwargs)
+
+
+def test_need_dx_false_skips_only_the_input_gradient():
+    net = Sequential(Dense(4, 3, rng=0, dtype=np.float64), Tanh(), Dense(3, 2, rng=1, dtype=np.float64))
+    x, dout = np.random.default_rng(0).normal(size=(5, 4)), np.ones((5, 2))
+    net.forward(x)
+    dx = net.backward(dout)
+    full = {k: g.copy() for k, g in net.grads.items()}
+    net.zero_grad()
+    net.forward(x)
+    assert net.backward(dout, need_dx=False) is None and dx.shape == (5, 4)
+    for k, g in net.grads.items():
+        np.testing.assert_array_equal(g, full[k])

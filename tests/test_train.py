@@ -111,3 +111,15 @@ def test_bad_train_config(bad, message):
 def test_wrong_data_shape(data):
     with pytest.raises(ValueError, match=r"training data must be \(N, 20\)"):
         Trainer(AAE(**TINY), TrainConfig(), np.zeros((4, 7), np.float32))
+
+
+def test_linear_lr_decay(data):
+    x, _ = data
+    trainer = Trainer(AAE(**TINY), TrainConfig(epochs=2, batch_size=16, lr_decay_start=0.5), x, progress=False)
+    assert trainer.lr_factor(0.25) == 1.0 and trainer.lr_factor(0.75) == pytest.approx(0.5)
+    trainer.fit()
+    last = (2 * 6 - 1) / 12                           # progress of the final step
+    for phase, opt in trainer.optimizers.items():
+        assert opt.rule.lr == pytest.approx(trainer.base_lr[phase] * (1 - last) / 0.5)
+    with pytest.raises(ValueError, match="lr_decay_start"):
+        TrainConfig(lr_decay_start=1.5)

@@ -119,6 +119,7 @@ class TensorCheck:
     worst_index: tuple[int, ...]
     analytic: float
     numeric: float
+    max_abs_error: float = 0.0      # max_i |a_i - b_i|: tells a real error from noise on a ~0 entry
 
     @classmethod
     def compare(cls, name: str, analytic: np.ndarray, numeric: np.ndarray) -> "TensorCheck":
@@ -129,7 +130,8 @@ class TensorCheck:
         worst = np.unravel_index(int(np.argmax(r)), r.shape)
         worst = tuple(int(i) for i in worst)
         return cls(name, analytic.shape, float(r[worst]), worst,
-                   float(analytic[worst]), float(numeric[worst]))
+                   float(analytic[worst]), float(numeric[worst]),
+                   float(np.max(np.abs(analytic - numeric))))
 
     def passed(self, tol: float = DEFAULT_TOL) -> bool:
         return self.max_rel_error < tol

@@ -211,6 +211,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and a pointer to --help), not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the four IDX files (else $AAE_NP_DATA, data/<dataset>, "
                                       "or download)")
@@ -221,11 +228,11 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from aae_np.presets import PRESETS
 
-    parser = argparse.ArgumentParser(prog="aae-np", description="Adversarial Autoencoders in NumPy.")
+    parser = _Parser(prog="aae-np", description="Adversarial Autoencoders in NumPy.")
     parser.add_argument("--threads", type=_positive_int,
                         help="BLAS threads (sets OMP/OPENBLAS/MKL_NUM_THREADS; default: all cores)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("train", help="train an AAE; writes model.npz, history.json, metrics.json and plots")
     _data_args(p)

@@ -57,6 +57,7 @@ class AAEConfig:
     recon_loss: str = "bce"             # "bce" (on logits) or "mse" (on sigmoid outputs)
     adv_weight: float = 1.0             # lambda of the joint phase
     prior_std: float = 1.0
+    posterior_std: float = 0.0          # q(z|x) = N(enc(x), posterior_std^2 I) while training; 0: deterministic
     dtype: str = "float32"
     seed: int = 0
 
@@ -70,6 +71,8 @@ class AAEConfig:
             problems.append(f"recon_loss must be 'bce' or 'mse', got {self.recon_loss!r}")
         if self.dtype not in ("float32", "float64"):
             problems.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if not self.posterior_std >= 0:
+            problems.append(f"posterior_std must be >= 0, got {self.posterior_std}")
         for name in ("input_dim", "latent_dim"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -177,19 +180,24 @@ class AAE:
         return sigmoid(self._batched(self.discriminator, z, batch_size))
 
     # -- training phases -------------------------------------------------------
-    def phase_grads(self, phase: str, x: np.ndarray,
-                    z_prior: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
+    def phase_grads(self, phase: str, x: np.ndarray, z_prior: np.ndarray | None = None,
+                    eps: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
         """Loss and gradients of one training phase; changes no parameter.
 
         Returns ``(loss, grads)`` where ``grads`` maps the qualified names of
         the parameters this phase trains to the model's gradient buffers
         (valid until the next call). ``z_prior`` (N, latent_dim) is required
-        by the ``discriminator`` phase. Extra numbers (D accuracy...) land in
+        by the ``discriminator`` phase. ``eps`` (N, latent_dim), standard normal
+        noise, draws z = enc(x) + posterior_std * eps from a Gaussian posterior
+        (paper section 2.1); without it z = enc(x). dz/d enc(x) = I either way. Extra numbers (D accuracy...) land in
         ``self.last_stats``; intermediate gradients in ``self.intermediates``.
         """
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         x = self._as_input(x, self.config.input_dim, "x")
+        self._eps = None
+        if eps is not None and self.config.posterior_std > 0:
+            self._eps = self.config.posterior_std * self._as_input(eps, self.config.latent_dim, "eps")
         self.zero_grad()
         self.last_stats, self.intermediates = {}, {}
         if phase == "reconstruction":
@@ -201,7 +209,7 @@ class AAE:
             loss = self._discriminator(x, self._as_input(z_prior, self.config.latent_dim, "z_prior"))
             trained = ("discriminator",)
         elif phase == "generator":
-            z = self.encoder.forward(x)
+            z = self._encode_train(x)
             loss, dz = self._fool_discriminator(z)
             self.encoder.backward(dz, need_dx=False)        # delta_enc through the encoder
             trained = ("encoder",)
@@ -217,8 +225,13 @@ class AAE:
             trained = ("encoder", "decoder")
         return loss, {k: g for k, g in self.grads.items() if k.split(".", 1)[0] in trained}
 
-    def _reconstruction(self, x: np.ndarray, backprop: bool) -> float:
+    def _encode_train(self, x: np.ndarray) -> np.ndarray:
+        """z = enc(x) (+ posterior_std * eps when the phase was given noise)."""
         z = self.encoder.forward(x)
+        return z if self._eps is None else z + self._eps
+
+    def _reconstruction(self, x: np.ndarray, backprop: bool) -> float:
+        z = self._encode_train(x)
         logits = self.decoder.forward(z)
         if self.config.recon_loss == "bce":
             loss, d_logits = losses.bce_with_logits(logits, x)          # delta = (x_hat - x) / n
@@ -251,7 +264,7 @@ class AAE:
         mean BCE over that batch is exactly the average of the two halves' means
         (for equal halves), and dL/da = (D(z) - t) / 2N row by row.
         """
-        z_fake = self.encoder.forward(x)                               # a constant here (detached)
+        z_fake = self._encode_train(x)                                 # a constant here (detached)
         n = len(z_prior)
         if len(z_fake) != n:
             raise ValueError(f"z_prior has {n} rows but x has {len(z_fake)}; give one prior sample per input")

@@ -135,11 +135,13 @@ class Trainer:
             optimizer.set_lr(self.base_lr[phase] * factor)
         stats: dict[str, float] = {}
         for phase, optimizer in self.optimizers.items():
-            z_prior = None
+            z_prior = eps = None
             if phase == "discriminator":
                 z_prior = self.model.prior.sample(len(x), self.rng, self.model.dtype)
+            if self.model.config.posterior_std > 0:
+                eps = self.rng.standard_normal((len(x), self.model.config.latent_dim)).astype(self.model.dtype)
             try:
-                loss, grads = self.model.phase_grads(phase, x, z_prior)
+                loss, grads = self.model.phase_grads(phase, x, z_prior, eps)
             except NonFiniteError as err:
                 raise self._diverged(phase, str(err)) from err
             if not math.isfinite(loss):

@@ -59,6 +59,7 @@ class TrainConfig:
     beta1_ae: float = 0.9
     beta1_adv: float = 0.5         # discriminator and generator optimizers
     lr_decay_start: float = 1.0    # fraction of training after which every lr falls linearly to 0
+    adv_steps: int = 1             # discriminator + generator steps per reconstruction step
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -67,6 +68,8 @@ class TrainConfig:
             problems.append(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")
         if self.epochs < 0:
             problems.append(f"epochs must be >= 0, got {self.epochs}")
+        if self.adv_steps < 1:
+            problems.append(f"adv_steps must be >= 1, got {self.adv_steps}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0 <= self.lr_decay_start <= 1:
@@ -134,7 +137,12 @@ class Trainer:
         for phase, optimizer in self.optimizers.items():
             optimizer.set_lr(self.base_lr[phase] * factor)
         stats: dict[str, float] = {}
-        for phase, optimizer in self.optimizers.items():
+        phases = list(self.optimizers)
+        if self.config.adv_steps > 1:      # repeat the adversarial pair: (..., D, G) * adv_steps
+            first_adv = phases.index("discriminator")
+            phases = phases[:first_adv] + phases[first_adv:] * self.config.adv_steps
+        for phase in phases:
+            optimizer = self.optimizers[phase]
             z_prior = eps = None
             if phase == "discriminator":
                 z_prior = self.model.prior.sample(len(x), self.rng, self.model.dtype)

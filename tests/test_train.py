@@ -123,3 +123,13 @@ def test_linear_lr_decay(data):
         assert opt.rule.lr == pytest.approx(trainer.base_lr[phase] * (1 - last) / 0.5)
     with pytest.raises(ValueError, match="lr_decay_start"):
         TrainConfig(lr_decay_start=1.5)
+
+
+def test_adv_steps_repeats_the_discriminator_and_generator(data):
+    x, _ = data
+    trainer = Trainer(AAE(**TINY), TrainConfig(epochs=1, batch_size=96, adv_steps=3), x, progress=False)
+    trainer.fit()
+    steps = {phase: opt.state[next(iter(opt.state))]["t"] for phase, opt in trainer.optimizers.items()}
+    assert steps == {"reconstruction": 1, "discriminator": 3, "generator": 3}
+    with pytest.raises(ValueError, match="adv_steps must be >= 1"):
+        TrainConfig(adv_steps=0)

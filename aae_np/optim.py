@@ -77,13 +77,19 @@ class Adam:
     def update(self, param: np.ndarray, grad: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         b1, b2 = self.betas
         t = state["t"] + 1
-        m = b1 * state["m"] + (1 - b1) * grad
-        v = b2 * state["v"] + (1 - b2) * grad * grad
-        m_hat = m / (1 - b1 ** t)
-        v_hat = v / (1 - b2 ** t)
-        new = param - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
-        return new.astype(param.dtype, copy=False), {"t": t, "m": m.astype(param.dtype, copy=False),
-                                                      "v": v.astype(param.dtype, copy=False)}
+        # Each line allocates one new array and then works in place on it: the inputs are
+        # never written (the rule stays pure) and no chain of temporaries is built.
+        m = state["m"] * b1
+        m += (1 - b1) * grad                               # m = b1 m + (1 - b1) g
+        v = grad * grad
+        v *= 1 - b2
+        v += b2 * state["v"]                               # v = b2 v + (1 - b2) g^2
+        denom = np.sqrt(v)
+        denom *= 1 / np.sqrt(1 - b2 ** t)                  # sqrt(v_hat) = sqrt(v / (1 - b2^t))
+        denom += self.eps
+        step = np.divide(m, denom)
+        step *= self.lr / (1 - b1 ** t)                    # lr * m_hat / (sqrt(v_hat) + eps)
+        return param - step, {"t": t, "m": m, "v": v}
 
 
 class Optimizer:

@@ -172,7 +172,7 @@ class Trainer:
         sums: dict[str, float] = {}
         batches = range(0, n, bs)
         bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", unit="batch",
-                   disable=not self.progress, leave=False)
+                   disable=not self.progress, leave=False, mininterval=1.0)
         total = max(1, self.config.epochs * len(batches))
         for count, start in enumerate(bar, 1):
             progress = (self.epoch * len(batches) + count - 1) / total

@@ -9,18 +9,8 @@ Conventions for the whole package (see ``docs/derivations.md``):
 * ``delta`` (also called ``dout``) is dL/dy, the gradient of the scalar loss with
   respect to a layer's output, with the output's shape.
 
-Every layer follows one contract:
-
-``forward(x)``
-    takes ``(N, D_in)``, keeps in named attributes exactly what ``backward``
-    needs, returns ``(N, D_out)``.
-``backward(dout)``
-    takes dL/dy ``(N, D_out)``, returns dL/dx ``(N, D_in)`` and **adds**
-    parameter gradients into ``self.grads`` (so gradients from several
-    backward passes accumulate until ``zero_grad()``).
-``params`` / ``grads``
-    dicts with identical keys (``"W"``, ``"b"`` for Dense, empty for
-    activations).
+Every layer follows the contract written in ``aae_np/base.py`` (``forward`` keeps what
+``backward`` needs; ``backward(dout)`` returns dx and *adds* into ``grads``).
 
 Nothing here changes a weight: only an optimizer does that.
 """

@@ -1,0 +1,282 @@
+"""Kernels for the training step's hot loop: a plain NumPy twin and a Numba kernel for each.
+
+Read the NumPy twins first: they are the maths. The Numba kernels compute the same
+thing with the same signature, fused so that each array is walked once:
+
+``dense_forward(x, W, b, act, alpha, out)``
+    out = act(x W + b): the GEMM (BLAS through ``np.dot``), then bias and activation
+    in one pass over ``out`` (the "epilogue").
+``dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx)``
+    delta = dout * act'(y)  (the derivative written in terms of the output y);
+    dW += x^T delta;  db += 1^T delta;  dx = delta W^T if ``need_dx``.
+``bce_logits(s, t, grad) -> loss``
+    the fused sigmoid + binary cross-entropy of ``losses.bce_with_logits``.
+``adam_flat(p, g, m, v, step_size, b1, b2, eps, v_scale)``
+    one Adam step over flat buffers, in place (``step_size = lr / (1 - b1^t)``,
+    ``v_scale = 1 / sqrt(1 - b2^t)``).
+``momentum_flat(p, g, vel, lr, mu, nesterov)``
+    one heavy-ball step, in place.
+``matmul(a, b, out)``
+    a GEMM; the Numba one is a readable blocked loop kept for teaching (BLAS is the
+    default everywhere else, see docs/performance.md).
+
+Activation codes: 0 identity, 1 ReLU, 2 LeakyReLU(alpha), 3 sigmoid, 4 tanh. All
+kernels write into caller-provided arrays and work for float32 and float64.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+
+ACT_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+
+
+# ----------------------------------------------------------------------------------------
+# NumPy twins
+# ----------------------------------------------------------------------------------------
+def _act_np(u: np.ndarray, act: int, alpha: float) -> np.ndarray:
+    if act == 1:
+        return np.maximum(u, 0)
+    if act == 2:
+        return np.where(u > 0, u, u * u.dtype.type(alpha))
+    if act == 3:
+        e = np.exp(-np.abs(u))
+        return np.where(u >= 0, 1 / (1 + e), e / (1 + e)).astype(u.dtype, copy=False)
+    if act == 4:
+        return np.tanh(u)
+    return u
+
+
+def _act_grad_np(y: np.ndarray, act: int, alpha: float) -> np.ndarray:
+    """act'(u) written with the output y = act(u) (ReLU/LeakyReLU: the sign of y is that of u)."""
+    if act == 1:
+        return (y > 0).astype(y.dtype)
+    if act == 2:
+        return np.where(y > 0, 1, alpha).astype(y.dtype)
+    if act == 3:
+        return y * (1 - y)
+    if act == 4:
+        return 1 - y * y
+    return np.ones_like(y)
+
+
+def dense_forward_np(x, W, b, act, alpha, out):
+    out[...] = _act_np(x @ W + b, act, alpha)            # y = act(x W + b)
+    return out
+
+
+def dense_backward_np(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx):
+    delta[...] = dout * _act_grad_np(y, act, alpha)      # delta = dout * act'(u)
+    dW += x.T @ delta                                    # dW = x^T delta
+    db += delta.sum(axis=0)                              # db = 1^T delta
+    if need_dx:
+        dx[...] = delta @ W.T                            # dx = delta W^T
+    return delta
+
+
+def activation_forward_np(u, act, alpha, out):
+    out[...] = _act_np(u, act, alpha)
+    return out
+
+
+def activation_backward_np(y, dout, act, alpha, out):
+    out[...] = dout * _act_grad_np(y, act, alpha)
+    return out
+
+
+def bce_logits_np(s, t, grad):
+    n = s.size
+    e = np.exp(-np.abs(s))
+    grad[...] = (np.where(s >= 0, 1 / (1 + e), e / (1 + e)) - t) / n   # (sigmoid(s) - t) / n
+    return float(np.sum(np.maximum(s, 0) - s * t + np.log1p(e)) / n)
+
+
+def adam_flat_np(p, g, m, v, step_size, b1, b2, eps, v_scale):
+    m *= b1
+    m += (1 - b1) * g                                    # m = b1 m + (1 - b1) g
+    v *= b2
+    v += (1 - b2) * g * g                                # v = b2 v + (1 - b2) g^2
+    p -= step_size * m / (np.sqrt(v) * v_scale + eps)    # p -= lr m_hat / (sqrt(v_hat) + eps)
+
+
+def momentum_flat_np(p, g, vel, lr, mu, nesterov):
+    vel *= mu
+    vel += g                                             # v = mu v + g
+    p -= lr * (g + mu * vel) if nesterov else lr * vel
+
+
+def matmul_np(a, b, out):
+    np.dot(a, b, out=out)
+    return out
+
+
+NUMPY = SimpleNamespace(name="numpy", dense_forward=dense_forward_np, dense_backward=dense_backward_np,
+                        activation_forward=activation_forward_np,
+                        activation_backward=activation_backward_np, bce_logits=bce_logits_np,
+                        adam_flat=adam_flat_np, momentum_flat=momentum_flat_np, matmul=matmul_np)
+
+
+# ----------------------------------------------------------------------------------------
+# Numba kernels: module level so that cache=True can store them on disk; compiled
+# on first call for each dtype
+# ----------------------------------------------------------------------------------------
+def numba_available() -> bool:
+    return NUMBA is not None
+
+
+try:  # numba's np.dot needs SciPy's BLAS bindings
+    import scipy  # noqa: F401
+    from numba import njit
+except ImportError:  # pragma: no cover - the numpy backend still works
+    NUMBA = None
+else:
+    jit = njit(cache=True, error_model="numpy", nogil=True)
+
+
+    @jit
+    def act_inplace(a, act, alpha):
+        # one loop per activation: a branch inside the loop would stop vectorisation
+        flat = a.reshape(-1)
+        zero, one = flat.dtype.type(0), flat.dtype.type(1)
+        al = flat.dtype.type(alpha)
+        if act == 1:
+            for i in range(flat.size):
+                flat[i] = flat[i] if flat[i] > zero else zero
+        elif act == 2:
+            for i in range(flat.size):
+                flat[i] = flat[i] if flat[i] > zero else al * flat[i]
+        elif act == 3:
+            for i in range(flat.size):
+                e = math.exp(-abs(flat[i]))
+                flat[i] = one / (one + e) if flat[i] >= zero else e / (one + e)
+        elif act == 4:
+            for i in range(flat.size):
+                flat[i] = math.tanh(flat[i])
+
+    @jit
+    def dense_forward(x, W, b, act, alpha, out):
+        np.dot(x, W, out)                                # GEMM through BLAS
+        n, m = out.shape
+        for i in range(n):                               # epilogue: + b
+            for j in range(m):
+                out[i, j] += b[j]
+        act_inplace(out, act, alpha)
+        return out
+
+    @jit
+    def act_grad_mul(y, dout, act, alpha, delta):
+        fy, fd, fo = y.reshape(-1), dout.reshape(-1), delta.reshape(-1)
+        zero, one = fy.dtype.type(0), fy.dtype.type(1)
+        al = fy.dtype.type(alpha)
+        if act == 1:
+            for i in range(fy.size):
+                fo[i] = fd[i] if fy[i] > zero else zero
+        elif act == 2:
+            for i in range(fy.size):
+                fo[i] = fd[i] if fy[i] > zero else al * fd[i]
+        elif act == 3:
+            for i in range(fy.size):
+                fo[i] = fd[i] * fy[i] * (one - fy[i])
+        elif act == 4:
+            for i in range(fy.size):
+                fo[i] = fd[i] * (one - fy[i] * fy[i])
+        else:
+            for i in range(fy.size):
+                fo[i] = fd[i]
+
+    @jit
+    def dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx):
+        act_grad_mul(y, dout, act, alpha, delta)
+        dW += np.dot(x.T, delta)
+        n, m = delta.shape
+        for i in range(n):
+            for j in range(m):
+                db[j] += delta[i, j]
+        if need_dx:
+            np.dot(delta, W.T, dx)
+        return delta
+
+    @jit
+    def activation_forward(u, act, alpha, out):
+        out[...] = u
+        act_inplace(out, act, alpha)
+        return out
+
+    @jit
+    def activation_backward(y, dout, act, alpha, out):
+        act_grad_mul(y, dout, act, alpha, out)
+        return out
+
+    @jit
+    def bce_logits(s, t, grad):
+        fs, ft, fg = s.reshape(-1), t.reshape(-1), grad.reshape(-1)
+        n = fs.size
+        one, zero = fs.dtype.type(1), fs.dtype.type(0)
+        inv_n = one / fs.dtype.type(n)
+        total = 0.0
+        for i in range(n):
+            e = math.exp(-abs(fs[i]))
+            sig = one / (one + e) if fs[i] >= zero else e / (one + e)
+            fg[i] = (sig - ft[i]) * inv_n
+            total += max(fs[i], zero) - fs[i] * ft[i] + math.log1p(e)
+        return total / n
+
+    @jit
+    def adam_flat(p, g, m, v, step_size, b1, b2, eps, v_scale):
+        dt = p.dtype.type
+        b1_, b2_, c1, c2 = dt(b1), dt(b2), dt(1 - b1), dt(1 - b2)
+        ss, ep, vs = dt(step_size), dt(eps), dt(v_scale)
+        for i in range(p.size):
+            gi = g[i]
+            mi = b1_ * m[i] + c1 * gi
+            vi = b2_ * v[i] + c2 * gi * gi
+            m[i] = mi
+            v[i] = vi
+            p[i] -= ss * mi / (math.sqrt(vi) * vs + ep)
+
+    @jit
+    def momentum_flat(p, g, vel, lr, mu, nesterov):
+        dt = p.dtype.type
+        lr_, mu_ = dt(lr), dt(mu)
+        for i in range(p.size):
+            vi = mu_ * vel[i] + g[i]
+            vel[i] = vi
+            p[i] -= lr_ * (g[i] + mu_ * vi) if nesterov else lr_ * vi
+
+    @jit
+    def matmul(a, b, out):
+        # A blocked GEMM: tiles of a and b small enough to stay in cache are reused
+        # many times. Readable, and 3-5x slower than BLAS (benchmarks/kernels.py).
+        n, k = a.shape
+        m = b.shape[1]
+        out[...] = 0
+        bs = 64
+        for i0 in range(0, n, bs):
+            for p0 in range(0, k, bs):
+                for j0 in range(0, m, bs):
+                    for i in range(i0, min(i0 + bs, n)):
+                        for p in range(p0, min(p0 + bs, k)):
+                            aip = a[i, p]
+                            for j in range(j0, min(j0 + bs, m)):
+                                out[i, j] += aip * b[p, j]
+        return out
+
+    NUMBA = SimpleNamespace(name="numba", dense_forward=dense_forward, dense_backward=dense_backward,
+                           activation_forward=activation_forward, activation_backward=activation_backward,
+                           bce_logits=bce_logits, adam_flat=adam_flat, momentum_flat=momentum_flat,
+                           matmul=matmul)
+
+
+def get_kernels(backend: str) -> SimpleNamespace:
+    """The kernel set of ``backend`` ("numpy" or "numba")."""
+    if backend == "numpy":
+        return NUMPY
+    if backend == "numba":
+        if NUMBA is None:
+            raise ValueError("backend 'numba' needs the numba and scipy packages; "
+                             "pip install numba scipy, or use backend='numpy'")
+        return NUMBA
+    raise ValueError(f"backend must be 'numpy' or 'numba', got {backend!r}")

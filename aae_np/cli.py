@@ -65,7 +65,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer(AAE(model_cfg), train_cfg, data.x_train, data.x_test, out_dir=out,
                           progress=not args.quiet)
         print(f"training preset {args.preset!r} ({trainer.model.num_params():,} parameters, "
-              f"schedule {train_cfg.schedule}, {train_cfg.epochs} epochs) on {len(data.x_train):,} "
+              f"schedule {train_cfg.schedule}, {train_cfg.epochs} epochs, {trainer.model.backend} backend) "
+              f"on {len(data.x_train):,} "
               f"{args.dataset} images -> {out}/")
 
     def report(t: Trainer, means: dict[str, float]) -> None:
@@ -231,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aae-np", description="Adversarial Autoencoders in NumPy.")
     parser.add_argument("--threads", type=_positive_int,
                         help="BLAS threads (sets OMP/OPENBLAS/MKL_NUM_THREADS; default: all cores)")
+    parser.add_argument("--backend", choices=["numpy", "numba"],
+                        help="numpy: the readable layers; numba: fused kernels (default: $AAE_NP_BACKEND, "
+                             "else numba when installed)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-epoch lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
@@ -301,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _set_threads(args.threads)
+    if args.backend:
+        os.environ["AAE_NP_BACKEND"] = args.backend
     from aae_np.train import TrainingDiverged
 
     try:

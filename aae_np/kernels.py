@@ -142,12 +142,12 @@ else:
         flat = a.reshape(-1)
         zero, one = flat.dtype.type(0), flat.dtype.type(1)
         al = flat.dtype.type(alpha)
-        if act == 1:
+        if act == 1:   # written so that NaN propagates, as np.maximum does
             for i in range(flat.size):
-                flat[i] = flat[i] if flat[i] > zero else zero
+                flat[i] = zero if flat[i] < zero else flat[i]
         elif act == 2:
             for i in range(flat.size):
-                flat[i] = flat[i] if flat[i] > zero else al * flat[i]
+                flat[i] = al * flat[i] if flat[i] < zero else flat[i]
         elif act == 3:
             for i in range(flat.size):
                 e = math.exp(-abs(flat[i]))
@@ -268,6 +268,19 @@ else:
                            activation_forward=activation_forward, activation_backward=activation_backward,
                            bce_logits=bce_logits, adam_flat=adam_flat, momentum_flat=momentum_flat,
                            matmul=matmul)
+
+
+def default_backend() -> str:
+    """``$AAE_NP_BACKEND`` if set, else "numba" when it is installed (it is faster:
+    docs/performance.md), else "numpy"."""
+    import os
+
+    chosen = os.environ.get("AAE_NP_BACKEND", "").strip()
+    if chosen:
+        if chosen not in ("numpy", "numba"):
+            raise ValueError(f"AAE_NP_BACKEND must be 'numpy' or 'numba', got {chosen!r}")
+        return chosen
+    return "numba" if NUMBA is not None else "numpy"
 
 
 def get_kernels(backend: str) -> SimpleNamespace:

@@ -109,7 +109,10 @@ def mlp(sizes: list[int], activation: str, rng: np.random.Generator, dtype: np.d
 class AAE:
     """Adversarial Autoencoder (Makhzani et al., 2015) with hand-written phase gradients."""
 
-    def __init__(self, config: AAEConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: AAEConfig | None = None, *, backend: str | None = None,
+                 **overrides: Any) -> None:
+        """``backend``: "numpy" (the layers themselves), "numba" (fused kernels) or None for
+        ``$AAE_NP_BACKEND``, else the fastest installed (see ``kernels.default_backend``)."""
         if config is None:
             config = AAEConfig(**overrides)
         elif overrides:
@@ -125,14 +128,58 @@ class AAE:
         for name, net in self.nets.items():
             net._set_name(name)
         self.prior: Prior = Gaussian(c.latent_dim, c.prior_std)
-        self.params = dict(self.named_params())
-        self.grads = {f"{n}.{k}": g for n, net in self.nets.items() for k, g in net.grads.items()}
+        self._flatten()
+        self.set_backend(backend)
         self.last_stats: dict[str, float] = {}
         self.intermediates: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
         return (f"AAE(latent_dim={self.config.latent_dim}, dtype={self.dtype.name},\n"
                 + "\n".join(f"  {n}={net!r}" for n, net in self.nets.items()) + ")")
+
+    def _flatten(self) -> None:
+        """Move every parameter (and gradient) into one flat buffer, encoder first.
+
+        Each layer keeps a view of its slice, so ``encoder.0.W`` is still an
+        ``(in, out)`` array; optimizers of the fast path update a network's whole
+        contiguous slice in one loop.
+        """
+        sizes = [p.size for _, p in self.named_params()]
+        self.flat_params = np.empty(sum(sizes), self.dtype)
+        self.flat_grads = np.zeros(sum(sizes), self.dtype)
+        self._offsets: dict[str, tuple[int, int]] = {}
+        offset = 0
+        for name, net in self.nets.items():
+            start = offset
+            for layer in net.layers:
+                for key, value in list(layer.params.items()):
+                    view = self.flat_params[offset:offset + value.size].reshape(value.shape)
+                    view[...] = value
+                    layer.params[key] = view
+                    layer.grads[key] = self.flat_grads[offset:offset + value.size].reshape(value.shape)
+                    offset += value.size
+            net._collect()
+            self._offsets[name] = (start, offset)
+        self.params = dict(self.named_params())
+        self.grads = {f"{n}.{k}": g for n, net in self.nets.items() for k, g in net.grads.items()}
+
+    def flat_slice(self, *nets: str) -> tuple[np.ndarray, np.ndarray]:
+        """(params, grads) views covering the named networks, which must be adjacent."""
+        spans = sorted(self._offsets[n] for n in nets)
+        if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
+            raise ValueError(f"flat_slice: {nets} are not adjacent in the parameter buffer")
+        start, stop = spans[0][0], spans[-1][1]
+        return self.flat_params[start:stop], self.flat_grads[start:stop]
+
+    def set_backend(self, backend: str | None) -> None:
+        """Choose how the phases compute: the layers ("numpy") or fused kernels ("numba")."""
+        from aae_np.fused import FusedMLP
+        from aae_np.kernels import default_backend, get_kernels
+
+        self.backend = default_backend() if backend is None else backend
+        self.kernels = get_kernels(self.backend)
+        self.run = {name: net if self.backend == "numpy" else FusedMLP(net, self.kernels)
+                    for name, net in self.nets.items()}
 
     # -- parameters ----------------------------------------------------------
     def named_params(self) -> Iterator[tuple[str, np.ndarray]]:
@@ -145,8 +192,7 @@ class AAE:
         return {k: v for k, v in self.params.items() if k.split(".", 1)[0] in nets}
 
     def zero_grad(self) -> None:
-        for net in self.nets.values():
-            net.zero_grad()
+        self.flat_grads.fill(0)
 
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())
@@ -158,18 +204,19 @@ class AAE:
             raise ValueError(f"AAE: {what} must have shape (N, {dim}), got {x.shape}")
         return x.astype(self.dtype, copy=False)
 
-    def _batched(self, net: Sequential, x: np.ndarray, batch_size: int) -> np.ndarray:
+    def _batched(self, name: str, x: np.ndarray, batch_size: int) -> np.ndarray:
+        net = self.run[name]
         return np.concatenate([net.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-                              or [np.zeros((0, net.layers[-1].out_dim), self.dtype)])
+                              or [np.zeros((0, self.nets[name].layers[-1].out_dim), self.dtype)])
 
     def encode(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """z = enc(x): (N, input_dim) -> (N, latent_dim)."""
-        return self._batched(self.encoder, self._as_input(x, self.config.input_dim, "x"), batch_size)
+        return self._batched("encoder", self._as_input(x, self.config.input_dim, "x"), batch_size)
 
     def decode(self, z: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """x_hat = sigmoid(dec(z)): (N, latent_dim) -> (N, input_dim) in (0, 1)."""
         z = self._as_input(z, self.config.latent_dim, "z")
-        return sigmoid(self._batched(self.decoder, z, batch_size))
+        return sigmoid(self._batched("decoder", z, batch_size))
 
     def reconstruct(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         return self.decode(self.encode(x, batch_size), batch_size)
@@ -177,7 +224,7 @@ class AAE:
     def discriminate(self, z: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """D(z) = sigmoid(disc(z)): the probability that z came from the prior, (N, 1)."""
         z = self._as_input(z, self.config.latent_dim, "z")
-        return sigmoid(self._batched(self.discriminator, z, batch_size))
+        return sigmoid(self._batched("discriminator", z, batch_size))
 
     # -- training phases -------------------------------------------------------
     def phase_grads(self, phase: str, x: np.ndarray, z_prior: np.ndarray | None = None,
@@ -211,15 +258,15 @@ class AAE:
         elif phase == "generator":
             z = self._encode_train(x)
             loss, dz = self._fool_discriminator(z)
-            self.encoder.backward(dz, need_dx=False)        # delta_enc through the encoder
+            self.run["encoder"].backward(dz, need_dx=False)        # delta_enc through the encoder
             trained = ("encoder",)
         else:  # joint: the tutorial's single step on L_rec + lambda * L_G
             rec = self._reconstruction(x, backprop=False)
-            dz_rec = self.decoder.backward(self.intermediates["d_logits"])
+            dz_rec = self.run["decoder"].backward(self.intermediates["d_logits"])
             adv, dz_adv = self._fool_discriminator(self.intermediates["z"])
             dz = dz_rec + self.config.adv_weight * dz_adv   # dL/dz adds over the two paths
             self.intermediates["dz"] = dz
-            self.encoder.backward(dz, need_dx=False)
+            self.run["encoder"].backward(dz, need_dx=False)
             loss = rec + self.config.adv_weight * adv
             self.last_stats.update(recon_loss=rec, g_loss=adv)
             trained = ("encoder", "decoder")
@@ -227,12 +274,12 @@ class AAE:
 
     def _encode_train(self, x: np.ndarray) -> np.ndarray:
         """z = enc(x) (+ posterior_std * eps when the phase was given noise)."""
-        z = self.encoder.forward(x)
+        z = self.run["encoder"].forward(x)
         return z if self._eps is None else z + self._eps
 
     def _reconstruction(self, x: np.ndarray, backprop: bool) -> float:
         z = self._encode_train(x)
-        logits = self.decoder.forward(z)
+        logits = self.run["decoder"].forward(z)
         if self.config.recon_loss == "bce":
             loss, d_logits = losses.bce_with_logits(logits, x)          # delta = (x_hat - x) / n
         else:
@@ -242,16 +289,16 @@ class AAE:
         self.intermediates.update(z=z, d_logits=d_logits)
         self.last_stats["recon_loss"] = loss
         if backprop:
-            dz = self.decoder.backward(d_logits)                       # dz = delta W_dec^T ...
+            dz = self.run["decoder"].backward(d_logits)                       # dz = delta W_dec^T ...
             self.intermediates["dz"] = dz
-            self.encoder.backward(dz, need_dx=False)       # x is data: no dL/dx needed
+            self.run["encoder"].backward(dz, need_dx=False)       # x is data: no dL/dx needed
         return loss
 
     def _fool_discriminator(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """L_G = BCE(D(z), 1); returns (L_G, dL_G/dz). The discriminator's own grads are discarded."""
-        a = self.discriminator.forward(z)
+        a = self.run["discriminator"].forward(z)
         loss, da = losses.bce_with_logits(a, np.ones_like(a))          # dL/da = (D(z) - 1) / N
-        dz = self.discriminator.backward(da)                           # dz = da W_D^T ... (through D)
+        dz = self.run["discriminator"].backward(da)                           # dz = da W_D^T ... (through D)
         self.discriminator.zero_grad()                                  # D is not trained by this phase
         self.intermediates.update(z=z, d_a_gen=da, dz_adv=dz)
         self.last_stats["g_loss"] = loss
@@ -270,9 +317,9 @@ class AAE:
             raise ValueError(f"z_prior has {n} rows but x has {len(z_fake)}; give one prior sample per input")
         z_both = np.concatenate([z_prior, z_fake])
         target = np.concatenate([np.ones((n, 1), self.dtype), np.zeros((n, 1), self.dtype)])
-        a = self.discriminator.forward(z_both)
+        a = self.run["discriminator"].forward(z_both)
         loss, da = losses.bce_with_logits(a, target)                   # (D(z) - t) / 2N
-        self.discriminator.backward(da)                                # dW_D = z^T delta, ...
+        self.run["discriminator"].backward(da)                                # dW_D = z^T delta, ...
         accuracy = 0.5 * (np.mean(a[:n] > 0) + np.mean(a[n:] <= 0))
         self.last_stats.update(d_loss=loss, d_accuracy=float(accuracy))
         return loss

@@ -139,3 +139,46 @@ class Optimizer:
             for key in list(state):
                 stored = arrays[f"{prefix}/{name}/{key}"]
                 state[key] = int(stored) if key == "t" else np.array(stored, dtype=self.params[name].dtype)
+
+
+class FlatOptimizer:
+    """The same update rules over one contiguous buffer, by a fused kernel (the fast path).
+
+    ``params``/``grads`` are flat views (``AAE.flat_slice``) covering every tensor this
+    optimizer owns; one ``step`` is one loop over them. Results match ``Optimizer`` with
+    the same rule to float rounding (``tests/test_optim.py``).
+    """
+
+    def __init__(self, params: np.ndarray, grads: np.ndarray, rule: SGD | Momentum | Adam, kernels) -> None:
+        if params.ndim != 1 or params.shape != grads.shape:
+            raise ValueError("FlatOptimizer: params and grads must be 1-D views of the same size")
+        self.params, self.grads, self.rule, self.kernels = params, grads, rule, kernels
+        self.state: State = rule.init_state(params)
+
+    def __repr__(self) -> str:
+        return f"FlatOptimizer({self.rule}, {self.params.size} values)"
+
+    def set_lr(self, lr: float) -> None:
+        self.rule = dataclasses.replace(self.rule, lr=lr)
+
+    def step(self, grads: Mapping[str, np.ndarray] | None = None) -> None:
+        """One update from ``self.grads`` (the dict of views a phase returns is not needed)."""
+        rule, p, g = self.rule, self.params, self.grads
+        if isinstance(rule, Adam):
+            b1, b2 = rule.betas
+            self.state["t"] += 1
+            t = self.state["t"]
+            self.kernels.adam_flat(p, g, self.state["m"], self.state["v"], rule.lr / (1 - b1 ** t),
+                                   b1, b2, rule.eps, 1 / np.sqrt(1 - b2 ** t))
+        elif isinstance(rule, Momentum):
+            self.kernels.momentum_flat(p, g, self.state["v"], rule.lr, rule.momentum, rule.nesterov)
+        else:
+            p -= rule.lr * g
+
+    def state_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}/flat/{key}": np.asarray(value) for key, value in self.state.items()}
+
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray], prefix: str) -> None:
+        for key in list(self.state):
+            stored = arrays[f"{prefix}/flat/{key}"]
+            self.state[key] = int(stored) if key == "t" else np.array(stored, dtype=self.params.dtype)

@@ -31,7 +31,7 @@ import numpy as np
 from aae_np.base import NonFiniteError
 from aae_np.files import atomic_write_text
 from aae_np.model import AAE
-from aae_np.optim import Adam, Optimizer
+from aae_np.optim import Adam, FlatOptimizer, Optimizer
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "SCHEDULES"]
 
@@ -108,8 +108,12 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
         self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
-        self.optimizers = {phase: Optimizer(model.params_of(*nets), self._rule(phase))
-                           for phase, nets in SCHEDULES[config.schedule].items()}
+        if model.backend == "numpy":      # the readable path: one pure update per tensor
+            self.optimizers = {phase: Optimizer(model.params_of(*nets), self._rule(phase))
+                               for phase, nets in SCHEDULES[config.schedule].items()}
+        else:                             # the fast path: one fused loop per network slice
+            self.optimizers = {phase: FlatOptimizer(*model.flat_slice(*nets), self._rule(phase), model.kernels)
+                               for phase, nets in SCHEDULES[config.schedule].items()}
         self.base_lr = {phase: opt.rule.lr for phase, opt in self.optimizers.items()}
 
     def _rule(self, phase: str) -> Adam:
@@ -153,7 +157,7 @@ class Trainer:
             except NonFiniteError as err:
                 raise self._diverged(phase, str(err)) from err
             if not math.isfinite(loss):
-                raise self._diverged(phase, f"the loss is {loss}")
+                raise self._diverged(phase, f"the loss is not finite ({loss})")
             optimizer.step(grads)
             stats.update(self.model.last_stats)
         return stats
@@ -161,7 +165,8 @@ class Trainer:
     def _diverged(self, phase: str, what: str) -> TrainingDiverged:
         kept = (f" The last good checkpoint is {self.checkpoint_path} (epoch {self.epoch})."
                 if self.out_dir is not None and self.epoch > 0 else "")
-        return TrainingDiverged(f"training diverged in the {phase} phase of epoch {self.epoch + 1}: {what}."
+        where = f"the {phase} phase of " if phase in self.optimizers else ""
+        return TrainingDiverged(f"training diverged in {where}epoch {self.epoch + 1}: {what}."
                                 f"{kept} Try smaller learning rates or another --seed.")
 
     def train_epoch(self) -> dict[str, float]:
@@ -192,8 +197,7 @@ class Trainer:
             t0 = time.perf_counter()
             means = self.train_epoch()
             if not all(np.isfinite(p).all() for p in self.model.params.values()):
-                raise TrainingDiverged(f"parameters became NaN/inf in epoch {self.epoch + 1}; "
-                                       "the last good checkpoint was kept")
+                raise self._diverged("update", "parameters became NaN/inf")
             self.epoch += 1
             means["test_mse"] = self.test_mse()
             means["seconds"] = time.perf_counter() - t0

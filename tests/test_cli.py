@@ -48,9 +48,12 @@ def test_train_resume_evaluate_sample_reconstruct_encode(mnist_dir, tmp_path, ca
     assert codes["z"].shape == (60, 2) and codes["labels"].shape == (60,)
 
 
-def test_evaluate_matches_training_metrics(mnist_dir, tmp_path):
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_evaluate_matches_training_metrics(mnist_dir, tmp_path, backend, monkeypatch):
+    monkeypatch.delenv("AAE_NP_BACKEND", raising=False)
     out = tmp_path / "run"
-    assert main(["-q", "train", "--data-dir", str(mnist_dir), "--out", str(out), "--epochs", "1"]) == 0
+    assert main(["-q", "--backend", backend, "train", "--data-dir", str(mnist_dir), "--out", str(out),
+                 "--epochs", "1"]) == 0
     assert main(["-q", "evaluate", "--model", str(out / "model.npz"), "--data-dir", str(mnist_dir),
                  "--json", str(tmp_path / "e.json")]) == 0
     trained = json.loads((out / "metrics.json").read_text())

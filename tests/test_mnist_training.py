@@ -41,5 +41,5 @@ def test_phased_schedule_learns_far_better_than_the_mean_image(mnist):
 def test_joint_schedule_reproduces_the_tutorials_failure(mnist):
     history = run(mnist, "joint", 8)
     assert max(history["d_accuracy"]) > 0.95                  # the discriminator wins...
-    assert min(history["d_loss"]) < 0.1
+    assert min(history["d_loss"]) < 0.2                       # (chance level: ln 2 = 0.69)
     assert history["test_mse"][-1] > 0.9 * mean_image_mse(mnist)   # ...and the decoder learns the mean

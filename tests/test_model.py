@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from aae_np.gradcheck import check_params
+from aae_np.kernels import numba_available
 from aae_np.model import AAE, AAEConfig, PHASES
 
 SMALL = dict(input_dim=6, latent_dim=3, encoder_hidden=(5,), decoder_hidden=(4,),
@@ -15,11 +16,15 @@ def batch(seed=0):
     return rng.uniform(0.05, 0.95, (4, 6)), rng.standard_normal((4, 3))
 
 
+BACKENDS = ["numpy"] + (["numba"] if numba_available() else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("activation", ["tanh", "leaky_relu", "relu"])
 @pytest.mark.parametrize("recon_loss", ["bce", "mse"])
 @pytest.mark.parametrize("phase", PHASES)
-def test_phase_gradients_match_finite_differences(phase, recon_loss, activation):
-    model = AAE(**SMALL, recon_loss=recon_loss, activation=activation)
+def test_phase_gradients_match_finite_differences(phase, recon_loss, activation, backend):
+    model = AAE(**SMALL, recon_loss=recon_loss, activation=activation, backend=backend)
     x, z_prior = batch()
     loss, grads = model.phase_grads(phase, x, z_prior)
     analytic = {k: g.copy() for k, g in grads.items()}
@@ -156,3 +161,37 @@ def test_phase_gradients_with_a_gaussian_posterior(phase):
     assert report.passed(), str(report)
     # the noise really enters: a different eps gives a different loss
     assert model.phase_grads(phase, x, z_prior, -eps)[0] != model.phase_grads(phase, x, z_prior, eps)[0]
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba not installed")
+@pytest.mark.parametrize("phase", PHASES)
+def test_backends_agree_on_every_phase(phase):
+    x, z_prior = batch()
+    results = {}
+    for backend in ("numpy", "numba"):
+        model = AAE(**SMALL, backend=backend)
+        loss, grads = model.phase_grads(phase, x, z_prior)
+        results[backend] = loss, {k: g.copy() for k, g in grads.items()}
+    assert results["numba"][0] == pytest.approx(results["numpy"][0], rel=1e-12)
+    for k, g in results["numpy"][1].items():
+        np.testing.assert_allclose(results["numba"][1][k], g, rtol=1e-10, atol=1e-14, err_msg=k)
+
+
+def test_parameters_live_in_one_flat_buffer():
+    model = AAE(**SMALL)
+    w = model.params["decoder.0.W"]
+    assert np.shares_memory(w, model.flat_params) and np.shares_memory(model.grads["decoder.0.W"], model.flat_grads)
+    p, g = model.flat_slice("encoder", "decoder")
+    assert p.size == sum(model.params[k].size for k in model.params_of("encoder", "decoder"))
+    with pytest.raises(ValueError, match="not adjacent"):
+        model.flat_slice("encoder", "discriminator")
+
+
+def test_backend_choice(monkeypatch):
+    monkeypatch.setenv("AAE_NP_BACKEND", "numpy")
+    assert AAE(**SMALL).backend == "numpy"
+    monkeypatch.setenv("AAE_NP_BACKEND", "cuda")
+    with pytest.raises(ValueError, match="AAE_NP_BACKEND must be"):
+        AAE(**SMALL)
+    with pytest.raises(ValueError, match="backend must be"):
+        AAE(**SMALL, backend="tpu")

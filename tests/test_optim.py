@@ -77,3 +77,26 @@ def test_optimizer_state_round_trip():
 def test_optimizer_needs_parameters():
     with pytest.raises(ValueError, match="no parameters"):
         Optimizer({}, SGD())
+
+
+@pytest.mark.parametrize("rule", [SGD(0.1), Momentum(0.05, 0.9), Momentum(0.05, 0.9, nesterov=True),
+                                  Adam(0.01, (0.5, 0.999))], ids=["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_flat_optimizer_matches_the_per_tensor_optimizer(rule, backend):
+    from aae_np.kernels import get_kernels, numba_available
+    from aae_np.optim import FlatOptimizer
+
+    if backend == "numba" and not numba_available():
+        pytest.skip("numba not installed")
+    rng = np.random.default_rng(0)
+    flat_p, flat_g = rng.normal(size=12), np.zeros(12)
+    views = {"a": flat_p[:4].reshape(2, 2), "b": flat_p[4:]}
+    reference = {k: v.copy() for k, v in views.items()}
+    per_tensor = Optimizer(reference, rule)
+    flat = FlatOptimizer(flat_p, flat_g, rule, get_kernels(backend))
+    for _ in range(3):
+        flat_g[:] = rng.normal(size=12)
+        per_tensor.step({"a": flat_g[:4].reshape(2, 2), "b": flat_g[4:]})
+        flat.step()
+    for k in views:
+        np.testing.assert_allclose(views[k], reference[k], rtol=1e-12)

@@ -4,8 +4,8 @@ Read the NumPy twins first: they are the maths. The Numba kernels compute the sa
 thing with the same signature, fused so that each array is walked once:
 
 ``dense_forward(x, W, b, act, alpha, out)``
-    out = act(x W + b): the GEMM (BLAS through ``np.dot``), then bias and activation
-    in one pass over ``out`` (the "epilogue").
+    out = act(x W + b): the GEMM (NumPy's BLAS), then bias and activation in one
+    jitted pass over ``out`` (the "epilogue").
 ``dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx)``
     delta = dout * act'(y)  (the derivative written in terms of the output y);
     dW += x^T delta;  db += 1^T delta;  dx = delta W^T if ``need_dx``.
@@ -127,8 +127,7 @@ def numba_available() -> bool:
     return NUMBA is not None
 
 
-try:  # numba's np.dot needs SciPy's BLAS bindings
-    import scipy  # noqa: F401
+try:
     from numba import njit
 except ImportError:  # pragma: no cover - the numpy backend still works
     NUMBA = None
@@ -157,13 +156,20 @@ else:
                 flat[i] = math.tanh(flat[i])
 
     @jit
-    def dense_forward(x, W, b, act, alpha, out):
-        np.dot(x, W, out)                                # GEMM through BLAS
+    def bias_act(out, b, act, alpha):
+        """The GEMM's epilogue, in one pass: out = act(out + b)."""
         n, m = out.shape
-        for i in range(n):                               # epilogue: + b
+        for i in range(n):
             for j in range(m):
                 out[i, j] += b[j]
         act_inplace(out, act, alpha)
+
+    def dense_forward(x, W, b, act, alpha, out):
+        # The GEMM runs in NumPy's BLAS, outside the jitted code: np.dot inside @njit would
+        # call SciPy's separate OpenBLAS, and two BLAS thread pools spinning in one process
+        # slow each other down many times over. One pool (NumPy's) does all matrix work.
+        np.dot(x, W, out=out)
+        bias_act(out, b, act, alpha)
         return out
 
     @jit
@@ -188,15 +194,18 @@ else:
                 fo[i] = fd[i]
 
     @jit
-    def dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx):
-        act_grad_mul(y, dout, act, alpha, delta)
-        dW += np.dot(x.T, delta)
+    def col_sum_add(delta, db):
         n, m = delta.shape
         for i in range(n):
             for j in range(m):
                 db[j] += delta[i, j]
+
+    def dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx):
+        act_grad_mul(y, dout, act, alpha, delta)         # delta = dout * act'(u), fused
+        dW += np.dot(x.T, delta)                         # dW = x^T delta   (NumPy's BLAS)
+        col_sum_add(delta, db)                           # db = 1^T delta
         if need_dx:
-            np.dot(delta, W.T, dx)
+            np.dot(delta, W.T, out=dx)                   # dx = delta W^T
         return delta
 
     @jit
@@ -235,7 +244,7 @@ else:
             vi = b2_ * v[i] + c2 * gi * gi
             m[i] = mi
             v[i] = vi
-            p[i] -= ss * mi / (math.sqrt(vi) * vs + ep)
+            p[i] -= ss * mi / (np.sqrt(vi) * vs + ep)       # np.sqrt keeps float32 (math.sqrt: float64)
 
     @jit
     def momentum_flat(p, g, vel, lr, mu, nesterov):
@@ -289,7 +298,7 @@ def get_kernels(backend: str) -> SimpleNamespace:
         return NUMPY
     if backend == "numba":
         if NUMBA is None:
-            raise ValueError("backend 'numba' needs the numba and scipy packages; "
-                             "pip install numba scipy, or use backend='numpy'")
+            raise ValueError("backend 'numba' needs the numba package; "
+                             "pip install numba, or use backend='numpy'")
         return NUMBA
     raise ValueError(f"backend must be 'numpy' or 'numba', got {backend!r}")

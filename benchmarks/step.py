@@ -1,0 +1,191 @@
+"""Training-step speed: numpy backend vs. numba backend vs. PyTorch CPU eager, side by side.
+
+The same model (a preset's sizes), schedule, batch, dtype (float32) and thread count for all
+three. Each contestant runs ``--steps`` training steps per round; rounds alternate between
+contestants (A B C A B C ...) so that a slow spell of this shared machine hits all of them; the
+table reports medians over ``--rounds``. PyTorch is measured only when it is installed
+(``pip install torch==2.13.0``); otherwise it is skipped with a message.
+
+    .venv/bin/python benchmarks/step.py                       # tutorial model, joint + phased
+    .venv/bin/python benchmarks/step.py --preset default --schedule phased
+    .venv/bin/python benchmarks/step.py --smoke               # seconds; what CI runs
+
+Writes ``benchmarks/results/step.json`` (or ``--json``) with the machine's CPU, thread settings,
+BLAS and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aae_np.model import AAE
+from aae_np.presets import get_preset
+from aae_np.train import Trainer
+
+
+def ours(preset: str, schedule: str, backend: str, x: np.ndarray):
+    model_cfg, train_cfg = get_preset(preset)
+    train_cfg.schedule = schedule
+    trainer = Trainer(AAE(model_cfg, backend=backend), train_cfg, x, progress=False)
+    return lambda batch: trainer.step(batch)
+
+
+def pytorch(preset: str, schedule: str, threads: int):
+    """The identical step in PyTorch eager (fused BCE on logits, Adam, same betas)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    nn = torch.nn
+    c, t = get_preset(preset)
+
+    def mlp(sizes):
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU() if c.activation == "relu" else nn.LeakyReLU(0.2))
+        return nn.Sequential(*layers)
+
+    enc = mlp([c.input_dim, *c.encoder_hidden, c.latent_dim])
+    dec = mlp([c.latent_dim, *c.decoder_hidden, c.input_dim])
+    dis = mlp([c.latent_dim, *c.discriminator_hidden, 1])
+    bce = nn.BCEWithLogitsLoss()
+    beta_adv = (t.beta1_adv if schedule == "phased" else t.beta1_ae, 0.999)
+    opt_ae = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=t.lr_ae, betas=(t.beta1_ae, 0.999))
+    opt_d = torch.optim.Adam(dis.parameters(), lr=t.lr_d, betas=beta_adv)
+    opt_g = torch.optim.Adam(enc.parameters(), lr=t.lr_g, betas=beta_adv)
+
+    def recon(x, z):
+        logits = dec(z)
+        if c.recon_loss == "bce":
+            return bce(logits, x)
+        return torch.mean((torch.sigmoid(logits) - x) ** 2)
+
+    def step(batch):
+        x = torch.from_numpy(batch)
+        n = x.shape[0]
+        ones, zeros = torch.ones(n, 1), torch.zeros(n, 1)
+        if schedule == "joint":
+            opt_ae.zero_grad()
+            z = enc(x)
+            loss = recon(x, z) + c.adv_weight * bce(dis(z), ones)
+            loss.backward()
+            opt_ae.step()
+        else:
+            opt_ae.zero_grad()
+            recon(x, enc(x)).backward()
+            opt_ae.step()
+        opt_d.zero_grad()
+        with torch.no_grad():
+            z_fake = enc(x)
+        z_both = torch.cat([torch.randn(n, c.latent_dim), z_fake])
+        bce(dis(z_both), torch.cat([ones, zeros])).backward()
+        opt_d.step()
+        if schedule == "phased":
+            opt_g.zero_grad()
+            bce(dis(enc(x)), ones).backward()
+            opt_g.step()
+            dis.zero_grad()
+
+    return step
+
+
+def machine(threads: int) -> dict:
+    info = {"python": sys.version.split()[0], "numpy": np.__version__, "platform": platform.platform(),
+            "threads": threads, "cpu_count": os.cpu_count(),
+            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                   "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+                        for p in threadpool_info()]
+    except ImportError:
+        pass
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="tutorial")
+    parser.add_argument("--schedule", choices=["joint", "phased", "both"], default="both")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=50, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--smoke", action="store_true", help="2 rounds of 3 steps: checks it runs")
+    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "step.json"))
+    args = parser.parse_args()
+    if args.smoke:
+        args.steps, args.rounds = 3, 2
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(args.threads)
+    _, train_cfg = get_preset(args.preset)
+    rng = np.random.default_rng(0)
+    x = rng.random((max(train_cfg.batch_size * 4, 512), 784), dtype=np.float32)
+    batches = [x[i * train_cfg.batch_size:(i + 1) * train_cfg.batch_size] for i in range(4)]
+    schedules = ["joint", "phased"] if args.schedule == "both" else [args.schedule]
+    rows = []
+    for schedule in schedules:
+        contestants = {"numpy backend": ours(args.preset, schedule, "numpy", x),
+                       "numba backend": ours(args.preset, schedule, "numba", x)}
+        torch_step = pytorch(args.preset, schedule, args.threads)
+        if torch_step is None:
+            print("PyTorch is not installed: skipping it (pip install torch==2.13.0 to compare)")
+        else:
+            contestants["pytorch eager"] = torch_step
+        for step in contestants.values():              # warm up: JIT compile, allocator, caches
+            for b in batches:
+                step(b)
+        times: dict[str, list[float]] = {name: [] for name in contestants}
+        for _ in range(args.rounds):
+            for name, step in contestants.items():
+                t0 = time.perf_counter()
+                for i in range(args.steps):
+                    step(batches[i % 4])
+                times[name].append((time.perf_counter() - t0) / args.steps)
+        base = statistics.median(times.get("pytorch eager", times["numpy backend"]))
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            rows.append({"schedule": schedule, "contestant": name, "ms_per_step": med * 1e3,
+                         "steps_per_s": 1 / med, "samples_per_s": train_cfg.batch_size / med,
+                         "speed_vs_" + ("pytorch" if "pytorch eager" in times else "numpy"): base / med,
+                         "rounds_ms": [t * 1e3 for t in ts]})
+    print(f"preset {args.preset}, batch {train_cfg.batch_size}, float32, {args.threads} threads, "
+          f"{args.rounds} rounds x {args.steps} steps, medians")
+    print(f"{'schedule':9s}{'contestant':16s}{'ms/step':>9s}{'steps/s':>9s}{'samples/s':>11s}{'ratio':>8s}")
+    for r in rows:
+        ratio = next(v for k, v in r.items() if k.startswith("speed_vs_"))
+        print(f"{r['schedule']:9s}{r['contestant']:16s}{r['ms_per_step']:9.2f}{r['steps_per_s']:9.1f}"
+              f"{r['samples_per_s']:11.0f}{ratio:8.2f}")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(args.threads), "preset": args.preset,
+                               "batch_size": train_cfg.batch_size, "rows": rows}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

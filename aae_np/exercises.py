@@ -1,0 +1,412 @@
+"""Graded gradient exercises: one-call checkers that say *what* is wrong, not only that it is.
+
+    from aae_np import exercises
+    result = exercises.check("dense_backward", dense_backward)   # prints a verdict
+    result.passed, result.diagnosis, result.max_rel_error          # ... and returns it
+    exercises.summary()                                            # every exercise checked so far
+
+A checker calls the student's function on float64 inputs whose sizes all differ (so a product
+in the wrong order cannot pass by luck) and compares each returned array with central
+differences of the forward computation (``aae_np.gradcheck``); edge trials (ReLU at exactly 0,
+logits of +-800) compare with the reference solution (``aae_np.exercises_solutions``). A pass is
+a relative error below ``TOL`` everywhere. A failure names its pattern: a shape a transpose
+fixes, a flipped sign, a constant factor (N, 2, ...), one of the exercise's classic mistakes
+(a wrong activation derivative, ...), or the exception and the line that raised it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from aae_np import exercises_solutions as ref
+from aae_np.activations import sigmoid
+from aae_np.gradcheck import TensorCheck, numerical_gradient, rel_error
+
+__all__ = ["TOL", "CheckResult", "Exercise", "EXERCISES", "check", "diagnose", "summary", "reset"]
+
+TOL = 1e-6
+
+
+@dataclass
+class CheckResult:
+    """What ``check`` found. ``status``: "pass", "fail", "not implemented" or "error" (it raised).
+
+    ``diagnosis`` is a short key of the first problem found ("transposed", "sign", "factor",
+    "shape", "not finite", "crashed", or an exercise's own mistake such as "missing_relu_mask").
+    """
+
+    exercise: str
+    status: str
+    message: str
+    diagnosis: str | None = None
+    max_rel_error: float = math.nan
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def __repr__(self) -> str:
+        return f"CheckResult({self.exercise!r}, {self.status!r}, diagnosis={self.diagnosis!r})"
+
+
+@dataclass
+class Trial:
+    """One call of the student's function: inputs, the true outputs, and named wrong answers."""
+
+    args: dict[str, np.ndarray]
+    want: tuple[Any, ...]
+    against: str                                   # what ``want`` is, for the verdict
+    mistakes: dict[str, tuple[tuple[Any, ...], str]] = field(default_factory=dict)
+    note: str = ""                                 # shown when this trial fails
+
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str
+    signature: str
+    outputs: dict[str, str]                        # output name -> its shape in symbols
+    trials: Callable[[], list[Trial]]
+    symbols: dict[str, int]                        # sizes a constant factor may be made of
+    factor_notes: dict[str, str] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- diagnosis
+def _close(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return a.shape == b.shape and bool(np.isfinite(a).all()) and rel_error(a, b) < TOL
+
+
+def _name_factor(c: float, symbols: dict[str, int]) -> str | None:
+    """``|c|`` as 2^a * prod(symbol^e), exponents in {-1, 0, 1}, fewest terms first: "N*D/2"."""
+    names = ["2", *symbols]
+    values = [2, *symbols.values()]
+    found = []
+    for exps in itertools.product((-1, 0, 1), repeat=len(names)):
+        if math.isclose(abs(c), math.prod(v ** e for v, e in zip(values, exps)), rel_tol=1e-6):
+            found.append((sum(e != 0 for e in exps), exps))
+    if not found:
+        return None
+    exps = min(found)[1]
+    top = "*".join(n for n, e in zip(names, exps) if e > 0) or "1"
+    bottom = "*".join(n for n, e in zip(names, exps) if e < 0)
+    return top + (f"/{bottom}" if bottom else "")
+
+
+def diagnose(got: Any, want: Any, symbols: dict[str, int] | None = None,
+             mistakes: dict[str, tuple[Any, str]] | None = None,
+             factor_notes: dict[str, str] | None = None) -> tuple[str | None, str]:
+    """Compare one array with the truth; ``(None, "ok")`` or ``(key, explanation)``.
+
+    Checks in order: shape (transposed? same numbers reshaped?), NaN/inf, agreement within
+    ``TOL``, the named ``mistakes`` (key -> (array, explanation)), then a constant factor
+    (sign, N, 1/N, 2...) built from ``symbols``, explained by ``factor_notes["N"]``... if given.
+    """
+    symbols, mistakes, factor_notes = symbols or {}, mistakes or {}, factor_notes or {}
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        return "type", f"is a {type(got).__name__}, not an array of numbers"
+    want = np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        if want.ndim == 2 and got.shape == want.T.shape:
+            key, why = diagnose(got.T, want, symbols, mistakes, factor_notes)
+            head = f"transposed: shape {got.shape} instead of {want.shape}"
+            return "transposed", (f"{head}, and its transpose is exactly right. Check the order of the "
+                                  "product (e.g. x.T @ dout, not dout.T @ x)." if key is None
+                                  else f"{head}; transposed back, it is still wrong: {why}")
+        if got.size == want.size and _close(got.reshape(want.shape), want):
+            return "shape", (f"right numbers, wrong shape: expected {want.shape}, got {got.shape} "
+                             "(keepdims=True? a (N, 1) column where a flat vector belongs?)")
+        axis = " (summed over the wrong axis? axis=0 runs over the batch)" if got.ndim == want.ndim == 1 else ""
+        return "shape", f"expected shape {want.shape}, got {got.shape}{axis}"
+    if not np.isfinite(got).all():
+        where = f" (first at {np.argwhere(~np.isfinite(got))[0].tolist()})" if got.ndim else ""
+        return "not finite", f"contains NaN or inf{where}: something overflowed or divided by zero."
+    if rel_error(got, want) < TOL:
+        return None, "ok"
+    for key, (wrong, why) in mistakes.items():
+        if _close(got, wrong):
+            return key, why
+    c = float(np.sum(got * want) / np.sum(want * want)) if np.any(want) else math.nan
+    if math.isfinite(c) and abs(c) > 1e-12 and _close(got, c * want):
+        factor = _name_factor(c, symbols)
+        if factor == "1":
+            return "sign", ("sign-flipped: -1 times the right values in every element "
+                            "(a step along it goes uphill).")
+        size = (f"the values are {abs(c):.6g} = {factor} times the right ones" if factor
+                else f"the values are {abs(c):.6g} times the right ones (no simple factor)")
+        note = f" {factor_notes[factor]}" if factor in factor_notes else ""
+        return ("sign+factor" if c < 0 else "factor"), (
+            f"a constant factor: {size}" + (", and the sign is flipped" if c < 0 else "") + "." + note)
+    return "wrong values", ("no simple pattern (not a transpose, a sign flip or a constant factor): "
+                            "the elements are off by different amounts.")
+
+
+def _student_line(err: BaseException, fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if code is not None and f.filename == code.co_filename]
+    return f" at the line `{frames[-1].line}`" if frames and frames[-1].line else ""
+
+
+def check(name: str, fn: Callable[..., Any], record: bool = True) -> CheckResult:
+    """Check the student's ``fn`` for exercise ``name``; print the verdict and return it."""
+    if name not in EXERCISES:
+        raise ValueError(f"unknown exercise {name!r}; choose one of {', '.join(EXERCISES)}")
+    result = _run(EXERCISES[name], fn)
+    if record:
+        _RESULTS[name] = result
+    print(result.message)
+    return result
+
+
+def _call(ex: Exercise, fn: Callable[..., Any], trial: Trial) -> tuple[Any, CheckResult | None]:
+    """The student's outputs as a tuple, or the verdict if it raised or returned the wrong thing."""
+    args = [a.copy() if isinstance(a, np.ndarray) else a for a in trial.args.values()]
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = fn(*args)
+    except NotImplementedError:
+        return None, CheckResult(ex.name, "not implemented", f"{ex.name}: not implemented yet (the stub "
+                                 "still raises NotImplementedError): write the function, run its cell, "
+                                 "then check again.", "not implemented")
+    except Exception as err:                        # the student's bug: reported, never re-raised
+        hint = (" A shape error inside your function usually means a product in the wrong order or a "
+                "missing .T: write each array's shape next to it." if isinstance(err, ValueError) and
+                any(w in str(err) for w in ("shape", "dimension", "broadcast")) else "")
+        return None, CheckResult(ex.name, "error", f"{ex.name}: ERROR, your function raised "
+                                 f"{type(err).__name__}: {err}{_student_line(err, fn)}.{hint}", "crashed")
+    single = len(ex.outputs) == 1
+    if out is None:
+        what = "None (a missing `return`?)"
+    elif not single and not (isinstance(out, (tuple, list)) and len(out) == len(ex.outputs)):
+        what = f"{len(out)} values" if isinstance(out, (tuple, list)) else f"a {type(out).__name__}"
+    else:
+        return ((out,) if single else tuple(out)), None
+    return None, CheckResult(ex.name, "fail", f"{ex.name}: FAIL, expected it to return "
+                             f"{ex.signature.split('-> ')[1]}, got {what}.", "returned")
+
+
+def _run(ex: Exercise, fn: Callable[..., Any]) -> CheckResult:
+    worst = 0.0
+    for trial in ex.trials():
+        out, verdict = _call(ex, fn, trial)
+        if verdict is not None:
+            return verdict
+        lines, first = [], None
+        for i, key in enumerate(ex.outputs):
+            mistakes = {k: (m[i], why) for k, (m, why) in trial.mistakes.items()}
+            diag, why = diagnose(out[i], trial.want[i], ex.symbols, mistakes, ex.factor_notes)
+            got, want = np.asarray(out[i]), np.asarray(trial.want[i], np.float64)
+            if diag in ("type", "shape", "transposed", "not finite"):
+                worst, stats = math.inf, (f"{np.size(got) - np.isfinite(got).sum()} of {np.size(got)} values "
+                                          "are NaN or inf" if diag == "not finite"
+                                          else f"shape {got.shape}, expected {want.shape}")
+            else:
+                tc = TensorCheck.compare(key, got, want)
+                worst = max(worst, tc.max_rel_error)
+                stats = f"max rel error {tc.max_rel_error:.1e}" + ("" if diag is None else (
+                    f", worst at {list(tc.worst_index)}: yours {tc.analytic:.6g}, expected {tc.numeric:.6g}"))
+            lines.append(f"  {key:<8} {ex.outputs[key]:<14} {stats}  {'ok' if diag is None else 'WRONG'}")
+            if diag is not None:
+                lines.append(f"    -> {why}")
+                first = first or diag
+        if first is not None:
+            msg = "\n".join([f"{ex.name}: FAIL (compared with {trial.against})", *lines]
+                            + ([f"  Note: {trial.note}"] if trial.note else []))
+            return CheckResult(ex.name, "fail", msg, first, worst)
+    return CheckResult(ex.name, "pass", f"{ex.name}: PASS (max rel error {worst:.1e} < {TOL:.0e})", None, worst)
+
+
+_RESULTS: dict[str, CheckResult] = {}
+
+
+def summary() -> dict[str, CheckResult]:
+    """Print one line per exercise (checked or not) and return the results so far."""
+    for name in EXERCISES:
+        r = _RESULTS.get(name)
+        status = "not checked yet" if r is None else {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}.get(
+            r.status, "not implemented yet")
+        print(f"  {name:<22} {status}")
+    print(f"  {sum(r.passed for r in _RESULTS.values())} of {len(EXERCISES)} passed")
+    return dict(_RESULTS)
+
+
+def reset() -> None:
+    _RESULTS.clear()
+
+
+# ----------------------------------------------------------------------------- the exercises
+N = 5
+
+
+def _numeric(f: Callable[[], float], *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    return tuple(numerical_gradient(lambda _a: f(), a) for a in arrays)
+
+
+def _dense() -> list[Trial]:
+    rng = np.random.default_rng(1)
+    x, W, b, dout = rng.normal(size=(N, 7)), rng.normal(size=(7, 3)), rng.normal(size=3), rng.normal(size=(N, 3))
+    want = _numeric(lambda: np.sum((x @ W + b) * dout), x, W, b)
+    return [Trial({"x": x, "W": W, "dout": dout}, want,
+                  "central differences of L = sum((x W + b) * dout), N=5, D_in=7, D_out=3")]
+
+
+def _act_trial(seed: int, f: Callable[[np.ndarray], np.ndarray], kink: bool = False) -> tuple:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.1, 2.0, (N, 7)) * rng.choice([-1, 1], (N, 7))   # away from ReLU's kink
+    if kink:
+        x[::2, ::3] = 0.0
+    dout = rng.normal(size=(N, 7))
+    return x, dout, _numeric(lambda: np.sum(f(x) * dout), x)
+
+
+def _sigmoid() -> list[Trial]:
+    x, dout, want = _act_trial(2, sigmoid)
+    s = sigmoid(x)
+    return [Trial({"x": x, "dout": dout}, want, "central differences of L = sum(sigmoid(x) * dout)", {
+        "used_sigmoid_not_derivative": ((dout * s,), "wrong activation derivative: you multiplied by "
+                                        "sigma(x) itself; the derivative is sigma(x)(1 - sigma(x))."),
+        "derivative_of_input": ((dout * x * (1 - x),), "wrong activation derivative: s(1 - s) must use "
+                                "the sigmoid's OUTPUT s = sigma(x), not its input x."),
+        "missing_dout": ((s * (1 - s),), "you returned sigma'(x) alone; the chain rule multiplies it by "
+                         "dout, the gradient arriving from above.")})]
+
+
+def _relu() -> list[Trial]:
+    relu = lambda a: np.maximum(a, 0)                                  # noqa: E731
+    x, dout, want = _act_trial(3, relu)
+    common = {
+        "missing_relu_mask": ((dout,), "no ReLU mask: the gradient is 0 where the unit was off (x <= 0)."),
+        "mask_from_dout": ((dout * (dout > 0),), "the mask must come from the INPUT x (was the unit on?), "
+                           "not from dout."),
+        "missing_dout": (((x > 0) * 1.0,), "you returned the mask alone; multiply it by dout.")}
+    xk, doutk, _ = _act_trial(4, relu, kink=True)
+    kink = {"mask_at_zero": ((doutk * (xk >= 0),), "your mask is 1 where x is exactly 0. The package's ReLU "
+                             "(and the derivation) uses 1[x > 0]: a unit that outputs exactly 0 is off and "
+                             "passes no gradient.")}
+    return [Trial({"x": x, "dout": dout}, want, "central differences of L = sum(max(0, x) * dout)", common),
+            Trial({"x": xk, "dout": doutk}, (ref.relu_backward(xk, doutk),),
+                  "the reference at x containing exact zeros", kink,
+                  "a finite difference at the kink x = 0 gives 0.5 and proves nothing, so this trial "
+                  "compares with the convention 1[x > 0].")]
+
+
+def _mse() -> list[Trial]:
+    rng = np.random.default_rng(5)
+    pred, target = rng.uniform(0, 1, (N, 7)), rng.uniform(0, 1, (N, 7))
+    want = _numeric(lambda: np.mean((pred - target) ** 2), pred)
+    return [Trial({"pred": pred, "target": target}, want,
+                  "central differences of L = mean((pred - target)^2) over all N*D = 35 elements")]
+
+
+def _bce() -> list[Trial]:
+    rng = np.random.default_rng(6)
+    s, t = rng.normal(0, 2, (N, 7)), rng.uniform(0, 1, (N, 7))        # pixels need not be 0/1
+    p = sigmoid(s)
+    loss = ref.bce_with_logits(s, t)[0]
+    mistakes = {
+        "forgot_sigmoid": ((loss, (s - t) / s.size), "the gradient is (sigmoid(s) - t)/n: you used s - t."),
+        "extra_sigmoid_derivative": ((loss, (p - t) * p * (1 - p) / s.size), "you multiplied by "
+                                     "sigma'(s) = p(1 - p) again; in the fused loss it cancels against the "
+                                     "1/(p(1 - p)) of the BCE, leaving (p - t)/n.")}
+    edge_s = np.array([[40.0, -40.0, 800.0, -800.0, 0.5]] * 2)
+    edge_t = np.array([[1.0, 1.0, 0.0, 1.0, 0.3], [0.0, 0.0, 1.0, 0.0, 0.7]])
+    return [Trial({"logits": s, "target": t}, (loss, *_numeric(lambda: ref.bce_with_logits(s, t)[0], s)),
+                  "the stable loss and central differences of it, N=5, D=7", mistakes),
+            Trial({"logits": edge_s, "target": edge_t}, ref.bce_with_logits(edge_s, edge_t),
+                  "the reference at logits of +-40 and +-800",
+                  note="at logit 800, exp(800) overflows and sigmoid(40) rounds to exactly 1.0 in float64, so "
+                       "log(p), log(1 - p) or 1/(p(1 - p)) blow up. Use max(s, 0) - s t + log1p(exp(-|s|)) and "
+                       "sigmoid(s) - t (aae_np.activations.sigmoid is safe).")]
+
+
+def _discriminator() -> list[Trial]:
+    rng = np.random.default_rng(7)
+    zp, zf = rng.normal(size=(N, 3)), rng.normal(0.5, 0.8, (N, 3))
+    W, b = rng.normal(0, 0.8, (3, 1)), rng.normal(0, 0.1, 1)
+
+    def loss() -> float:
+        a_real, a_fake = zp @ W + b, zf @ W + b
+        return ref.bce_with_logits(a_real, np.ones_like(a_real))[0] + ref.bce_with_logits(
+            a_fake, np.zeros_like(a_fake))[0]
+
+    Dp, Df = sigmoid(zp @ W + b), sigmoid(zf @ W + b)
+    grads = lambda dr, df, z1=zp, z2=zf: (z1.T @ dr + z2.T @ df, dr.sum(0) + df.sum(0))   # noqa: E731
+    mistakes = {
+        "tutorial_real_sign": (grads(-(Dp - 1) / N, Df / N), "the real term's sign is flipped (the tutorial's "
+                               "E11): -log D(z_prior) has dL/da = (D - 1)/N, which is negative."),
+        "labels_swapped": (grads(Dp / N, (Df - 1) / N), "labels swapped: prior samples are 'real' "
+                           "(target 1, delta (D - 1)/N), encoded codes 'fake' (target 0, delta D/N)."),
+        "same_codes": (grads((Df - 1) / N, Df / N, zf, zf), "both terms evaluated at the encoded codes; the "
+                       "real term belongs to z_prior."),
+        "extra_sigmoid_derivative": (grads((Dp - 1) * Dp * (1 - Dp) / N, Df * Df * (1 - Df) / N),
+                                     "you multiplied by D(1 - D) again: the fused deltas (D - 1)/N and "
+                                     "D/N already contain the sigmoid's derivative.")}
+    return [Trial({"z_prior": zp, "z_fake": zf, "W": W, "b": b}, _numeric(loss, W, b),
+                  "central differences of L_D = BCE(D(z_prior), 1) + BCE(D(z_fake), 0)", mistakes)]
+
+
+def _generator() -> list[Trial]:
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 1, (N, 7))
+    W1, b1 = rng.normal(0, 0.5, (7, 4)), rng.normal(0, 0.3, 4)
+    W2, b2 = rng.normal(0, 0.6, (4, 3)), rng.normal(0, 0.1, 3)
+    WD, bD = rng.normal(0, 0.8, (3, 1)), rng.normal(0, 0.1, 1)
+    u = x @ W1 + b1
+    assert np.abs(u).min() > 1e-3, "inputs too close to the ReLU kink"     # fixed seed: never fires
+    D = sigmoid((np.maximum(u, 0) @ W2 + b2) @ WD + bD)
+
+    def loss() -> float:
+        a = (np.maximum(x @ W1 + b1, 0) @ W2 + b2) @ WD + bD
+        return ref.bce_with_logits(a, np.ones_like(a))[0]
+
+    def grads(delta_a: np.ndarray, mask: Any = u > 0) -> tuple[np.ndarray, np.ndarray]:
+        delta_u = (delta_a @ WD.T @ W2.T) * mask
+        return x.T @ delta_u, delta_u.sum(0)
+
+    mistakes = {
+        "missing_relu_mask": (grads((D - 1) / N, 1.0), "wrong activation derivative: no ReLU mask 1[u > 0] "
+                              "on the hidden layer (a mask from h >= 0 is all ones, too)."),
+        "discriminator_target": (grads(D / N), "you used the discriminator's target 0 for the encoded codes; "
+                                 "the generator's loss flips it to 1: delta_a = (D - 1)/N."),
+        "minimax": (grads(-D / N), "you differentiated the minimax form log(1 - D); the generator loss here "
+                    "is -log D, delta_a = (D - 1)/N."),
+        "extra_sigmoid_derivative": (grads((D - 1) * D * (1 - D) / N), "you multiplied by D(1 - D) again: "
+                                     "the fused delta (D - 1)/N already contains the sigmoid's derivative.")}
+    args = {"x": x, "W1": W1, "b1": b1, "W2": W2, "b2": b2, "W_D": WD, "b_D": bD}
+    return [Trial(args, _numeric(loss, W1, b1), "central differences of L_G = BCE(D(enc(x)), 1), "
+                  "N=5, D_x=7, H=4, D_z=3", mistakes)]
+
+
+_BATCH_NOTE = {"1/N": "The 1/N of the loss is already inside dout: db is a plain sum over the batch.",
+               "N": "A 1/N is missing: every loss here is a mean over the batch."}
+EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in [
+    Exercise("dense_backward", "dense_backward(x, W, dout) -> (dx, dW, db)",
+             {"dx": "(N, D_in)", "dW": "(D_in, D_out)", "db": "(D_out,)"}, _dense, {"N": N},
+             {"1/N": _BATCH_NOTE["1/N"]}),
+    Exercise("sigmoid_backward", "sigmoid_backward(x, dout) -> dx", {"dx": "(N, D)"}, _sigmoid, {}),
+    Exercise("relu_backward", "relu_backward(x, dout) -> dx", {"dx": "(N, D)"}, _relu, {}),
+    Exercise("mse_grad", "mse_grad(pred, target) -> dpred", {"dpred": "(N, D)"}, _mse, {"N": N, "D": 7},
+             {"D": "You divided by N only: the mean runs over all n = N*D elements.",
+              "1/2": "The square's 2 is missing: d/dp (p - t)^2 = 2 (p - t).",
+              "N*D/2": "The whole 2/n is missing (the tutorial's (x - x_hat))."}),
+    Exercise("bce_with_logits", "bce_with_logits(logits, target) -> (loss, dlogits)",
+             {"loss": "float", "dlogits": "(N, D)"}, _bce, {"N": N, "D": 7},
+             {"D": "You averaged over N only: the mean runs over all n = N*D elements.",
+              "N*D": "A 1/n is missing: the loss is a mean over all n = N*D elements."}),
+    Exercise("discriminator_grad", "discriminator_grad(z_prior, z_fake, W, b) -> (dW, db)",
+             {"dW": "(D_z, 1)", "db": "(1,)"}, _discriminator, {"N": N},
+             {"1/2": "That is the gradient of 0.5 (L_real + L_fake), the tutorial program's d_loss; here L_D "
+                     "is the plain sum of the two means.", "N": _BATCH_NOTE["N"]}),
+    Exercise("generator_grad", "generator_grad(x, W1, b1, W2, b2, W_D, b_D) -> (dW1, db1)",
+             {"dW1": "(D_x, H)", "db1": "(H,)"}, _generator, {"N": N}, {"N": _BATCH_NOTE["N"]}),
+]}

@@ -1,0 +1,214 @@
+"""The exercise checkers: the reference solution passes, classic wrong answers fail with the right diagnosis."""
+
+import numpy as np
+import pytest
+
+from aae_np import exercises, exercises_solutions as ref
+from aae_np.activations import sigmoid
+from aae_np.gradcheck import numerical_gradient, rel_error
+
+
+@pytest.fixture(autouse=True)
+def fresh_results():
+    exercises.reset()
+    yield
+    exercises.reset()
+
+
+def _dense_ref(x, W, dout):
+    return ref.dense_backward(x, W, dout)
+
+
+def _gen_parts(x, W1, b1, W2, b2, W_D, b_D):
+    u = x @ W1 + b1
+    D = sigmoid((np.maximum(u, 0) @ W2 + b2) @ W_D + b_D)
+    return u, D
+
+
+def _gen_from(delta_a_fn, mask=True):
+    """A generator_grad built from a given delta_a(D, N), with or without the ReLU mask."""
+    def fn(x, W1, b1, W2, b2, W_D, b_D):
+        u, D = _gen_parts(x, W1, b1, W2, b2, W_D, b_D)
+        delta_u = (delta_a_fn(D, len(x)) @ W_D.T @ W2.T) * ((u > 0) if mask else 1.0)
+        return x.T @ delta_u, delta_u.sum(0)
+    return fn
+
+
+def _disc_from(delta_real_fn, delta_fake_fn):
+    def fn(z_prior, z_fake, W, b):
+        n = len(z_prior)
+        dr = delta_real_fn(sigmoid(z_prior @ W + b), n)
+        df = delta_fake_fn(sigmoid(z_fake @ W + b), n)
+        return z_prior.T @ dr + z_fake.T @ df, dr.sum(0) + df.sum(0)
+    return fn
+
+
+def _naive_bce(s, t):
+    p = 1 / (1 + np.exp(-s))
+    return float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))), (p - t) / s.size
+
+
+WRONG = {   # exercise -> [(wrong function, expected diagnosis), ...]
+    "dense_backward": [
+        (lambda x, W, dout: (dout @ W.T, dout.T @ x, dout.sum(0)), "transposed"),
+        (lambda x, W, dout: (dout @ W.T, -(x.T @ dout), dout.sum(0)), "sign"),
+        (lambda x, W, dout: (dout @ W.T, x.T @ dout, dout.mean(0)), "factor"),
+        (lambda x, W, dout: (dout @ W, x.T @ dout, dout.sum(0)), "crashed"),
+        (lambda x, W, dout: (dout @ W.T, x.T @ dout, dout.sum(0, keepdims=True)), "shape"),
+        (lambda x, W, dout: (dout @ W.T, x.T @ dout), "returned"),
+    ],
+    "sigmoid_backward": [
+        (lambda x, dout: dout * sigmoid(x), "used_sigmoid_not_derivative"),
+        (lambda x, dout: dout * x * (1 - x), "derivative_of_input"),
+        (lambda x, dout: sigmoid(x) * (1 - sigmoid(x)), "missing_dout"),
+        (lambda x, dout: -dout * sigmoid(x) * (1 - sigmoid(x)), "sign"),
+    ],
+    "relu_backward": [
+        (lambda x, dout: dout, "missing_relu_mask"),
+        (lambda x, dout: dout * (dout > 0), "mask_from_dout"),
+        (lambda x, dout: dout * (x >= 0), "mask_at_zero"),
+        (lambda x, dout: (x > 0) * 1.0, "missing_dout"),
+    ],
+    "mse_grad": [
+        (lambda p, t: t - p, "sign+factor"),                       # the tutorial's (x - x_hat)
+        (lambda p, t: 2 * (p - t) / len(p), "factor"),              # mean over N only
+        (lambda p, t: (p - t) / p.size, "factor"),                  # the square's 2 missing
+        (lambda p, t: 2 * (t - p) / p.size, "sign"),
+    ],
+    "bce_with_logits": [
+        (_naive_bce, "not finite"),
+        (lambda s, t: (ref.bce_with_logits(s, t)[0], (s - t) / s.size), "forgot_sigmoid"),
+        (lambda s, t: (ref.bce_with_logits(s, t)[0], (sigmoid(s) - t) * sigmoid(s) * (1 - sigmoid(s)) / s.size),
+         "extra_sigmoid_derivative"),
+        (lambda s, t: (ref.bce_with_logits(s, t)[0], sigmoid(s) - t), "factor"),
+        (lambda s, t: (ref.bce_with_logits(s, t)[0] * s.shape[1], ref.bce_with_logits(s, t)[1]), "factor"),
+    ],
+    "discriminator_grad": [
+        (_disc_from(lambda D, n: -(D - 1) / n, lambda D, n: D / n), "tutorial_real_sign"),
+        (_disc_from(lambda D, n: D / n, lambda D, n: (D - 1) / n), "labels_swapped"),
+        (_disc_from(lambda D, n: (D - 1) / (2 * n), lambda D, n: D / (2 * n)), "factor"),
+        (_disc_from(lambda D, n: D - 1, lambda D, n: D), "factor"),
+        (lambda zp, zf, W, b: tuple(-g for g in ref.discriminator_grad(zp, zf, W, b)), "sign"),
+        (lambda zp, zf, W, b: (ref.discriminator_grad(zp, zf, W, b)[0].T, ref.discriminator_grad(zp, zf, W, b)[1]),
+         "transposed"),
+    ],
+    "generator_grad": [
+        (_gen_from(lambda D, n: (D - 1) / n, mask=False), "missing_relu_mask"),
+        (_gen_from(lambda D, n: D / n), "discriminator_target"),
+        (_gen_from(lambda D, n: -D / n), "minimax"),
+        (_gen_from(lambda D, n: (D - 1) * D * (1 - D) / n), "extra_sigmoid_derivative"),
+        (_gen_from(lambda D, n: D - 1), "factor"),
+        (_gen_from(lambda D, n: (1 - D) / n), "sign"),
+    ],
+}
+
+
+def test_every_exercise_has_at_least_two_classic_wrong_answers():
+    assert set(WRONG) == set(exercises.EXERCISES)
+    assert all(len(v) >= 2 for v in WRONG.values())
+    assert len(exercises.EXERCISES) >= 6
+
+
+@pytest.mark.parametrize("name", list(exercises.EXERCISES))
+def test_reference_solution_passes(name, capsys):
+    result = exercises.check(name, getattr(ref, name))
+    assert result.passed, result.message
+    assert result.max_rel_error < exercises.TOL
+    assert f"{name}: PASS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,index", [(n, i) for n, cases in WRONG.items() for i in range(len(cases))])
+def test_classic_wrong_answer_fails_with_its_diagnosis(name, index, capsys):
+    fn, diagnosis = WRONG[name][index]
+    result = exercises.check(name, fn)
+    printed = capsys.readouterr().out
+    assert not result.passed
+    assert result.diagnosis == diagnosis, result.message
+    assert printed.strip() == result.message.strip()
+    assert "FAIL" in printed or "ERROR" in printed
+
+
+def test_messages_name_the_pattern_and_the_worst_element():
+    r = exercises.check("mse_grad", lambda p, t: t - p)             # the tutorial's (x - x_hat)
+    assert "17.5 = N*D/2 times" in r.message and "sign is flipped" in r.message
+    assert "worst at [" in r.message and "yours" in r.message and "expected" in r.message
+    r = exercises.check("dense_backward", WRONG["dense_backward"][0][0])
+    assert "transposed" in r.message and "(3, 7)" in r.message and "(7, 3)" in r.message
+    r = exercises.check("dense_backward", WRONG["dense_backward"][2][0])
+    assert "1/N times" in r.message and "plain sum over the batch" in r.message
+    r = exercises.check("bce_with_logits", _naive_bce)
+    assert "NaN or inf" in r.message and "log1p" in r.message
+    r = exercises.check("discriminator_grad", WRONG["discriminator_grad"][2][0])
+    assert "1/2 times" in r.message and "0.5 (L_real + L_fake)" in r.message
+
+
+def test_stub_reports_not_implemented_and_crashes_show_the_exception(capsys):
+    def stub(x, W, dout):
+        raise NotImplementedError("Exercise 1")
+
+    r = exercises.check("dense_backward", stub)
+    assert r.status == "not implemented" and not r.passed and "not implemented yet" in r.message
+
+    def buggy(x, W, dout):
+        dx = dout @ W                                              # missing .T: (N,3)(7,3)
+        return dx, x.T @ dout, dout.sum(0)
+
+    r = exercises.check("dense_backward", buggy)
+    assert r.status == "error" and "ValueError" in r.message and "shape" in r.message
+    assert "`dx = dout @ W" in r.message                            # the student's own line
+
+    def forgot_return(x, dout):
+        dout * (x > 0)
+
+    r = exercises.check("relu_backward", forgot_return)
+    assert r.diagnosis == "returned" and "missing `return`" in r.message
+
+
+def test_checker_does_not_let_the_student_change_its_inputs():
+    def scribbles(x, W, dout):
+        x[...] = 0
+        dout *= 2
+        return ref.dense_backward(x, W, dout)
+
+    assert not exercises.check("dense_backward", scribbles).passed
+    assert exercises.check("dense_backward", ref.dense_backward).passed      # inputs were copies
+
+
+def test_summary_lists_every_exercise(capsys):
+    exercises.check("relu_backward", ref.relu_backward)
+    results = exercises.summary()
+    out = capsys.readouterr().out
+    assert set(results) == {"relu_backward"} and "1 of 7 passed" in out
+    assert all(name in out for name in exercises.EXERCISES) and "not checked yet" in out
+    exercises.check("mse_grad", ref.mse_grad, record=False)
+    assert "mse_grad" not in exercises.summary()
+
+
+def test_reference_solutions_agree_with_finite_differences_on_other_shapes():
+    """The solutions are right in general, not only on the checker's inputs."""
+    rng = np.random.default_rng(11)
+    x, W, b, dout = rng.normal(size=(3, 2)), rng.normal(size=(2, 4)), rng.normal(size=4), rng.normal(size=(3, 4))
+    dx, dW, db = ref.dense_backward(x, W, dout)
+    for mine, arr in ((dx, x), (dW, W), (db, b)):
+        assert rel_error(mine, numerical_gradient(lambda _a: np.sum((x @ W + b) * dout), arr)) < 1e-7
+    s, t = rng.normal(0, 3, (2, 6)), rng.uniform(0, 1, (2, 6))
+    assert rel_error(ref.bce_with_logits(s, t)[1],
+                     numerical_gradient(lambda _a: ref.bce_with_logits(s, t)[0], s)) < 1e-7
+
+
+def test_diagnose_is_usable_on_its_own():
+    want = np.arange(1.0, 7.0).reshape(2, 3)
+    assert exercises.diagnose(want, want) == (None, "ok")
+    assert exercises.diagnose(want.T, want)[0] == "transposed"
+    assert exercises.diagnose(-want, want)[0] == "sign"
+    assert exercises.diagnose(want * 5, want, {"N": 5})[0] == "factor"
+    assert "= N times" in exercises.diagnose(want * 5, want, {"N": 5})[1]
+    assert exercises.diagnose(want[:1], want)[0] == "shape"
+    assert exercises.diagnose(want + np.eye(2, 3), want)[0] == "wrong values"
+    with pytest.raises(ValueError, match="unknown exercise"):
+        exercises.check("no_such_exercise", print)
+
+
+def test_a_transposed_answer_that_is_also_wrong_gets_both_diagnoses():
+    r = exercises.check("dense_backward", lambda x, W, dout: (dout @ W.T, -(dout.T @ x), dout.sum(0)))
+    assert r.diagnosis == "transposed" and "still wrong: sign-flipped" in r.message

@@ -11,6 +11,8 @@ thing with the same signature, fused so that each array is walked once:
     dW += x^T delta;  db += 1^T delta;  dx = delta W^T if ``need_dx``.
 ``bce_logits(s, t, grad) -> loss``
     the fused sigmoid + binary cross-entropy of ``losses.bce_with_logits``.
+``sigmoid_mse(s, x, grad) -> loss``
+    MSE of sigmoid(s) against x and its gradient w.r.t. the logits s, in one pass.
 ``adam_flat(p, g, m, v, step_size, b1, b2, eps, v_scale)``
     one Adam step over flat buffers, in place (``step_size = lr / (1 - b1^t)``,
     ``v_scale = 1 / sqrt(1 - b2^t)``).
@@ -94,6 +96,14 @@ def bce_logits_np(s, t, grad):
     return float(np.sum(np.maximum(s, 0) - s * t + np.log1p(e)) / n)
 
 
+def sigmoid_mse_np(s, x, grad):
+    x_hat = _act_np(s, 3, 0.0)
+    diff = x_hat - x
+    n = s.size
+    grad[...] = (2 / n) * diff * x_hat * (1 - x_hat)    # dL/ds = 2/n (x_hat - x) x_hat (1 - x_hat)
+    return float(np.sum(diff * diff) / n)
+
+
 def adam_flat_np(p, g, m, v, step_size, b1, b2, eps, v_scale):
     m *= b1
     m += (1 - b1) * g                                    # m = b1 m + (1 - b1) g
@@ -116,6 +126,7 @@ def matmul_np(a, b, out):
 NUMPY = SimpleNamespace(name="numpy", dense_forward=dense_forward_np, dense_backward=dense_backward_np,
                         activation_forward=activation_forward_np,
                         activation_backward=activation_backward_np, bce_logits=bce_logits_np,
+                        sigmoid_mse=sigmoid_mse_np,
                         adam_flat=adam_flat_np, momentum_flat=momentum_flat_np, matmul=matmul_np)
 
 
@@ -225,12 +236,32 @@ else:
         n = fs.size
         one, zero = fs.dtype.type(1), fs.dtype.type(0)
         inv_n = one / fs.dtype.type(n)
-        total = 0.0
+        total, carry = 0.0, 0.0          # compensated (Kahan) sum: a loss is differenced in gradchecks
         for i in range(n):
             e = math.exp(-abs(fs[i]))
             sig = one / (one + e) if fs[i] >= zero else e / (one + e)
             fg[i] = (sig - ft[i]) * inv_n
-            total += max(fs[i], zero) - fs[i] * ft[i] + math.log1p(e)
+            term = (max(fs[i], zero) - fs[i] * ft[i] + math.log1p(e)) - carry
+            new = total + term
+            carry = (new - total) - term
+            total = new
+        return total / n
+
+    @jit
+    def sigmoid_mse(s, x, grad):
+        fs, fx, fg = s.reshape(-1), x.reshape(-1), grad.reshape(-1)
+        n = fs.size
+        one, zero, two_n = fs.dtype.type(1), fs.dtype.type(0), fs.dtype.type(2.0 / n)
+        total, carry = 0.0, 0.0          # compensated (Kahan) sum, as in bce_logits
+        for i in range(n):
+            e = np.exp(-abs(fs[i]))
+            xh = one / (one + e) if fs[i] >= zero else e / (one + e)
+            d = xh - fx[i]
+            fg[i] = two_n * d * xh * (one - xh)
+            term = d * d - carry
+            new = total + term
+            carry = (new - total) - term
+            total = new
         return total / n
 
     @jit
@@ -275,7 +306,7 @@ else:
 
     NUMBA = SimpleNamespace(name="numba", dense_forward=dense_forward, dense_backward=dense_backward,
                            activation_forward=activation_forward, activation_backward=activation_backward,
-                           bce_logits=bce_logits, adam_flat=adam_flat, momentum_flat=momentum_flat,
+                           bce_logits=bce_logits, sigmoid_mse=sigmoid_mse, adam_flat=adam_flat, momentum_flat=momentum_flat,
                            matmul=matmul)
 
 

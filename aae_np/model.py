@@ -280,7 +280,11 @@ class AAE:
     def _reconstruction(self, x: np.ndarray, backprop: bool) -> float:
         z = self._encode_train(x)
         logits = self.run["decoder"].forward(z)
-        if self.config.recon_loss == "bce":
+        if self.backend != "numpy":                                    # the same, one fused kernel
+            d_logits = np.empty_like(logits)
+            fused = self.kernels.bce_logits if self.config.recon_loss == "bce" else self.kernels.sigmoid_mse
+            loss = float(fused(logits, x, d_logits))
+        elif self.config.recon_loss == "bce":
             loss, d_logits = losses.bce_with_logits(logits, x)          # delta = (x_hat - x) / n
         else:
             x_hat = sigmoid(logits)

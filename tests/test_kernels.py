@@ -150,3 +150,17 @@ def test_teaching_matmul_matches_blas(dtype, shape, seed):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="backend must be 'numpy' or 'numba'"):
         get_kernels("cuda")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_mse_twins_match_the_layers(dtype):
+    rng = np.random.default_rng(4)
+    s, x = arrays(rng, dtype, 6, 9, scale=3), rng.random((6, 9)).astype(dtype)
+    sig = Sigmoid()
+    x_hat = sig.forward(s)
+    value, d_xhat = losses.mse(x_hat, x)
+    expected = sig.backward(d_xhat)
+    for kernels in (NUMPY, NB):
+        g = np.empty_like(s)
+        assert kernels.sigmoid_mse(s, x, g) == pytest.approx(value, rel=1e-5 if dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(g, expected, **TOL[dtype])

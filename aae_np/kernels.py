@@ -231,38 +231,36 @@ else:
         return out
 
     @jit
-    def bce_logits(s, t, grad):
-        fs, ft, fg = s.reshape(-1), t.reshape(-1), grad.reshape(-1)
+    def _logit_loss_grads(s, e, t, grad, terms, mse):
+        """One vectorisable pass: the gradient w.r.t. the logits and each element's loss term.
+
+        ``e = exp(-|s|)`` comes from NumPy (its exp is SIMD; Numba's is a scalar call here).
+        """
+        fs, fe, ft, fg, fl = s.reshape(-1), e.reshape(-1), t.reshape(-1), grad.reshape(-1), terms.reshape(-1)
         n = fs.size
         one, zero = fs.dtype.type(1), fs.dtype.type(0)
-        inv_n = one / fs.dtype.type(n)
-        total, carry = 0.0, 0.0          # compensated (Kahan) sum: a loss is differenced in gradchecks
+        inv_n, two_n = one / fs.dtype.type(n), fs.dtype.type(2.0 / n)
         for i in range(n):
-            e = math.exp(-abs(fs[i]))
-            sig = one / (one + e) if fs[i] >= zero else e / (one + e)
-            fg[i] = (sig - ft[i]) * inv_n
-            term = (max(fs[i], zero) - fs[i] * ft[i] + math.log1p(e)) - carry
-            new = total + term
-            carry = (new - total) - term
-            total = new
-        return total / n
+            p = one / (one + fe[i]) if fs[i] >= zero else fe[i] / (one + fe[i])     # sigmoid(s)
+            d = p - ft[i]
+            if mse:
+                fg[i] = two_n * d * p * (one - p)        # 2/n (x_hat - x) x_hat (1 - x_hat)
+                fl[i] = d * d
+            else:
+                fg[i] = d * inv_n                        # (sigmoid(s) - t) / n
+                fl[i] = max(fs[i], zero) - fs[i] * ft[i] + np.log1p(fe[i])
 
-    @jit
+    def _logit_loss(s, t, grad, mse):
+        e = np.exp(-np.abs(s))
+        terms = np.empty_like(s)
+        _logit_loss_grads(s, e, t, grad, terms, mse)
+        return float(np.sum(terms) / s.size)             # NumPy's pairwise sum, as losses.py
+
+    def bce_logits(s, t, grad):
+        return _logit_loss(s, t, grad, False)
+
     def sigmoid_mse(s, x, grad):
-        fs, fx, fg = s.reshape(-1), x.reshape(-1), grad.reshape(-1)
-        n = fs.size
-        one, zero, two_n = fs.dtype.type(1), fs.dtype.type(0), fs.dtype.type(2.0 / n)
-        total, carry = 0.0, 0.0          # compensated (Kahan) sum, as in bce_logits
-        for i in range(n):
-            e = np.exp(-abs(fs[i]))
-            xh = one / (one + e) if fs[i] >= zero else e / (one + e)
-            d = xh - fx[i]
-            fg[i] = two_n * d * xh * (one - xh)
-            term = d * d - carry
-            new = total + term
-            carry = (new - total) - term
-            total = new
-        return total / n
+        return _logit_loss(s, x, grad, True)
 
     @jit
     def adam_flat(p, g, m, v, step_size, b1, b2, eps, v_scale):

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from aae_np.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from aae_np.kernels import ACT_CODES
+from aae_np.kernels import ACT_CODES, ADD, SET, SKIP
 from aae_np.layers import Dense, Sequential
 
 _CODE = {Identity: ACT_CODES["identity"], ReLU: ACT_CODES["relu"], LeakyReLU: ACT_CODES["leaky_relu"],
@@ -43,6 +43,10 @@ class FusedMLP:
             i += 1
         self.inputs: list[np.ndarray] = []
         self.outputs: list[np.ndarray] = []
+        self.grads_are_zero = False       # set by AAE.zero_grad: the next backward may overwrite
+
+    def mark_zeroed(self) -> None:
+        self.grads_are_zero = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.inputs, self.outputs = [], []
@@ -54,7 +58,14 @@ class FusedMLP:
             x = out
         return x
 
-    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray, need_dx: bool = True,
+                 param_grads: bool = True) -> np.ndarray | None:
+        """Like ``Sequential.backward``; ``param_grads=False`` computes only dL/dx (the
+        parameter gradients are left untouched). The first backward after ``mark_zeroed``
+        overwrites the gradients instead of adding to zeros: the same result, one pass less."""
+        mode = SKIP if not param_grads else (SET if self.grads_are_zero else ADD)
+        if param_grads:
+            self.grads_are_zero = False
         empty = np.empty((0, 0), dout.dtype)
         for k in range(len(self.pairs) - 1, -1, -1):
             dense, act, alpha = self.pairs[k]
@@ -62,6 +73,6 @@ class FusedMLP:
             want_dx = need_dx or k > 0
             dx = np.empty_like(x) if want_dx else empty
             self.kernels.dense_backward(x, dense.params["W"], y, np.ascontiguousarray(dout), act, alpha,
-                                        np.empty_like(y), dense.grads["W"], dense.grads["b"], dx, want_dx)
+                                        np.empty_like(y), dense.grads["W"], dense.grads["b"], dx, want_dx, mode)
             dout = dx
         return dout if need_dx else None

@@ -6,9 +6,12 @@ thing with the same signature, fused so that each array is walked once:
 ``dense_forward(x, W, b, act, alpha, out)``
     out = act(x W + b): the GEMM (NumPy's BLAS), then bias and activation in one
     jitted pass over ``out`` (the "epilogue").
-``dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx)``
+``dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, grads)``
     delta = dout * act'(y)  (the derivative written in terms of the output y);
     dW += x^T delta;  db += 1^T delta;  dx = delta W^T if ``need_dx``.
+    ``grads``: ADD (2) accumulates as above, SET (1) overwrites dW and db (one pass
+    less when the caller knows they are zero), SKIP (0) leaves them (a phase that
+    only needs dx, e.g. the generator's pass through the discriminator).
 ``bce_logits(s, t, grad) -> loss``
     the fused sigmoid + binary cross-entropy of ``losses.bce_with_logits``.
 ``sigmoid_mse(s, x, grad) -> loss``
@@ -34,6 +37,7 @@ from types import SimpleNamespace
 import numpy as np
 
 ACT_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+SKIP, SET, ADD = 0, 1, 2          # what dense_backward does with dW and db
 
 
 # ----------------------------------------------------------------------------------------
@@ -70,10 +74,14 @@ def dense_forward_np(x, W, b, act, alpha, out):
     return out
 
 
-def dense_backward_np(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx):
+def dense_backward_np(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, grads=ADD):
     delta[...] = dout * _act_grad_np(y, act, alpha)      # delta = dout * act'(u)
-    dW += x.T @ delta                                    # dW = x^T delta
-    db += delta.sum(axis=0)                              # db = 1^T delta
+    if grads == ADD:
+        dW += x.T @ delta                                # dW = x^T delta
+        db += delta.sum(axis=0)                          # db = 1^T delta
+    elif grads == SET:
+        np.dot(x.T, delta, out=dW)
+        np.sum(delta, axis=0, out=db)
     if need_dx:
         dx[...] = delta @ W.T                            # dx = delta W^T
     return delta
@@ -205,16 +213,22 @@ else:
                 fo[i] = fd[i]
 
     @jit
-    def col_sum_add(delta, db):
+    def col_sum(delta, db, add):
+        if not add:
+            db[:] = 0
         n, m = delta.shape
         for i in range(n):
             for j in range(m):
                 db[j] += delta[i, j]
 
-    def dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx):
+    def dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, grads=ADD):
         act_grad_mul(y, dout, act, alpha, delta)         # delta = dout * act'(u), fused
-        dW += np.dot(x.T, delta)                         # dW = x^T delta   (NumPy's BLAS)
-        col_sum_add(delta, db)                           # db = 1^T delta
+        if grads == ADD:
+            dW += np.dot(x.T, delta)                     # dW = x^T delta   (NumPy's BLAS)
+        elif grads == SET:
+            np.dot(x.T, delta, out=dW)
+        if grads != SKIP:
+            col_sum(delta, db, grads == ADD)             # db = 1^T delta
         if need_dx:
             np.dot(delta, W.T, out=dx)                   # dx = delta W^T
         return delta

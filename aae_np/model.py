@@ -193,6 +193,9 @@ class AAE:
 
     def zero_grad(self) -> None:
         self.flat_grads.fill(0)
+        for runner in self.run.values():
+            if hasattr(runner, "mark_zeroed"):
+                runner.mark_zeroed()
 
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())
@@ -302,8 +305,11 @@ class AAE:
         """L_G = BCE(D(z), 1); returns (L_G, dL_G/dz). The discriminator's own grads are discarded."""
         a = self.run["discriminator"].forward(z)
         loss, da = losses.bce_with_logits(a, np.ones_like(a))          # dL/da = (D(z) - 1) / N
-        dz = self.run["discriminator"].backward(da)                           # dz = da W_D^T ... (through D)
-        self.discriminator.zero_grad()                                  # D is not trained by this phase
+        if self.backend == "numpy":
+            dz = self.run["discriminator"].backward(da)                # dz = da W_D^T ... (through D)
+            self.discriminator.zero_grad()                             # D is not trained by this phase
+        else:                                                          # the same dz; D's grads not computed
+            dz = self.run["discriminator"].backward(da, param_grads=False)
         self.intermediates.update(z=z, d_a_gen=da, dz_adv=dz)
         self.last_stats["g_loss"] = loss
         return loss, dz

@@ -164,3 +164,22 @@ def test_sigmoid_mse_twins_match_the_layers(dtype):
         g = np.empty_like(s)
         assert kernels.sigmoid_mse(s, x, g) == pytest.approx(value, rel=1e-5 if dtype == np.float32 else 1e-12)
         np.testing.assert_allclose(g, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("kernels", [NUMPY, NB], ids=["numpy", "numba"])
+def test_dense_backward_grad_modes(kernels):
+    from aae_np.kernels import ADD, SET, SKIP
+
+    rng = np.random.default_rng(5)
+    x, W, dout = arrays(rng, np.float64, 5, 4), arrays(rng, np.float64, 4, 3), arrays(rng, np.float64, 5, 3)
+    y = np.tanh(x @ W)
+    runs = {}
+    for mode in (SKIP, SET, ADD):
+        dW, db, dx = np.full((4, 3), 1.0), np.full(3, 1.0), np.empty((5, 4))
+        kernels.dense_backward(x, W, y, dout, 4, 0.2, np.empty_like(y), dW, db, dx, True, mode)
+        runs[mode] = dW, db, dx
+    np.testing.assert_array_equal(runs[SKIP][0], 1.0)                     # untouched
+    np.testing.assert_allclose(runs[ADD][0], runs[SET][0] + 1.0, rtol=1e-12)
+    np.testing.assert_allclose(runs[ADD][1], runs[SET][1] + 1.0, rtol=1e-12)
+    for mode in (SKIP, SET):
+        np.testing.assert_allclose(runs[mode][2], runs[ADD][2], rtol=1e-12)  # dx never depends on it

@@ -49,7 +49,14 @@ class Gaussian(Prior):
         return f"Gaussian(dim={self.dim}, std={self.std})"
 
     def sample(self, n: int, rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
-        return (rng.standard_normal((n, self.dim)) * self.std).astype(dtype, copy=False)
+        # drawn directly in float32 or float64 (no float64 draw + cast: the training step's
+        # prior sample is on the hot path); the two dtypes give different streams
+        dtype = np.dtype(dtype)
+        draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
+        z = rng.standard_normal((n, self.dim), dtype=draw_dtype)
+        if self.std != 1.0:
+            z *= self.std
+        return z.astype(dtype, copy=False)
 
 
 PRIORS = {"gaussian": Gaussian}

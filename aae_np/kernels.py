@@ -265,7 +265,9 @@ else:
                 fl[i] = max(fs[i], zero) - fs[i] * ft[i] + np.log1p(fe[i])
 
     def _logit_loss(s, t, grad, mse):
-        e = np.exp(-np.abs(s))
+        e = np.abs(s)                                    # e = exp(-|s|), in one buffer
+        np.negative(e, out=e)
+        np.exp(e, out=e)
         terms = np.empty_like(s)
         _logit_loss_grads(s, e, t, grad, terms, mse)
         return float(np.sum(terms) / s.size)             # NumPy's pairwise sum, as losses.py

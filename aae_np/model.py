@@ -192,10 +192,18 @@ class AAE:
         return {k: v for k, v in self.params.items() if k.split(".", 1)[0] in nets}
 
     def zero_grad(self) -> None:
-        self.flat_grads.fill(0)
+        """Start a phase with zero gradients.
+
+        The numba path only marks its networks: their first backward of the phase then
+        overwrites every parameter gradient it computes, which is the same as adding to
+        zeros without a pass over the whole buffer. (Gradients of networks that a phase
+        does not train are not part of its result and may then hold older values.)
+        """
+        if self.backend == "numpy":
+            self.flat_grads.fill(0)
+            return
         for runner in self.run.values():
-            if hasattr(runner, "mark_zeroed"):
-                runner.mark_zeroed()
+            runner.mark_zeroed()
 
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())

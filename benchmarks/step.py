@@ -3,7 +3,10 @@
 The same model (a preset's sizes), schedule, batch, dtype (float32) and thread count for all
 three. Each contestant runs ``--steps`` training steps per round; rounds alternate between
 contestants (A B C A B C ...) so that a slow spell of this shared machine hits all of them; the
-table reports medians over ``--rounds``. PyTorch is measured only when it is installed
+table reports medians over ``--rounds``. Before each round the benchmark sleeps ``--gap`` seconds:
+an idle OpenBLAS pool keeps its threads spinning for ~0.1 s after its last call, and without the
+gap those threads steal a core from the next contestant (PyTorch measured 5.7 ms per step instead
+of 4.3 ms that way). PyTorch is measured only when it is installed
 (``pip install torch==2.13.0``); otherwise it is skipped with a message.
 
     .venv/bin/python benchmarks/step.py                       # tutorial model, joint + phased
@@ -134,11 +137,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=50, help="steps per round")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--gap", type=float, default=0.5,
+                        help="seconds of sleep before each round, so that the previous contestant's "
+                             "idle BLAS/OpenMP threads have stopped spinning (OpenBLAS spins ~0.1 s)")
     parser.add_argument("--smoke", action="store_true", help="2 rounds of 3 steps: checks it runs")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "step.json"))
     args = parser.parse_args()
     if args.smoke:
-        args.steps, args.rounds = 3, 2
+        args.steps, args.rounds, args.gap = 3, 2, 0.0
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(args.threads)
@@ -162,6 +168,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in contestants}
         for _ in range(args.rounds):
             for name, step in contestants.items():
+                time.sleep(args.gap)
                 t0 = time.perf_counter()
                 for i in range(args.steps):
                     step(batches[i % 4])

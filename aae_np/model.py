@@ -32,6 +32,7 @@ import numpy as np
 
 from aae_np import losses
 from aae_np.activations import sigmoid
+from aae_np.base import NonFiniteError
 from aae_np.files import atomic_savez
 from aae_np.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from aae_np.priors import Gaussian, Prior
@@ -213,7 +214,12 @@ class AAE:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != dim:
             raise ValueError(f"AAE: {what} must have shape (N, {dim}), got {x.shape}")
-        return x.astype(self.dtype, copy=False)
+        if not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"AAE: {what} must be numeric, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        if not np.isfinite(x).all():          # the fused path has no per-layer checks: check here
+            raise NonFiniteError(f"AAE: {what} of shape {x.shape} contains NaN or inf")
+        return x
 
     def _batched(self, name: str, x: np.ndarray, batch_size: int) -> np.ndarray:
         net = self.run[name]
@@ -247,8 +253,9 @@ class AAE:
         (valid until the next call). ``z_prior`` (N, latent_dim) is required
         by the ``discriminator`` phase. ``eps`` (N, latent_dim), standard normal
         noise, draws z = enc(x) + posterior_std * eps from a Gaussian posterior
-        (paper section 2.1); without it z = enc(x). dz/d enc(x) = I either way. Extra numbers (D accuracy...) land in
-        ``self.last_stats``; intermediate gradients in ``self.intermediates``.
+        (paper section 2.1); without it z = enc(x). dz/d enc(x) = I either way.
+        Extra numbers (D accuracy...) land in ``self.last_stats``; intermediate
+        gradients in ``self.intermediates``.
         """
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")

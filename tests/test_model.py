@@ -195,3 +195,14 @@ def test_backend_choice(monkeypatch):
         AAE(**SMALL)
     with pytest.raises(ValueError, match="backend must be"):
         AAE(**SMALL, backend="tpu")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nan_input_is_refused_by_both_backends(backend):
+    model = AAE(**SMALL, backend=backend)
+    x, z_prior = batch()
+    x[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"x of shape \(4, 6\) contains NaN"):
+        model.phase_grads("reconstruction", x)
+    with pytest.raises(ValueError, match="contains NaN"):
+        model.encode(x)

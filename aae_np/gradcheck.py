@@ -43,6 +43,32 @@ __all__ = [
 DEFAULT_TOL = 1e-7
 
 
+def _central_differences(name: str, x: np.ndarray, h: float,
+                          difference: Callable[[Callable[[float], None]], float]) -> np.ndarray:
+    """The loop both estimators share: nudge one element of ``x`` by +h and -h, restore it.
+
+    ``difference(evaluate)`` is called once per element; ``evaluate(sign)`` sets the element
+    to ``old + sign * h`` and returns what the caller's function gives there. Every element
+    is restored exactly, even if the function raises.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        raise ValueError(
+            f"{name}: x must be a float64 array (float32 rounding swamps the difference), "
+            f"got {getattr(x, 'dtype', type(x).__name__)}")
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+
+        def at(sign: float) -> None:
+            x[idx] = old + sign * h
+
+        try:
+            grad[idx] = difference(at) / (2 * h)
+        finally:
+            x[idx] = old
+    return grad
+
+
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
     """Central-difference gradient of the scalar ``f`` at ``x`` (any shape).
 
@@ -50,22 +76,13 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
     it through a reference, e.g. a layer's weight) and every element is
     restored exactly before returning, even if ``f`` raises.
     """
-    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
-        raise ValueError(
-            f"numerical_gradient: x must be a float64 array (float32 rounding swamps the difference), "
-            f"got {getattr(x, 'dtype', type(x).__name__)}")
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        try:
-            x[idx] = old + h
-            f_plus = float(f(x))
-            x[idx] = old - h
-            f_minus = float(f(x))
-        finally:
-            x[idx] = old
-        grad[idx] = (f_plus - f_minus) / (2 * h)
-    return grad
+    def difference(at: Callable[[float], None]) -> float:
+        at(+1)
+        f_plus = float(f(x))
+        at(-1)
+        return f_plus - float(f(x))                      # f(x + h) - f(x - h)
+
+    return _central_differences("numerical_gradient", x, h, difference)
 
 
 def numerical_gradient_array(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dout: np.ndarray,
@@ -79,21 +96,14 @@ def numerical_gradient_array(f: Callable[[np.ndarray], np.ndarray], x: np.ndarra
     elements that do change. This is what lets a layer check reach 1e-10
     where the scalar form stalls near eps * |L| / h.
     """
-    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
-        raise ValueError(
-            f"numerical_gradient_array: x must be a float64 array, got {getattr(x, 'dtype', type(x).__name__)}")
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        try:
-            x[idx] = old + h
-            out_plus = np.array(f(x), dtype=np.float64)   # copy: f may return a view of x
-            x[idx] = old - h
-            out_minus = np.array(f(x), dtype=np.float64)
-        finally:
-            x[idx] = old
-        grad[idx] = math.fsum(((out_plus - out_minus) * dout).ravel()) / (2 * h)
-    return grad
+    def difference(at: Callable[[float], None]) -> float:
+        at(+1)
+        out_plus = np.array(f(x), dtype=np.float64)      # copy: f may return a view of x
+        at(-1)
+        out_minus = np.array(f(x), dtype=np.float64)
+        return math.fsum(((out_plus - out_minus) * dout).ravel())
+
+    return _central_differences("numerical_gradient_array", x, h, difference)
 
 
 def _rel_elementwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:

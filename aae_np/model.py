@@ -37,7 +37,7 @@ from aae_np.files import atomic_savez
 from aae_np.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from aae_np.priors import Gaussian, Prior
 
-__all__ = ["AAEConfig", "AAE", "PHASES"]
+__all__ = ["AAEConfig", "AAE", "NetworkSet", "PHASES", "load_model"]
 
 PHASES = ("reconstruction", "discriminator", "generator", "joint")
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid,
@@ -107,35 +107,30 @@ def mlp(sizes: list[int], activation: str, rng: np.random.Generator, dtype: np.d
     return Sequential(*layers)
 
 
-class AAE:
-    """Adversarial Autoencoder (Makhzani et al., 2015) with hand-written phase gradients."""
+class NetworkSet:
+    """Named ``Sequential`` networks whose parameters share one flat buffer.
 
-    def __init__(self, config: AAEConfig | None = None, *, backend: str | None = None,
-                 **overrides: Any) -> None:
-        """``backend``: "numpy" (the layers themselves), "numba" (fused kernels) or None for
-        ``$AAE_NP_BACKEND``, else the fastest installed (see ``kernels.default_backend``)."""
-        if config is None:
-            config = AAEConfig(**overrides)
-        elif overrides:
-            config = AAEConfig.from_dict({**config.to_dict(), **overrides})
-        self.config = config
-        self.dtype = np.dtype(config.dtype)
-        rng = np.random.default_rng(config.seed)
-        c = config
-        self.encoder = mlp([c.input_dim, *c.encoder_hidden, c.latent_dim], c.activation, rng, self.dtype)
-        self.decoder = mlp([c.latent_dim, *c.decoder_hidden, c.input_dim], c.activation, rng, self.dtype)
-        self.discriminator = mlp([c.latent_dim, *c.discriminator_hidden, 1], c.activation, rng, self.dtype)
-        self.nets = {"encoder": self.encoder, "decoder": self.decoder, "discriminator": self.discriminator}
+    The plumbing common to every model of the family (``AAE`` here, the paper's
+    variants in ``aae_np.variants``): qualified parameter names, flat parameter and
+    gradient buffers, the numpy/numba backend switch, input checks, batched
+    inference, and atomic save/load. Subclasses set ``config_class`` and call
+    ``_setup(nets, backend)`` from ``__init__``.
+    """
+
+    config_class: type = None            # set by subclasses: a dataclass with to_dict/from_dict
+    kind = "aae"                         # stored in the file, so a loader knows what to rebuild
+
+    def _setup(self, nets: dict[str, Sequential], backend: str | None) -> None:
+        self.nets = nets
         for name, net in self.nets.items():
             net._set_name(name)
-        self.prior: Prior = Gaussian(c.latent_dim, c.prior_std)
         self._flatten()
         self.set_backend(backend)
         self.last_stats: dict[str, float] = {}
         self.intermediates: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
-        return (f"AAE(latent_dim={self.config.latent_dim}, dtype={self.dtype.name},\n"
+        return (f"{type(self).__name__}(dtype={self.dtype.name},\n"
                 + "\n".join(f"  {n}={net!r}" for n, net in self.nets.items()) + ")")
 
     def _flatten(self) -> None:
@@ -225,6 +220,70 @@ class AAE:
         net = self.run[name]
         return np.concatenate([net.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
                               or [np.zeros((0, self.nets[name].layers[-1].out_dim), self.dtype)])
+
+    # -- persistence -------------------------------------------------------------
+    def save(self, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None) -> Path:
+        """Write config (JSON) and parameters to one ``.npz``, atomically (temp file + rename)."""
+        arrays = {"__config__": np.array(json.dumps(self.config.to_dict())),
+                  "__format__": np.array(FORMAT_VERSION), "__kind__": np.array(self.kind)}
+        arrays.update({f"param/{k}": v for k, v in self.params.items()})
+        arrays.update(extra or {})
+        return atomic_savez(path, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "NetworkSet":
+        """Rebuild a model saved by ``save`` (no pickle is ever loaded)."""
+        model, _ = cls.load_with_extras(path)
+        return model
+
+    @classmethod
+    def load_with_extras(cls, path: str | os.PathLike) -> tuple["NetworkSet", dict[str, np.ndarray]]:
+        arrays = read_model_arrays(path)
+        kind = str(arrays.pop("__kind__", "aae"))
+        if kind != cls.kind:
+            raise ValueError(f"{path} holds a {kind!r} model, not {cls.kind!r}; load it with aae_np.load_model")
+        return cls._from_arrays(path, arrays)
+
+    @classmethod
+    def _from_arrays(cls, path, arrays: dict[str, np.ndarray]) -> tuple["NetworkSet", dict[str, np.ndarray]]:
+        try:
+            config = cls.config_class.from_dict(json.loads(str(arrays.pop("__config__"))))
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not a readable aae_np model file ({err}); "
+                             "was it written by AAE.save / aae-np train?") from err
+        model = cls(config)
+        for name, param in model.params.items():
+            stored = arrays.pop(f"param/{name}", None)
+            if stored is None or stored.shape != param.shape:
+                raise ValueError(f"{path}: parameter {name} is missing or has the wrong shape "
+                                 f"({None if stored is None else stored.shape} vs {param.shape})")
+            param[...] = stored
+        return model, arrays
+
+
+class AAE(NetworkSet):
+    """Adversarial Autoencoder (Makhzani et al., 2015) with hand-written phase gradients."""
+
+    config_class = AAEConfig
+
+    def __init__(self, config: AAEConfig | None = None, *, backend: str | None = None,
+                 **overrides: Any) -> None:
+        """``backend``: "numpy" (the layers themselves), "numba" (fused kernels) or None for
+        ``$AAE_NP_BACKEND``, else the fastest installed (see ``kernels.default_backend``)."""
+        if config is None:
+            config = AAEConfig(**overrides)
+        elif overrides:
+            config = AAEConfig.from_dict({**config.to_dict(), **overrides})
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        rng = np.random.default_rng(config.seed)
+        c = config
+        self.encoder = mlp([c.input_dim, *c.encoder_hidden, c.latent_dim], c.activation, rng, self.dtype)
+        self.decoder = mlp([c.latent_dim, *c.decoder_hidden, c.input_dim], c.activation, rng, self.dtype)
+        self.discriminator = mlp([c.latent_dim, *c.discriminator_hidden, 1], c.activation, rng, self.dtype)
+        self.prior: Prior = Gaussian(c.latent_dim, c.prior_std)
+        self._setup({"encoder": self.encoder, "decoder": self.decoder, "discriminator": self.discriminator},
+                    backend)
 
     def encode(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """z = enc(x): (N, input_dim) -> (N, latent_dim)."""
@@ -349,42 +408,35 @@ class AAE:
         self.last_stats.update(d_loss=loss, d_accuracy=float(accuracy))
         return loss
 
-    # -- persistence -------------------------------------------------------------
-    def save(self, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None) -> Path:
-        """Write config (JSON) and parameters to one ``.npz``, atomically (temp file + rename)."""
-        arrays = {"__config__": np.array(json.dumps(self.config.to_dict())),
-                  "__format__": np.array(FORMAT_VERSION)}
-        arrays.update({f"param/{k}": v for k, v in self.params.items()})
-        arrays.update(extra or {})
-        return atomic_savez(path, arrays)
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "AAE":
-        """Rebuild a model saved by ``save`` (no pickle is ever loaded)."""
-        model, _ = cls.load_with_extras(path)
-        return model
+def read_model_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of a model file, checked to be one (no pickle is ever loaded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file {path} does not exist; train one with `aae-np train --out DIR`")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a readable aae_np model file (not an .npz archive); "
+                         "was it written by AAE.save / aae-np train?")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable aae_np model file ({err}); "
+                         "was it written by AAE.save / aae-np train?") from err
+    if "__config__" not in arrays:
+        raise ValueError(f"{path} is not a readable aae_np model file (no config inside); "
+                         "was it written by AAE.save / aae-np train?")
+    arrays.pop("__format__", None)
+    return arrays
 
-    @classmethod
-    def load_with_extras(cls, path: str | os.PathLike) -> tuple["AAE", dict[str, np.ndarray]]:
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"model file {path} does not exist; train one with `aae-np train --out DIR`")
-        if not zipfile.is_zipfile(path):
-            raise ValueError(f"{path} is not a readable aae_np model file (not an .npz archive); "
-                             "was it written by AAE.save / aae-np train?")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-            config = AAEConfig.from_dict(json.loads(str(arrays.pop("__config__"))))
-            arrays.pop("__format__", None)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError, EOFError) as err:
-            raise ValueError(f"{path} is not a readable aae_np model file ({err}); "
-                             "was it written by AAE.save / aae-np train?") from err
-        model = cls(config)
-        for name, param in model.params.items():
-            stored = arrays.pop(f"param/{name}", None)
-            if stored is None or stored.shape != param.shape:
-                raise ValueError(f"{path}: parameter {name} is missing or has the wrong shape "
-                                 f"({None if stored is None else stored.shape} vs {param.shape})")
-            param[...] = stored
-        return model, arrays
+
+def load_model(path: str | os.PathLike) -> tuple[NetworkSet, dict[str, np.ndarray]]:
+    """Load any model of the family (plain AAE or a paper variant) and its extra arrays."""
+    arrays = read_model_arrays(path)
+    kind = str(arrays.pop("__kind__", "aae"))
+    if kind == "aae":
+        return AAE._from_arrays(path, arrays)
+    if kind == "variant":
+        from aae_np.variants import VariantAAE
+        return VariantAAE._from_arrays(path, arrays)
+    raise ValueError(f"{path} holds an unknown kind of model ({kind!r}); is aae_np older than the file?")

@@ -221,6 +221,51 @@ class NetworkSet:
         return np.concatenate([net.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
                               or [np.zeros((0, self.nets[name].layers[-1].out_dim), self.dtype)])
 
+    # -- the three losses every model of the family is made of ----------------------
+    def _recon_loss(self, logits: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Reconstruction loss of the decoder's logits and delta = dL/dlogits."""
+        if self.backend != "numpy":                                    # the same, one fused kernel
+            d_logits = np.empty_like(logits)
+            fused = self.kernels.bce_logits if self.config.recon_loss == "bce" else self.kernels.sigmoid_mse
+            return float(fused(logits, x, d_logits)), d_logits
+        if self.config.recon_loss == "bce":
+            return losses.bce_with_logits(logits, x)                   # delta = (x_hat - x) / n
+        x_hat = sigmoid(logits)
+        loss, d_xhat = losses.mse(x_hat, x)                            # dL/dx_hat = 2/n (x_hat - x)
+        return loss, d_xhat * x_hat * (1 - x_hat)                      # delta = dL/dx_hat * s'(logits)
+
+    def _fool(self, name: str, inp: np.ndarray) -> tuple[float, np.ndarray]:
+        """L_G = BCE(D(inp), 1) for discriminator ``name``; returns (L_G, dL_G/d inp).
+
+        Only the input gradient is wanted: the discriminator is not trained by a
+        generator phase, so its parameter gradients are discarded (numpy) or never
+        computed (numba)."""
+        a = self.run[name].forward(inp)
+        loss, da = losses.bce_with_logits(a, np.ones_like(a))          # dL/da = (D - 1) / N
+        if self.backend == "numpy":
+            d_inp = self.run[name].backward(da)                        # da W_D^T ... back through D
+            self.nets[name].zero_grad()
+        else:
+            d_inp = self.run[name].backward(da, param_grads=False)
+        return loss, d_inp
+
+    def _real_vs_fake(self, name: str, real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
+        """Train-phase loss of discriminator ``name``: real rows target 1, fake rows 0.
+
+        Both halves go through D as one batch of 2N rows with targets [1; 0]; the
+        mean BCE over that batch is exactly the average of the two halves' means
+        (for equal halves), and dL/da = (D - t) / 2N row by row. Accumulates D's
+        parameter gradients; returns (loss, accuracy)."""
+        n = len(real)
+        if len(fake) != n:
+            raise ValueError(f"the prior sample has {n} rows but the batch has {len(fake)}; "
+                             "give one prior sample per input")
+        target = np.concatenate([np.ones((n, 1), self.dtype), np.zeros((n, 1), self.dtype)])
+        a = self.run[name].forward(np.concatenate([real, fake]))
+        loss, da = losses.bce_with_logits(a, target)                   # (D - t) / 2N
+        self.run[name].backward(da, need_dx=False)                     # dW_D = inp^T delta, ...
+        return loss, float(0.5 * (np.mean(a[:n] > 0) + np.mean(a[n:] <= 0)))
+
     # -- persistence -------------------------------------------------------------
     def save(self, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None) -> Path:
         """Write config (JSON) and parameters to one ``.npz``, atomically (temp file + rename)."""
@@ -357,16 +402,7 @@ class AAE(NetworkSet):
     def _reconstruction(self, x: np.ndarray, backprop: bool) -> float:
         z = self._encode_train(x)
         logits = self.run["decoder"].forward(z)
-        if self.backend != "numpy":                                    # the same, one fused kernel
-            d_logits = np.empty_like(logits)
-            fused = self.kernels.bce_logits if self.config.recon_loss == "bce" else self.kernels.sigmoid_mse
-            loss = float(fused(logits, x, d_logits))
-        elif self.config.recon_loss == "bce":
-            loss, d_logits = losses.bce_with_logits(logits, x)          # delta = (x_hat - x) / n
-        else:
-            x_hat = sigmoid(logits)
-            loss, d_xhat = losses.mse(x_hat, x)                         # dL/dx_hat = 2/n (x_hat - x)
-            d_logits = d_xhat * x_hat * (1 - x_hat)                     # delta = dL/dx_hat * s'(logits)
+        loss, d_logits = self._recon_loss(logits, x)
         self.intermediates.update(z=z, d_logits=d_logits)
         self.last_stats["recon_loss"] = loss
         if backprop:
@@ -377,35 +413,19 @@ class AAE(NetworkSet):
 
     def _fool_discriminator(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """L_G = BCE(D(z), 1); returns (L_G, dL_G/dz). The discriminator's own grads are discarded."""
-        a = self.run["discriminator"].forward(z)
-        loss, da = losses.bce_with_logits(a, np.ones_like(a))          # dL/da = (D(z) - 1) / N
-        if self.backend == "numpy":
-            dz = self.run["discriminator"].backward(da)                # dz = da W_D^T ... (through D)
-            self.discriminator.zero_grad()                             # D is not trained by this phase
-        else:                                                          # the same dz; D's grads not computed
-            dz = self.run["discriminator"].backward(da, param_grads=False)
-        self.intermediates.update(z=z, d_a_gen=da, dz_adv=dz)
+        loss, dz = self._fool("discriminator", z)
+        self.intermediates.update(z=z, dz_adv=dz)
         self.last_stats["g_loss"] = loss
         return loss, dz
 
     def _discriminator(self, x: np.ndarray, z_prior: np.ndarray) -> float:
-        """L_D = 1/2 [BCE(D(z_prior), 1) + BCE(D(enc(x)), 0)]: the mean over all 2N samples.
-
-        Both halves go through D as one batch of 2N rows with targets [1; 0]; the
-        mean BCE over that batch is exactly the average of the two halves' means
-        (for equal halves), and dL/da = (D(z) - t) / 2N row by row.
-        """
+        """L_D = 1/2 [BCE(D(z_prior), 1) + BCE(D(enc(x)), 0)]: the mean over all 2N samples."""
         z_fake = self._encode_train(x)                                 # a constant here (detached)
         n = len(z_prior)
         if len(z_fake) != n:
             raise ValueError(f"z_prior has {n} rows but x has {len(z_fake)}; give one prior sample per input")
-        z_both = np.concatenate([z_prior, z_fake])
-        target = np.concatenate([np.ones((n, 1), self.dtype), np.zeros((n, 1), self.dtype)])
-        a = self.run["discriminator"].forward(z_both)
-        loss, da = losses.bce_with_logits(a, target)                   # (D(z) - t) / 2N
-        self.run["discriminator"].backward(da)                                # dW_D = z^T delta, ...
-        accuracy = 0.5 * (np.mean(a[:n] > 0) + np.mean(a[n:] <= 0))
-        self.last_stats.update(d_loss=loss, d_accuracy=float(accuracy))
+        loss, accuracy = self._real_vs_fake("discriminator", z_prior, z_fake)
+        self.last_stats.update(d_loss=loss, d_accuracy=accuracy)
         return loss
 
 

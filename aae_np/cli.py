@@ -29,9 +29,13 @@ def _load_data(args: argparse.Namespace):
 
 
 def _load_model(path: str):
-    from aae_np.model import AAE
+    from aae_np.model import load_model
 
-    return AAE.load(path)
+    return load_model(path)[0]
+
+
+def _is_variant(model) -> bool:
+    return getattr(model, "kind", "aae") == "variant"
 
 
 # -- train ----------------------------------------------------------------------------
@@ -41,8 +45,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from aae_np.train import Trainer
 
     out = Path(args.out)
-    data = _load_data(args)
     checkpoint = out / "checkpoint.npz"
+    variant = args.variant
+    if args.resume and checkpoint.is_file():
+        from aae_np.model import model_kind
+
+        variant = model_kind(checkpoint) == "variant" or None
+    if variant:
+        return _train_variant(args, out, checkpoint)
+    for flag in ("labels", "label_seed", "clusters", "prior"):
+        if getattr(args, flag) is not None:
+            raise CLIError(f"--{flag.replace('_', '-')} applies to the variants only; add --variant NAME")
+    data = _load_data(args)
     if args.resume:
         if not checkpoint.is_file():
             raise CLIError(f"--resume: no checkpoint at {checkpoint}; start a run with --out {out} first")
@@ -59,9 +73,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.lr is not None:
             train_cfg.lr_ae = train_cfg.lr_d = train_cfg.lr_g = args.lr
         train_cfg.__post_init__()
-        if checkpoint.exists() and not args.overwrite:
-            raise CLIError(f"{out} already holds a run; pass --resume to continue it, "
-                           f"--overwrite to start again, or another --out")
+        _check_fresh_out(out, checkpoint, args.overwrite)
         trainer = Trainer(AAE(model_cfg), train_cfg, data.x_train, data.x_test, out_dir=out,
                           progress=not args.quiet)
         print(f"training preset {args.preset!r} ({trainer.model.num_params():,} parameters, "
@@ -90,6 +102,125 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(p) for p in [out / "model.npz", out / "history.json",
                                                  out / "metrics.json", *written]))
     return 0
+
+
+def _check_fresh_out(out: Path, checkpoint: Path, overwrite: bool) -> None:
+    if checkpoint.exists() and not overwrite:
+        raise CLIError(f"{out} already holds a run; pass --resume to continue it, "
+                       f"--overwrite to start again, or another --out")
+
+
+def _train_variant(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
+    """``train --variant NAME``: one of the paper's variants (aae_np.variants)."""
+    from aae_np.presets import get_variant_preset
+    from aae_np.variant_train import VariantTrainer, evaluate_variant
+    from aae_np.variants import VariantAAE, VariantConfig
+
+    data = _load_data(args)
+    if args.resume:
+        if not checkpoint.is_file():
+            raise CLIError(f"--resume: no checkpoint at {checkpoint}; start a run with --out {out} first")
+        trainer = VariantTrainer.resume(checkpoint, data.x_train, data.y_train, data.x_test, data.y_test,
+                                        epochs=args.epochs, progress=not args.quiet)
+        print(f"resuming {checkpoint} at epoch {trainer.epoch}/{trainer.config.epochs}")
+    else:
+        model_cfg, train_cfg = get_variant_preset(args.variant)
+        overrides = {}
+        if args.seed is not None:
+            overrides["seed"] = args.seed
+        if args.clusters is not None:
+            if args.variant != "clustering":
+                raise CLIError("--clusters applies to --variant clustering only")
+            overrides["n_classes"] = args.clusters
+        if args.prior is not None:
+            overrides["prior"] = _prior_config(args.prior, args.latent_dim or model_cfg.style_dim, model_cfg.n_classes)
+            if args.latent_dim is None and args.prior in ("mixture", "swiss_roll"):
+                overrides["style_dim"] = 2
+        if args.latent_dim is not None:
+            overrides["style_dim"] = args.latent_dim
+            if args.prior is None and model_cfg.prior:
+                overrides["prior"] = _prior_config(model_cfg.prior["name"], args.latent_dim, model_cfg.n_classes)
+        model_cfg = VariantConfig.from_dict({**model_cfg.to_dict(), **overrides})
+        for key in ("epochs", "batch_size", "seed"):
+            if getattr(args, key) is not None:
+                setattr(train_cfg, key, getattr(args, key))
+        if args.schedule not in (None, "phased"):
+            raise CLIError("the variants train with the phased schedule only")
+        if args.labels is not None:
+            if args.variant not in ("semi-supervised", "conditioned"):
+                raise CLIError("--labels applies to --variant semi-supervised or conditioned")
+            train_cfg.n_labels = args.labels
+        if args.label_seed is not None:
+            train_cfg.label_seed = args.label_seed
+        if args.lr is not None:
+            train_cfg.lr_ae = train_cfg.lr_d = train_cfg.lr_g = train_cfg.lr_sup = args.lr
+        train_cfg.__post_init__()
+        _check_fresh_out(out, checkpoint, args.overwrite)
+        trainer = VariantTrainer(VariantAAE(model_cfg), train_cfg, data.x_train, data.y_train, data.x_test,
+                                 data.y_test, out_dir=out, progress=not args.quiet)
+        labels = (f", {len(trainer.labelled):,} labels" if model_cfg.uses_labels else "")
+        print(f"training the {model_cfg.variant} variant ({trainer.model.num_params():,} parameters, "
+              f"{train_cfg.epochs} epochs{labels}, {trainer.model.backend} backend) on {len(data.x_train):,} "
+              f"{args.dataset} images -> {out}/")
+
+    def report(t, means: dict[str, float]) -> None:
+        if not args.quiet:
+            extra = (f"  test error {means['test_error']:.4f}" if "test_error" in means else "")
+            print(f"epoch {t.epoch:3d}/{t.config.epochs}  recon {means.get('recon_loss', float('nan')):.4f}  "
+                  f"D {means.get('d_loss', float('nan')):.3f}  G {means.get('g_loss', float('nan')):.3f}  "
+                  f"test MSE {means.get('test_mse', float('nan')):.4f}{extra}  [{means['seconds']:.1f}s]",
+                  flush=True)
+
+    start = time.perf_counter()
+    trainer.fit(on_epoch=report)
+    seconds = time.perf_counter() - start
+    model = trainer.model
+    model.save(out / "model.npz")
+    summary = evaluate_variant(model, data.x_train, data.y_train, data.x_test, data.y_test)
+    summary.update(train_seconds=round(seconds, 2), epochs=trainer.epoch, n_labels=int(len(trainer.labelled)))
+    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    written = _variant_plots(model, data, trainer.history, out, seed=trainer.config.seed)
+    print(f"done in {seconds:.1f}s: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()
+                                                 if isinstance(v, float) and k != "train_seconds"))
+    print("wrote " + ", ".join(str(p) for p in [out / "model.npz", out / "history.json",
+                                                 out / "metrics.json", *written]))
+    return 0
+
+
+def _prior_config(name: str, dim: int, k: int) -> dict:
+    if name in ("mixture", "swiss_roll"):
+        if dim != 2:
+            raise CLIError(f"the {name} prior is 2-D; use --latent-dim 2 (or leave it out)")
+        return {"name": name, "k": k}
+    return {"name": name, "dim": dim}
+
+
+def _variant_plots(model, data, history, out: Path, seed: int = 0) -> list[Path]:
+    from aae_np import plots
+
+    c = model.config
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    x, y = data.x_test[:10], data.y_test[:10]
+    written = [plots.reconstructions(x, model.reconstruct(x, y if c.variant == "supervised" else None),
+                                     out / "reconstructions.png"),
+               plots.samples(model.sample(100, rng), out / "samples.png")]
+    z = model.encode(data.x_test[:5000])
+    written.append(plots.latent_scatter(z, data.y_test[:5000], out / "latent.png",
+                                        title=f"Test codes z ({c.variant})"))
+    if c.decoder_gets_label:           # the paper's style/content figure
+        written.append(plots.style_grid(model.decode, model.prior.sample(10, rng), c.n_classes,
+                                        out / "styles.png"))
+    if c.variant == "clustering":
+        clusters = model.classify(data.x_test).argmax(1)
+        heads = model.decode(np.zeros((c.n_classes, c.style_dim)), np.arange(c.n_classes))
+        members = [data.x_test[clusters == k][:10] for k in range(c.n_classes)]
+        written.append(plots.cluster_grid(heads, members, out / "clusters.png"))
+    if history:
+        written.append(plots.loss_curves(history, out / "losses.png"))
+    if c.style_dim == 2 and not c.decoder_gets_label:
+        written.append(plots.latent_manifold(model.decode, out / "manifold.png"))
+    return written
 
 
 def _evaluate(model, data, score: bool, cache: str | None = None) -> dict[str, float]:
@@ -133,7 +264,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from aae_np import plots
 
     model = _load_model(args.model)
-    images = model.decode(model.prior.sample(args.n, np.random.default_rng(args.seed)))
+    rng = np.random.default_rng(args.seed)
+    images = model.sample(args.n, rng) if _is_variant(model) else model.decode(model.prior.sample(args.n, rng))
     out = Path(args.out)
     if out.suffix == ".npy":
         np.save(out, images)
@@ -148,7 +280,9 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
     model, data = _load_model(args.model), _load_data(args)
     x = data.x_test[:args.n]
-    plots.reconstructions(x, model.reconstruct(x), Path(args.out), n=args.n)
+    x_hat = (model.reconstruct(x, data.y_test[:args.n] if model.config.variant == "supervised" else None)
+             if _is_variant(model) else model.reconstruct(x))
+    plots.reconstructions(x, x_hat, Path(args.out), n=args.n)
     print(f"wrote {len(x)} test images and their reconstructions to {args.out}")
     return 0
 
@@ -170,9 +304,21 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     model, data = _load_model(args.model), _load_data(args)
-    result = _evaluate(model, data, score=args.score, cache=args.classifier_cache)
+    if _is_variant(model):
+        from aae_np.variant_train import evaluate_variant
+
+        if args.score:
+            raise CLIError("--score is for plain AAE models; the variants report their own metrics")
+        result = evaluate_variant(model, data.x_train, data.y_train, data.x_test, data.y_test, parzen=args.parzen)
+    else:
+        result = _evaluate(model, data, score=args.score, cache=args.classifier_cache)
+        if args.parzen:
+            from aae_np.metrics import parzen_evaluation
+
+            samples = model.decode(model.prior.sample(10_000, np.random.default_rng(0)))
+            result.update(parzen_evaluation(samples, data.x_train[-1000:], data.x_test))
     for key, value in result.items():
-        print(f"{key:24s} {value:.4f}")
+        print(f"{key:24s} {value:.4f}" if isinstance(value, float) else f"{key:24s} {value}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
@@ -228,6 +374,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from aae_np.presets import PRESETS
+    from aae_np.priors import PRIORS
+    from aae_np.variants import VARIANTS
 
     parser = _Parser(prog="aae-np", description="Adversarial Autoencoders in NumPy.")
     parser.add_argument("--threads", type=_positive_int,
@@ -248,6 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-dim", type=_positive_int)
     p.add_argument("--lr", type=_positive_float, help="one learning rate for all optimizers")
     p.add_argument("--seed", type=int)
+    p.add_argument("--variant", choices=list(VARIANTS),
+                   help="one of the paper's variants instead of the plain AAE (its own preset; see README)")
+    p.add_argument("--labels", type=int, metavar="N",
+                   help="labelled training images, N/10 per class (semi-supervised, conditioned; -1: all)")
+    p.add_argument("--label-seed", type=int, help="which labelled images are drawn (default 0)")
+    p.add_argument("--clusters", type=_positive_int, help="number of clusters (clustering variant)")
+    p.add_argument("--prior", choices=sorted(PRIORS), help="prior of z for the variants")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
     p.set_defaults(func=_cmd_train)
@@ -274,12 +429,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="also write a latent scatter PNG here")
     p.set_defaults(func=_cmd_encode)
 
-    p = sub.add_parser("evaluate", help="held-out reconstruction MSE, Frechet(q(z), p(z)) [, MNIST score]")
+    p = sub.add_parser("evaluate", help="held-out reconstruction MSE, Frechet(q(z), p(z)) [, MNIST score, "
+                                        "Parzen]; the variants' errors")
     p.add_argument("--model", required=True)
     _data_args(p)
     p.add_argument("--score", action="store_true",
                    help="also the MNIST score of 10,000 prior samples (trains/caches a small classifier)")
     p.add_argument("--classifier-cache", help="classifier cache file (default ~/.cache/aae_np/...)")
+    p.add_argument("--parzen", action="store_true",
+                   help="also the Parzen-window log-likelihood of the test set (10,000 samples, sigma "
+                        "chosen on the last 1,000 training images; the paper's Table 1)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -10,6 +10,13 @@ Batches are rows: ``x`` is ``(N, D)``, ``z`` is ``(N, d)``, as in the rest of th
                             the project's "Frechet(q(z), N(0, I))".
 * ``mmd_rbf``               unbiased MMD^2 between two samples with a sum of RBF kernels.
 * ``inception_style_score`` exp(E_x KL(p(y|x) || p(y))) for class probabilities.
+* ``classification_error``  fraction of wrong argmax predictions.
+* ``cluster_mapping``, ``clustering_error``  each cluster mapped to its majority label
+                            (on training data), then the error of that classifier.
+* ``nearest_component_fraction`` how many codes lie nearest their own class's prior mode.
+* ``parzen_log_likelihoods``, ``parzen_select_sigma``  Parzen-window log-likelihood of
+                            data under a Gaussian kernel density on generated samples
+                            (the paper's Table 1), sigma chosen on a validation split.
 """
 
 from __future__ import annotations
@@ -25,6 +32,13 @@ __all__ = [
     "median_sq_distance",
     "mmd_rbf",
     "inception_style_score",
+    "classification_error",
+    "cluster_mapping",
+    "clustering_error",
+    "nearest_component_fraction",
+    "parzen_log_likelihoods",
+    "parzen_select_sigma",
+    "parzen_evaluation",
 ]
 
 
@@ -255,3 +269,109 @@ def inception_style_score(probs: np.ndarray, eps: float = 1e-12) -> float:
     log_ratio = np.log(np.maximum(p, eps)) - np.log(np.maximum(marginal, eps))[None, :]
     kl = np.where(p > 0, p * log_ratio, 0.0).sum(axis=1)            # (N,)
     return float(np.exp(kl.mean()))
+
+
+# ----------------------------------------------------------------------------- labels
+
+def _labels(a: np.ndarray, name: str, where: str, n: int | None = None) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{where}: {name} must be a 1-D integer array, got {a.dtype} {a.shape}")
+    if n is not None and len(a) != n:
+        raise ValueError(f"{where}: {name} has {len(a)} entries, expected {n}")
+    return a
+
+
+def classification_error(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of ``predicted`` (N,) integer classes that differ from ``labels`` (N,)."""
+    labels = _labels(labels, "labels", "classification_error")
+    predicted = _labels(predicted, "predicted", "classification_error", len(labels))
+    if not len(labels):
+        raise ValueError("classification_error: no examples")
+    return float(np.mean(predicted != labels))
+
+
+def cluster_mapping(clusters: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(k,) the majority label of each of ``k`` clusters over (``clusters``, ``labels``) pairs.
+
+    A cluster that no example falls into maps to -1 (every example later put there counts
+    as an error). Ties go to the smallest label.
+    """
+    labels = _labels(labels, "labels", "cluster_mapping")
+    clusters = _labels(clusters, "clusters", "cluster_mapping", len(labels))
+    if len(clusters) and (clusters.min() < 0 or clusters.max() >= k):
+        raise ValueError(f"cluster_mapping: clusters must lie in [0, {k})")
+    if len(labels) and labels.min() < 0:
+        raise ValueError("cluster_mapping: labels must be >= 0")
+    counts = np.zeros((k, int(labels.max(initial=0)) + 1), np.int64)
+    np.add.at(counts, (clusters, labels), 1)
+    return np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), -1)
+
+
+def clustering_error(train_clusters: np.ndarray, train_labels: np.ndarray, test_clusters: np.ndarray,
+                     test_labels: np.ndarray, k: int) -> float:
+    """The paper's clustering error: map each cluster to its majority training label, then
+    classify the test set by its clusters."""
+    mapping = cluster_mapping(train_clusters, train_labels, k)
+    test_clusters = _labels(test_clusters, "test_clusters", "clustering_error")
+    if len(test_clusters) and (test_clusters.min() < 0 or test_clusters.max() >= k):
+        raise ValueError(f"clustering_error: test_clusters must lie in [0, {k})")
+    return classification_error(mapping[test_clusters], test_labels)
+
+
+def nearest_component_fraction(z: np.ndarray, labels: np.ndarray, means: np.ndarray) -> float:
+    """Fraction of codes ``z`` (N, d) whose nearest component mean (``means`` (k, d)) is their
+    own label's: how well a label-conditioned prior tied each class to its mode."""
+    z = _as_rows(z, "z", "nearest_component_fraction")
+    means = _as_rows(means, "means", "nearest_component_fraction")
+    labels = _labels(labels, "labels", "nearest_component_fraction", len(z))
+    if means.shape[1] != z.shape[1]:
+        raise ValueError(f"nearest_component_fraction: z is {z.shape[1]}-D but the means are {means.shape[1]}-D")
+    return float(np.mean(np.argmin(_sq_distances(z, means), axis=1) == labels))
+
+
+# ----------------------------------------------------------------------------- Parzen window
+
+def parzen_log_likelihoods(samples: np.ndarray, x: np.ndarray, sigmas: np.ndarray | list[float],
+                           batch_size: int = 500) -> np.ndarray:
+    """(len(sigmas), N) log p(x_i) under the Gaussian kernel density of ``samples`` (M, D):
+
+    ``log p(x) = logsumexp_j(-|x - s_j|^2 / (2 sigma^2)) - log M - D/2 log(2 pi sigma^2)``.
+
+    Distances are computed once per batch of ``x`` and shared by every sigma.
+    """
+    samples = _as_rows(samples, "samples", "parzen_log_likelihoods")
+    x = _as_rows(x, "x", "parzen_log_likelihoods")
+    sigmas = np.atleast_1d(np.asarray(sigmas, dtype=np.float64))
+    if samples.shape[1] != x.shape[1]:
+        raise ValueError(f"parzen_log_likelihoods: samples are {samples.shape[1]}-D but x is {x.shape[1]}-D")
+    if sigmas.ndim != 1 or not (sigmas > 0).all():
+        raise ValueError(f"parzen_log_likelihoods: sigmas must be positive, got {sigmas}")
+    m, d = samples.shape
+    out = np.empty((len(sigmas), len(x)))
+    for start in range(0, len(x), batch_size):
+        d2 = _sq_distances(x[start:start + batch_size], samples)          # (b, M)
+        for i, sigma in enumerate(sigmas):
+            e = -d2 / (2 * sigma * sigma)
+            top = e.max(axis=1, keepdims=True)
+            lse = top[:, 0] + np.log(np.exp(e - top).sum(axis=1))
+            out[i, start:start + batch_size] = lse - np.log(m) - 0.5 * d * np.log(2 * np.pi * sigma * sigma)
+    return out
+
+
+def parzen_select_sigma(samples: np.ndarray, x_val: np.ndarray,
+                        sigmas: np.ndarray | list[float] | None = None) -> tuple[float, np.ndarray]:
+    """The sigma of ``sigmas`` (default: 20 values, log-spaced 0.05..1) with the highest mean
+    validation log-likelihood; returns it and the mean log-likelihood of every sigma."""
+    sigmas = np.geomspace(0.05, 1.0, 20) if sigmas is None else np.asarray(sigmas, dtype=np.float64)
+    means = parzen_log_likelihoods(samples, x_val, sigmas).mean(axis=1)
+    return float(sigmas[int(np.argmax(means))]), means
+
+
+def parzen_evaluation(samples: np.ndarray, x_val: np.ndarray, x_test: np.ndarray) -> dict[str, float]:
+    """The paper's Table 1 protocol: sigma chosen on ``x_val``, then the mean Parzen
+    log-likelihood of ``x_test`` (nats) under ``samples`` and its standard error."""
+    sigma, _ = parzen_select_sigma(samples, x_val)
+    ll = parzen_log_likelihoods(samples, x_test, [sigma])[0]
+    return {"parzen_sigma": sigma, "parzen_ll": float(ll.mean()),
+            "parzen_ll_sem": float(ll.std(ddof=1) / np.sqrt(len(ll)))}

@@ -450,6 +450,11 @@ def read_model_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return arrays
 
 
+def model_kind(path: str | os.PathLike) -> str:
+    """"aae" or "variant": which class wrote the model file (or checkpoint) at ``path``."""
+    return str(read_model_arrays(path).get("__kind__", "aae"))
+
+
 def load_model(path: str | os.PathLike) -> tuple[NetworkSet, dict[str, np.ndarray]]:
     """Load any model of the family (plain AAE or a paper variant) and its extra arrays."""
     arrays = read_model_arrays(path)

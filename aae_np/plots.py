@@ -176,6 +176,35 @@ def samples(images: np.ndarray, path: str | os.PathLike, nrow: int = 10,
     return image_grid(images, path, nrow=nrow, title=title)
 
 
+def style_grid(decode_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], styles: np.ndarray, k: int,
+               path: str | os.PathLike, title: str | None = "Rows: one style z; columns: class 0..k-1") -> Path:
+    """The paper's style/content figure: row r decodes style ``styles[r]`` with each of the ``k``
+    classes, ``decode_fn(z (N, s), labels (N,)) -> images``."""
+    styles = np.asarray(styles)
+    if styles.ndim != 2 or k < 1:
+        raise ValueError(f"style_grid: styles must be (R, s) and k >= 1, got {styles.shape}, k={k}")
+    images = decode_fn(np.repeat(styles, k, axis=0), np.tile(np.arange(k), len(styles)))
+    return image_grid(images, path, nrow=k, title=title)
+
+
+def cluster_grid(heads: np.ndarray, members: Sequence[np.ndarray], path: str | os.PathLike,
+                 per_cluster: int = 10,
+                 title: str | None = "Each row: the cluster's head, then test images assigned to it") -> Path:
+    """The paper's clustering figure: row c is ``heads[c]`` (the decoded cluster) followed by up
+    to ``per_cluster`` images of ``members[c]``; missing members stay blank."""
+    heads = as_image_stack(heads, "cluster_grid")
+    if len(members) != len(heads):
+        raise ValueError(f"cluster_grid: {len(heads)} heads but {len(members)} member lists")
+    rows = []
+    for head, imgs in zip(heads, members):
+        row = np.ones((per_cluster + 1, *head.shape))
+        row[0] = head
+        imgs = np.asarray(imgs, dtype=np.float64).reshape(-1, *head.shape)[:per_cluster]
+        row[1:1 + len(imgs)] = imgs
+        rows.append(row)
+    return image_grid(np.concatenate(rows), path, nrow=per_cluster + 1, title=title)
+
+
 # ----------------------------------------------------------------------------- latent space
 
 class PCA(NamedTuple):

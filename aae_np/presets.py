@@ -39,3 +39,42 @@ def get_preset(name: str) -> tuple[AAEConfig, TrainConfig]:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     model, train = PRESETS[name]
     return AAEConfig.from_dict(model.to_dict()), TrainConfig.from_dict(vars(train))
+
+
+def _variant_presets() -> dict:
+    from aae_np.variant_train import VariantTrainConfig
+    from aae_np.variants import VariantConfig
+
+    wide = dict(encoder_hidden=(1000, 1000), decoder_hidden=(1000, 1000), discriminator_hidden=(1000, 1000))
+    adam = dict(batch_size=100, lr_ae=1e-3, lr_d=2e-4, lr_g=4e-4, lr_sup=1e-3, beta1_ae=0.9, beta1_adv=0.5,
+                lr_decay_start=0.5)
+    mixture = {"name": "mixture", "k": 10, "radius": 4.0}
+    return {
+        # section 8, without labels: a 2-D Gaussian code
+        "unsupervised": (VariantConfig(variant="unsupervised", style_dim=2, **wide),
+                         VariantTrainConfig(epochs=20, n_labels=0, **adam)),
+        # section 2.3 (and 8 with labels): a 2-D mixture of 10, half the images labelled
+        "conditioned": (VariantConfig(variant="conditioned", style_dim=2, prior=mixture, **wide),
+                        VariantTrainConfig(epochs=20, n_labels=5000, **adam)),
+        # section 5: label to the decoder, z = style
+        "supervised": (VariantConfig(variant="supervised", style_dim=8, **wide),
+                       VariantTrainConfig(epochs=20, n_labels=-1, **adam)),
+        # section 6: 100 labels
+        "semi-supervised": (VariantConfig(variant="semi-supervised", style_dim=10, **wide),
+                            VariantTrainConfig(epochs=40, n_labels=100, **adam)),
+        # section 7: 16 clusters
+        "clustering": (VariantConfig(variant="clustering", n_classes=16, style_dim=5, **wide),
+                       VariantTrainConfig(epochs=40, n_labels=0, **adam)),
+    }
+
+
+def get_variant_preset(variant: str):
+    """Fresh (VariantConfig, VariantTrainConfig) for ``aae-np train --variant NAME``."""
+    from aae_np.variant_train import VariantTrainConfig
+    from aae_np.variants import VARIANTS, VariantConfig
+
+    presets = _variant_presets()
+    if variant not in presets:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")
+    model, train = presets[variant]
+    return VariantConfig.from_dict(model.to_dict()), VariantTrainConfig.from_dict(vars(train))

@@ -107,14 +107,22 @@ class Trainer:
         self.progress = progress
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
-        self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
-        if model.backend == "numpy":      # the readable path: one pure update per tensor
-            self.optimizers = {phase: Optimizer(model.params_of(*nets), self._rule(phase))
-                               for phase, nets in SCHEDULES[config.schedule].items()}
-        else:                             # the fast path: one fused loop per network slice
-            self.optimizers = {phase: FlatOptimizer(*model.flat_slice(*nets), self._rule(phase), model.kernels)
-                               for phase, nets in SCHEDULES[config.schedule].items()}
+        self.history: dict[str, list[float]] = {k: [] for k in self.history_keys}
+        self.optimizers = {}
+        for phase, nets in self.schedule().items():
+            if model.backend == "numpy":  # the readable path: one pure update per tensor
+                self.optimizers[phase] = Optimizer(model.params_of(*nets), self._rule(phase))
+            else:                         # the fast path: one fused loop per network slice
+                self.optimizers[phase] = FlatOptimizer(*model.flat_slice(*nets), self._rule(phase), model.kernels)
         self.base_lr = {phase: opt.rule.lr for phase, opt in self.optimizers.items()}
+
+    history_keys = HISTORY_KEYS
+    model_class = AAE
+    config_class = TrainConfig
+
+    def schedule(self) -> dict[str, tuple[str, ...]]:
+        """Phase -> the networks its optimizer owns, in the order the phases run."""
+        return SCHEDULES[self.config.schedule]
 
     def _rule(self, phase: str) -> Adam:
         c = self.config
@@ -132,20 +140,24 @@ class Trainer:
             return 1.0
         return max(0.0, (1 - progress) / (1 - start))
 
+    def _phase_order(self, progress: float) -> list[str]:
+        """Set this step's learning rates; the phases to run, adversarial pair repeated ``adv_steps`` times."""
+        factor = self.lr_factor(progress)
+        for phase, optimizer in self.optimizers.items():
+            optimizer.set_lr(self.base_lr[phase] * factor)
+        phases = list(self.optimizers)
+        if self.config.adv_steps > 1:      # (..., D, G) * adv_steps
+            first, last = phases.index("discriminator"), phases.index("generator") + 1
+            phases = phases[:first] + phases[first:last] * self.config.adv_steps + phases[last:]
+        return phases
+
     def step(self, x: np.ndarray, progress: float = 0.0) -> dict[str, float]:
         """All phases of the schedule on one mini-batch; returns their numbers.
 
         ``progress`` is the fraction of training done, for the learning-rate schedule.
         """
-        factor = self.lr_factor(progress)
-        for phase, optimizer in self.optimizers.items():
-            optimizer.set_lr(self.base_lr[phase] * factor)
         stats: dict[str, float] = {}
-        phases = list(self.optimizers)
-        if self.config.adv_steps > 1:      # repeat the adversarial pair: (..., D, G) * adv_steps
-            first_adv = phases.index("discriminator")
-            phases = phases[:first_adv] + phases[first_adv:] * self.config.adv_steps
-        for phase in phases:
+        for phase in self._phase_order(progress):
             optimizer = self.optimizers[phase]
             z_prior = eps = None
             if phase == "discriminator":
@@ -181,13 +193,16 @@ class Trainer:
         total = max(1, self.config.epochs * len(batches))
         for count, start in enumerate(bar, 1):
             progress = (self.epoch * len(batches) + count - 1) / total
-            stats = self.step(self.x_train[order[start:start + bs]], progress)
+            stats = self._train_step(order[start:start + bs], progress)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             if count % 10 == 0:
                 bar.set_postfix({k: f"{v / count:.4f}" for k, v in sums.items()})
         bar.close()
         return {k: v / len(batches) for k, v in sums.items()}
+
+    def _train_step(self, idx: np.ndarray, progress: float) -> dict[str, float]:
+        return self.step(self.x_train[idx], progress)
 
     def fit(self, epochs: int | None = None,
             on_epoch: Callable[["Trainer", dict[str, float]], None] | None = None) -> dict[str, list[float]]:
@@ -199,15 +214,19 @@ class Trainer:
             if not all(np.isfinite(p).all() for p in self.model.params.values()):
                 raise self._diverged("update", "parameters became NaN/inf")
             self.epoch += 1
-            means["test_mse"] = self.test_mse()
+            means.update(self.epoch_metrics())
             means["seconds"] = time.perf_counter() - t0
-            for key in HISTORY_KEYS:
+            for key in self.history_keys:
                 self.history[key].append(float(means.get(key, float("nan"))))
             if self.out_dir is not None:
                 self.save_checkpoint()
             if on_epoch is not None:
                 on_epoch(self, means)
         return self.history
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """Held-out numbers recorded after every epoch."""
+        return {"test_mse": self.test_mse()}
 
     def test_mse(self) -> float:
         """Held-out reconstruction MSE (mean over all pixels), NaN without test data."""
@@ -239,17 +258,22 @@ class Trainer:
                epochs: int | None = None, out_dir: str | os.PathLike | None = None,
                progress: bool = True) -> "Trainer":
         """Rebuild a trainer from a checkpoint; ``fit()`` then continues as if never stopped."""
-        model, extra = AAE.load_with_extras(path)
+        return cls._resume(path, epochs, lambda model, config: cls(
+            model, config, x_train, x_test, out_dir=Path(path).parent if out_dir is None else out_dir,
+            progress=progress))
+
+    @classmethod
+    def _resume(cls, path, epochs: int | None, build: Callable[[Any, Any], "Trainer"]) -> "Trainer":
+        model, extra = cls.model_class.load_with_extras(path)
         if "__trainer__" not in extra:
             raise ValueError(f"{path} is a model file without trainer state; resume needs a checkpoint.npz")
         state = json.loads(str(extra["__trainer__"]))
-        config = TrainConfig.from_dict(state["train_config"])
+        config = cls.config_class.from_dict(state["train_config"])
         if epochs is not None:
             config.epochs = epochs
-        trainer = cls(model, config, x_train, x_test,
-                      out_dir=Path(path).parent if out_dir is None else out_dir, progress=progress)
+        trainer = build(model, config)
         trainer.epoch = state["epoch"]
-        trainer.history = {k: list(state["history"].get(k, [])) for k in HISTORY_KEYS}
+        trainer.history = {k: list(state["history"].get(k, [])) for k in trainer.history_keys}
         trainer.rng.bit_generator.state = state["rng"]
         for phase, opt in trainer.optimizers.items():
             opt.load_state_arrays(extra, f"optim/{phase}")

@@ -37,13 +37,15 @@ class VariantTrainConfig(TrainConfig):
     n_labels: int = 100            # labelled training images (semi-supervised, conditioned); -1: all
     sup_batch_size: int = 100
     label_seed: int = 0
+    input_noise: float = 0.0       # std of Gaussian noise added to the encoder's input (denoising)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.schedule != "phased":
             raise ValueError("VariantTrainConfig: the variants train with the phased schedule only")
-        if not self.lr_sup > 0 or self.sup_batch_size < 1 or self.n_labels < -1:
-            raise ValueError("VariantTrainConfig: lr_sup must be > 0, sup_batch_size >= 1, n_labels >= -1")
+        if not self.lr_sup > 0 or self.sup_batch_size < 1 or self.n_labels < -1 or not self.input_noise >= 0:
+            raise ValueError("VariantTrainConfig: lr_sup must be > 0, sup_batch_size >= 1, n_labels >= -1, "
+                             "input_noise >= 0")
 
 
 def labelled_subset(labels: np.ndarray, n: int, seed: int, n_classes: int = 10) -> np.ndarray:
@@ -126,8 +128,11 @@ class VariantTrainer(Trainer):
             elif phase == "supervised":
                 pick = self.labelled[self.rng.integers(0, len(self.labelled), self.config.sup_batch_size)]
                 xb, lb = self.x_train[pick], self.labels[pick]
+            x_in = None
+            if self.config.input_noise > 0:
+                x_in = xb + (self.config.input_noise * self.rng.standard_normal(xb.shape)).astype(dtype)
             try:
-                loss, grads = model.phase_grads(phase, xb, lb, z_prior, y_prior)
+                loss, grads = model.phase_grads(phase, xb, lb, z_prior, y_prior, x_in)
             except NonFiniteError as err:
                 raise self._diverged(phase, str(err)) from err
             if not math.isfinite(loss):

@@ -235,8 +235,12 @@ class VariantAAE(NetworkSet):
     # -- training phases -------------------------------------------------------------
     def phase_grads(self, phase: str, x: np.ndarray, labels: np.ndarray | None = None,
                     z_prior: np.ndarray | None = None,
-                    y_prior: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
+                    y_prior: np.ndarray | None = None,
+                    x_in: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
         """Loss and gradients of one phase; changes no parameter.
+
+        ``x_in``: what the encoder sees instead of ``x`` (e.g. ``x`` plus noise: a denoising
+        encoder); the reconstruction target stays ``x``. Data, so no gradient flows into it.
 
         ``labels`` (N,) integers, -1 for unlabelled rows: the decoder's one-hot
         (supervised; all labelled), D_z's condition (conditioned) and the targets of
@@ -257,7 +261,10 @@ class VariantAAE(NetworkSet):
         labels = self._check_labels(phase, labels, len(x))
         self.zero_grad()
         self.last_stats, self.intermediates = {}, {}
-        out = self.run["encoder"].forward(x)
+        x_enc = x if x_in is None else self._as_input(x_in, c.input_dim, "x_in")
+        if len(x_enc) != len(x):
+            raise ValueError(f"x_in has {len(x_enc)} rows but x has {len(x)}")
+        out = self.run["encoder"].forward(x_enc)
         s = c.style_dim
         z, y_logits = out[:, :s], out[:, s:]
         y = softmax(y_logits) if c.has_y else None

@@ -18,3 +18,18 @@ def test_step_benchmark_smoke(tmp_path):
     assert {("joint", "numpy backend"), ("joint", "numba backend"), ("phased", "numba backend")} <= contestants
     assert all(r["steps_per_s"] > 0 for r in report["rows"])
     assert report["machine"]["threads"] == 2 and "ms/step" in result.stdout
+
+
+def test_variants_benchmark_table_and_run_parsing():
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        import variants as bench
+    finally:
+        sys.path.pop(0)
+    assert bench.parse_run("semi-supervised:labels=100,seed=2") == ("semi-supervised", {"labels": 100, "seed": 2})
+    base = dict(n_classes=10, style_dim=4, train_wall_s=120.0, train_cpu_s=230.0)
+    lines = [dict(base, variant="semi-supervised", n_labels=100, test_error=e) for e in (0.10, 0.12, 0.14)]
+    lines.append(dict(base, variant="clustering", n_labels=0, n_classes=16, test_error=0.2))
+    text = bench.table(lines)
+    assert "| semi-supervised | 100 labels | test error | 12.00 % ± 2.00 % (3) | 1.90 % (± 0.10) | 2.0 / 3.8 min |" in text
+    assert "| clustering | 16 clusters | clustering error | 20.00 % (1) | 9.55 % |" in text

@@ -1,0 +1,136 @@
+"""Train the paper's variants with their CLI presets and tabulate them against the paper.
+
+Each RUN is ``variant[:key=value,...]`` where keys are ``labels``, ``clusters``, ``seed``,
+``epochs`` (the same overrides as ``aae-np train --variant``), for example
+
+    .venv/bin/python benchmarks/variants.py semi-supervised:labels=100,seed=0 clustering:clusters=30
+
+Every run appends one JSON line (metrics, wall and CPU seconds, threads) to
+``benchmarks/results/variants.jsonl``; ``--table`` prints the Markdown table of all lines
+so far (mean ± std over seeds) beside the paper's numbers. ``docs/variants.md`` comes from
+it. Run one at a time: it uses every core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results" / "variants.jsonl"
+
+#: (row name, metric, the paper's number on 60k MNIST: Makhzani et al. 2015, tables 2 and 3, section 7)
+PAPER = {
+    ("semi-supervised", 100): ("test error", "1.90 % (± 0.10)"),
+    ("semi-supervised", 1000): ("test error", "1.60 % (± 0.08)"),
+    ("clustering", 16): ("clustering error", "9.55 %"),
+    ("clustering", 30): ("clustering error", "4.10 %"),
+}
+
+
+def parse_run(text: str) -> tuple[str, dict[str, int]]:
+    variant, _, rest = text.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if key not in ("labels", "clusters", "seed", "epochs"):
+            raise SystemExit(f"unknown option {key!r} in {text!r}")
+        options[key] = int(value)
+    return variant, options
+
+
+def run(variant: str, options: dict[str, int], data) -> dict:
+    from threadpoolctl import threadpool_info
+
+    from aae_np.presets import get_variant_preset
+    from aae_np.variant_train import VariantTrainer, evaluate_variant
+    from aae_np.variants import VariantAAE, VariantConfig
+
+    model_cfg, train_cfg = get_variant_preset(variant)
+    seed = options.get("seed", 0)
+    overrides = {"seed": seed}
+    if "clusters" in options:
+        overrides["n_classes"] = options["clusters"]
+    model_cfg = VariantConfig.from_dict({**model_cfg.to_dict(), **overrides})
+    train_cfg.seed = train_cfg.label_seed = seed
+    if "labels" in options:
+        train_cfg.n_labels = options["labels"]
+    if "epochs" in options:
+        train_cfg.epochs = options["epochs"]
+    trainer = VariantTrainer(VariantAAE(model_cfg), train_cfg, data.x_train, data.y_train, data.x_test,
+                             data.y_test, progress=False)
+    wall, cpu = time.perf_counter(), time.process_time()
+    trainer.fit()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    result = evaluate_variant(trainer.model, data.x_train, data.y_train, data.x_test, data.y_test,
+                              parzen=variant == "unsupervised")
+    result.update(options=options, n_labels=int(len(trainer.labelled)), n_classes=model_cfg.n_classes,
+                  style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, train_wall_s=round(wall, 1),
+                  train_cpu_s=round(cpu, 1), history_test_error=trainer.history.get("test_error"),
+                  threads=[p.get("num_threads") for p in threadpool_info()], cpus=os.cpu_count())
+    return result
+
+
+def table(lines: list[dict]) -> str:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in lines:
+        key = r["n_labels"] if r["variant"] == "semi-supervised" else r["n_classes"]
+        groups[(r["variant"], key)].append(r)
+    rows = ["| variant | setting | metric | ours (mean ± std, seeds) | paper (60k) | train wall / CPU per run |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for (variant, key), rs in sorted(groups.items()):
+        if variant in ("semi-supervised", "clustering"):
+            metric, value = ("test error" if variant == "semi-supervised" else "clustering error"), \
+                [100 * r["test_error"] for r in rs]
+            setting = f"{key} labels" if variant == "semi-supervised" else f"{key} clusters"
+            fmt = lambda v: f"{v:.2f} %"   # noqa: E731
+        elif variant == "conditioned":
+            metric, value, setting = "fraction nearest own mode", [r["nearest_component_fraction"] for r in rs], \
+                f"mixture of 10, {rs[0]['n_labels']} labels"
+            fmt = lambda v: f"{v:.3f}"     # noqa: E731
+        elif variant == "unsupervised":
+            metric, value, setting = "Parzen log-likelihood (nats)", [r["parzen_ll"] for r in rs], \
+                f"{rs[0]['style_dim']}-D Gaussian"
+            fmt = lambda v: f"{v:.0f}"     # noqa: E731
+        else:
+            metric, value, setting = "test MSE", [r["test_mse"] for r in rs], f"style z {rs[0]['style_dim']}-D"
+            fmt = lambda v: f"{v:.4f}"     # noqa: E731
+        v = np.array(value)
+        ours = f"{fmt(v.mean())} ± {fmt(v.std(ddof=1))} ({len(v)})" if len(v) > 1 else f"{fmt(v[0])} (1)"
+        paper = PAPER.get((variant, key), ("", "—"))[1]
+        wall = np.mean([r["train_wall_s"] for r in rs]) / 60
+        cpu = np.mean([r["train_cpu_s"] for r in rs]) / 60
+        rows.append(f"| {variant} | {setting} | {metric} | {ours} | {paper} | {wall:.1f} / {cpu:.1f} min |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="*", help="variant[:labels=N,clusters=K,seed=S,epochs=E]")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--table", action="store_true", help="print the table of all results so far")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.runs:
+        from aae_np.data import load
+
+        data = load("mnist", args.data_dir)
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        for text in args.runs:
+            variant, options = parse_run(text)
+            result = run(variant, options, data)
+            with args.results.open("a") as f:
+                f.write(json.dumps(result) + "\n")
+            print(json.dumps({k: v for k, v in result.items() if k != "history_test_error"}), flush=True)
+    if args.table:
+        lines = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
+        print(table(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -38,14 +38,16 @@ class VariantTrainConfig(TrainConfig):
     sup_batch_size: int = 100
     label_seed: int = 0
     input_noise: float = 0.0       # std of Gaussian noise added to the encoder's input (denoising)
+    warmup_epochs: int = 0         # epochs of reconstruction (+ supervised) only, before the adversarial phases
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.schedule != "phased":
             raise ValueError("VariantTrainConfig: the variants train with the phased schedule only")
-        if not self.lr_sup > 0 or self.sup_batch_size < 1 or self.n_labels < -1 or not self.input_noise >= 0:
+        if (not self.lr_sup > 0 or self.sup_batch_size < 1 or self.n_labels < -1 or not self.input_noise >= 0
+                or not 0 <= self.warmup_epochs <= self.epochs):
             raise ValueError("VariantTrainConfig: lr_sup must be > 0, sup_batch_size >= 1, n_labels >= -1, "
-                             "input_noise >= 0")
+                             "input_noise >= 0, 0 <= warmup_epochs <= epochs")
 
 
 def labelled_subset(labels: np.ndarray, n: int, seed: int, n_classes: int = 10) -> np.ndarray:
@@ -114,7 +116,10 @@ class VariantTrainer(Trainer):
     def step(self, x: np.ndarray, progress: float = 0.0, labels: np.ndarray | None = None) -> dict[str, float]:
         model, dtype, n = self.model, self.model.dtype, len(x)
         stats: dict[str, float] = {}
-        for phase in self._phase_order(progress):
+        phases = self._phase_order(progress)
+        if self.epoch < self.config.warmup_epochs:     # let the codes spread before the adversaries push
+            phases = [p for p in phases if p not in ("discriminator", "generator")]
+        for phase in phases:
             xb, lb, z_prior, y_prior = x, labels, None, None
             if phase == "discriminator":
                 if model.config.variant == "conditioned":   # labelled rows: their class's component

@@ -169,3 +169,15 @@ def test_variant_flag_errors_are_one_line(args, message, small_presets, mnist_di
         code = err.value.code
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_warmup_epochs_skip_only_the_adversarial_phases(data):
+    x, y, xt, yt = data
+    config = VariantTrainConfig(epochs=2, batch_size=16, n_labels=8, sup_batch_size=8, warmup_epochs=1)
+    trainer = VariantTrainer(tiny("semi-supervised"), config, x, y, xt, yt, progress=False)
+    history = trainer.fit()
+    assert np.isnan(history["d_loss"][0]) and np.isnan(history["g_loss_y"][0])
+    assert np.isfinite(history["sup_loss"][0]) and np.isfinite(history["recon_loss"][0])
+    assert np.isfinite(history["d_loss"][1]) and np.isfinite(history["g_loss_y"][1])
+    with pytest.raises(ValueError, match="warmup_epochs <= epochs"):
+        VariantTrainConfig(epochs=2, warmup_epochs=3)

@@ -1,4 +1,5 @@
-"""The gradient-check tour printed by ``aae-np gradcheck``: every layer, loss and model phase."""
+"""The gradient-check tour printed by ``aae-np gradcheck``: every layer, loss, model phase and
+the phases of the paper's variants."""
 
 from __future__ import annotations
 
@@ -40,5 +41,33 @@ def gradcheck_reports(seed: int = 0) -> list[GradReport]:
         analytic = {k: g.copy() for k, g in grads.items()}
         reports.append(check_params(lambda: model.phase_grads(phase, xm, z_prior)[0],
                                     {k: model.params[k] for k in analytic}, analytic,
-                                    title=f"AAE phase {phase!r}", tol=1e-6))
+                                    title=f"AAE phase {phase!r}", tol=1e-6, atol=1e-10))
+    reports.extend(variant_reports(rng))
+    return reports
+
+
+def variant_reports(rng: np.random.Generator) -> list[GradReport]:
+    """Every phase of the label-conditioned, supervised and semi-supervised variants (the
+    clustering variant's phases are the semi-supervised ones without labels)."""
+    from aae_np.variants import VariantAAE, one_hot
+
+    reports = []
+    small = dict(input_dim=6, n_classes=3, style_dim=2, encoder_hidden=(5,), decoder_hidden=(4,),
+                 discriminator_hidden=(5,), activation="tanh", dtype="float64", seed=1)
+    xm, labels = rng.uniform(0.05, 0.95, (4, 6)), np.array([0, 2, 1, -1])
+    y_prior = one_hot(rng.integers(0, 3, 4), 3, np.float64)
+    cases = [("conditioned", ("reconstruction", "discriminator", "generator")),
+             ("supervised", ("reconstruction",)),
+             ("semi-supervised", ("reconstruction", "discriminator", "generator", "supervised"))]
+    for variant, phases in cases:
+        prior = {"name": "mixture", "k": 3} if variant == "conditioned" else {}
+        model = VariantAAE(variant=variant, prior=prior, **small)
+        z_prior = model.prior.sample(4, rng, np.float64)
+        lab = labels if variant == "conditioned" else np.abs(labels)
+        for phase in phases:
+            _, grads = model.phase_grads(phase, xm, lab, z_prior, y_prior)
+            analytic = {k: g.copy() for k, g in grads.items()}
+            reports.append(check_params(lambda: model.phase_grads(phase, xm, lab, z_prior, y_prior)[0],
+                                        {k: model.params[k] for k in analytic}, analytic,
+                                        title=f"{variant} phase {phase!r}", tol=1e-6, atol=1e-10))
     return reports

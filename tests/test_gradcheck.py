@@ -106,3 +106,24 @@ def test_check_layer_does_not_touch_the_callers_layer():
 def test_check_layer_rejects_a_dout_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"dout has shape \(2, 3\), the layer's output is \(2, 2\)"):
         check_layer(Dense(3, 2, rng=0), np.ones((2, 3)), dout=np.ones((2, 3)))
+
+
+def test_atol_forgives_rounding_noise_on_a_near_zero_entry_but_not_a_wrong_gradient():
+    from aae_np.gradcheck import TensorCheck
+
+    analytic = np.array([6.69606e-08, 0.5])
+    noisy = np.array([6.69687e-08, 0.5])                  # |diff| 8e-12: finite-difference noise
+    assert TensorCheck.compare("w", analytic, noisy).max_rel_error > 1e-5
+    assert TensorCheck.compare("w", analytic, noisy, atol=1e-10).max_rel_error == 0.0
+    wrong = np.array([6.69606e-08, -0.5])                 # a sign error on a normal entry
+    assert TensorCheck.compare("w", analytic, wrong, atol=1e-10).max_rel_error == pytest.approx(1.0)
+    small_but_wrong = np.array([2 * 6.69606e-08, 0.5])    # a factor 2 on the tiny entry: |diff| 7e-8
+    assert TensorCheck.compare("w", analytic, small_but_wrong, atol=1e-10).max_rel_error > 0.3
+
+
+def test_gradcheck_command_passes_for_many_seeds():
+    from aae_np.demo import gradcheck_reports
+
+    for seed in range(8):
+        failed = [r.title for r in gradcheck_reports(seed) if not r.passed()]
+        assert not failed, (seed, failed)

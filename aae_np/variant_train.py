@@ -39,15 +39,16 @@ class VariantTrainConfig(TrainConfig):
     label_seed: int = 0
     input_noise: float = 0.0       # std of Gaussian noise added to the encoder's input (denoising)
     warmup_epochs: int = 0         # epochs of reconstruction (+ supervised) only, before the adversarial phases
+    y_instance_noise: float = 0.0  # std of Gaussian noise on both inputs of D_y (real one-hots and y)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.schedule != "phased":
             raise ValueError("VariantTrainConfig: the variants train with the phased schedule only")
         if (not self.lr_sup > 0 or self.sup_batch_size < 1 or self.n_labels < -1 or not self.input_noise >= 0
-                or not 0 <= self.warmup_epochs <= self.epochs):
+                or not 0 <= self.warmup_epochs <= self.epochs or not self.y_instance_noise >= 0):
             raise ValueError("VariantTrainConfig: lr_sup must be > 0, sup_batch_size >= 1, n_labels >= -1, "
-                             "input_noise >= 0, 0 <= warmup_epochs <= epochs")
+                             "input_noise >= 0, 0 <= warmup_epochs <= epochs, y_instance_noise >= 0")
 
 
 def labelled_subset(labels: np.ndarray, n: int, seed: int, n_classes: int = 10) -> np.ndarray:
@@ -130,14 +131,20 @@ class VariantTrainer(Trainer):
                     z_prior = model.prior.sample(n, self.rng, dtype)
                 if model.prior_y is not None:
                     y_prior = model.prior_y.sample(n, self.rng, dtype)
+                    if self.config.y_instance_noise > 0:
+                        y_prior = y_prior + self._y_noise(n)
             elif phase == "supervised":
                 pick = self.labelled[self.rng.integers(0, len(self.labelled), self.config.sup_batch_size)]
                 xb, lb = self.x_train[pick], self.labels[pick]
+            y_noise = None
+            if model.prior_y is not None and self.config.y_instance_noise > 0 and phase in (
+                    "discriminator", "generator"):
+                y_noise = self._y_noise(n)
             x_in = None
             if self.config.input_noise > 0:
                 x_in = xb + (self.config.input_noise * self.rng.standard_normal(xb.shape)).astype(dtype)
             try:
-                loss, grads = model.phase_grads(phase, xb, lb, z_prior, y_prior, x_in)
+                loss, grads = model.phase_grads(phase, xb, lb, z_prior, y_prior, x_in, y_noise)
             except NonFiniteError as err:
                 raise self._diverged(phase, str(err)) from err
             if not math.isfinite(loss):
@@ -145,6 +152,10 @@ class VariantTrainer(Trainer):
             self.optimizers[phase].step(grads)
             stats.update(model.last_stats)
         return stats
+
+    def _y_noise(self, n: int) -> np.ndarray:
+        k = self.model.config.n_classes
+        return (self.config.y_instance_noise * self.rng.standard_normal((n, k))).astype(self.model.dtype)
 
     def epoch_metrics(self) -> dict[str, float]:
         if self.x_test is None:

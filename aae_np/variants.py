@@ -236,11 +236,15 @@ class VariantAAE(NetworkSet):
     def phase_grads(self, phase: str, x: np.ndarray, labels: np.ndarray | None = None,
                     z_prior: np.ndarray | None = None,
                     y_prior: np.ndarray | None = None,
-                    x_in: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
+                    x_in: np.ndarray | None = None,
+                    y_noise: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
         """Loss and gradients of one phase; changes no parameter.
 
         ``x_in``: what the encoder sees instead of ``x`` (e.g. ``x`` plus noise: a denoising
         encoder); the reconstruction target stays ``x``. Data, so no gradient flows into it.
+        ``y_noise`` (N, k): "instance noise" added to the encoder's y where D_y sees it (the
+        trainer adds the same kind of noise to ``y_prior``), so D_y cannot win on the last
+        decimals of a one-hot and y need not saturate its softmax; d(y + n)/dy = I.
 
         ``labels`` (N,) integers, -1 for unlabelled rows: the decoder's one-hot
         (supervised; all labelled), D_z's condition (conditioned) and the targets of
@@ -268,6 +272,9 @@ class VariantAAE(NetworkSet):
         s = c.style_dim
         z, y_logits = out[:, :s], out[:, s:]
         y = softmax(y_logits) if c.has_y else None
+        self._y_noise = None
+        if y_noise is not None and c.has_y:
+            self._y_noise = self._as_input(y_noise, c.n_classes, "y_noise")
         if phase == "reconstruction":
             loss = self._reconstruction(x, z, y, labels)
             trained = ("encoder", "decoder")
@@ -342,10 +349,14 @@ class VariantAAE(NetworkSet):
         if y is not None:
             if y_prior is None:
                 raise ValueError(f"the discriminator phase needs y_prior: one-hot rows, (N, {c.n_classes})")
-            loss_y, acc_y = self._real_vs_fake("disc_y", self._as_input(y_prior, c.n_classes, "y_prior"), y)
+            loss_y, acc_y = self._real_vs_fake("disc_y", self._as_input(y_prior, c.n_classes, "y_prior"),
+                                               self._seen_by_disc_y(y))
             self.last_stats.update(d_loss_y=loss_y, d_accuracy_y=acc_y)
             loss += loss_y
         return loss
+
+    def _seen_by_disc_y(self, y: np.ndarray) -> np.ndarray:
+        return y if self._y_noise is None else y + self._y_noise
 
     def _generator(self, z, y, labels) -> float:
         c = self.config
@@ -356,7 +367,7 @@ class VariantAAE(NetworkSet):
         self.last_stats["g_loss"] = loss
         d_ylogits = None
         if y is not None:
-            loss_y, dy = self._fool("disc_y", y)
+            loss_y, dy = self._fool("disc_y", self._seen_by_disc_y(y))      # d(y + noise)/dy = I
             d_ylogits = softmax_backward(y, dy)
             self.last_stats["g_loss_y"] = loss_y
             loss += loss_y

@@ -196,3 +196,17 @@ def test_backends_agree(variant):
         assert la == pytest.approx(lb, rel=1e-12)
         for k in ga:
             np.testing.assert_allclose(ga[k], gb[k], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("phase", ["discriminator", "generator"])
+def test_phases_with_instance_noise_on_y_match_finite_differences(phase):
+    model = make("clustering", activation="tanh")
+    x, labels, z_prior, y_prior = batch(model)
+    noise = 0.2 * np.random.default_rng(7).standard_normal((5, K))
+    _, grads = model.phase_grads(phase, x, labels, z_prior, y_prior + noise, y_noise=noise)
+    analytic = {k: g.copy() for k, g in grads.items()}
+    f = lambda: model.phase_grads(phase, x, labels, z_prior, y_prior + noise, y_noise=noise)[0]   # noqa: E731
+    report = check_params(f, {k: model.params[k] for k in analytic}, analytic, tol=1e-6)
+    assert report.passed(), str(report)
+    plain, _ = model.phase_grads(phase, x, labels, z_prior, y_prior + noise)
+    assert plain != pytest.approx(f(), rel=1e-9)            # the noise does reach D_y

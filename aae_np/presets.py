@@ -62,9 +62,9 @@ def _variant_presets() -> dict:
         # section 6: 100 labels; a 4-D style leaves the class to y; noisy inputs (docs/variants.md)
         "semi-supervised": (VariantConfig(variant="semi-supervised", style_dim=4, **wide),
                             VariantTrainConfig(epochs=40, n_labels=100, input_noise=0.3, **adam)),
-        # section 7: 16 clusters
+        # section 7: 16 clusters; warm-up and instance noise on D_y keep every cluster alive
         "clustering": (VariantConfig(variant="clustering", n_classes=16, style_dim=5, **wide),
-                       VariantTrainConfig(epochs=40, n_labels=0, **adam)),
+                       VariantTrainConfig(epochs=60, n_labels=0, warmup_epochs=3, y_instance_noise=0.15, **adam)),
     }
 
 

@@ -53,9 +53,10 @@ def _variant_presets() -> dict:
         # section 8, without labels: a 2-D Gaussian code
         "unsupervised": (VariantConfig(variant="unsupervised", style_dim=2, **wide),
                          VariantTrainConfig(epochs=20, n_labels=0, **adam)),
-        # section 2.3 (and 8 with labels): a 2-D mixture of 10, half the images labelled
+        # section 2.3 (and 8 with labels): a 2-D mixture of 10, every image labelled; a stronger
+        # adversary than the other variants' (docs/variants.md)
         "conditioned": (VariantConfig(variant="conditioned", style_dim=2, prior=mixture, **wide),
-                        VariantTrainConfig(epochs=20, n_labels=5000, **adam)),
+                        VariantTrainConfig(epochs=20, n_labels=-1, **{**adam, "lr_d": 4e-4, "lr_g": 1e-3})),
         # section 5: label to the decoder, z = style
         "supervised": (VariantConfig(variant="supervised", style_dim=8, **wide),
                        VariantTrainConfig(epochs=20, n_labels=-1, **adam)),

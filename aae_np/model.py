@@ -63,36 +63,49 @@ class AAEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("encoder_hidden", "decoder_hidden", "discriminator_hidden"):
-            setattr(self, name, tuple(int(h) for h in getattr(self, name)))
-        problems = []
-        if self.activation not in ACTIVATIONS:
-            problems.append(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.recon_loss not in ("bce", "mse"):
-            problems.append(f"recon_loss must be 'bce' or 'mse', got {self.recon_loss!r}")
-        if self.dtype not in ("float32", "float64"):
-            problems.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        problems = network_problems(self, ("input_dim", "latent_dim"))
         if not self.posterior_std >= 0:
             problems.append(f"posterior_std must be >= 0, got {self.posterior_std}")
-        for name in ("input_dim", "latent_dim"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(h < 1 for h in self.encoder_hidden + self.decoder_hidden + self.discriminator_hidden):
-            problems.append("hidden layer sizes must be >= 1")
         if problems:
             raise ValueError("AAEConfig: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AAEConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"AAEConfig: unknown keys {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
+
+
+def network_problems(config: Any, sizes: tuple[str, ...]) -> list[str]:
+    """What is wrong with the fields every model config shares (hidden sizes become tuples)."""
+    for name in ("encoder_hidden", "decoder_hidden", "discriminator_hidden"):
+        setattr(config, name, tuple(int(h) for h in getattr(config, name)))
+    problems = []
+    if config.activation not in ACTIVATIONS:
+        problems.append(f"activation must be one of {sorted(ACTIVATIONS)}, got {config.activation!r}")
+    if config.recon_loss not in ("bce", "mse"):
+        problems.append(f"recon_loss must be 'bce' or 'mse', got {config.recon_loss!r}")
+    if config.dtype not in ("float32", "float64"):
+        problems.append(f"dtype must be 'float32' or 'float64', got {config.dtype!r}")
+    for name in sizes:
+        if int(getattr(config, name)) < 1:
+            problems.append(f"{name} must be >= 1, got {getattr(config, name)}")
+    if any(h < 1 for h in config.encoder_hidden + config.decoder_hidden + config.discriminator_hidden):
+        problems.append("hidden layer sizes must be >= 1")
+    return problems
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as JSON-able values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def config_from_dict(cls: type, d: dict[str, Any]) -> Any:
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+    return cls(**d)
 
 
 def mlp(sizes: list[int], activation: str, rng: np.random.Generator, dtype: np.dtype) -> Sequential:

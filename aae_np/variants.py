@@ -31,14 +31,14 @@ differences in ``tests/test_variants.py``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from aae_np import losses
 from aae_np.activations import sigmoid
-from aae_np.model import ACTIVATIONS, NetworkSet, mlp
+from aae_np.model import NetworkSet, config_from_dict, config_to_dict, mlp, network_problems
 from aae_np.priors import Categorical, Gaussian, Prior, make_prior
 
 __all__ = ["VARIANTS", "VARIANT_PHASES", "VariantConfig", "VariantAAE", "softmax", "softmax_backward",
@@ -92,22 +92,9 @@ class VariantConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("encoder_hidden", "decoder_hidden", "discriminator_hidden"):
-            setattr(self, name, tuple(int(h) for h in getattr(self, name)))
-        problems = []
+        problems = network_problems(self, ("input_dim", "style_dim", "n_classes"))
         if self.variant not in VARIANTS:
             problems.append(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.activation not in ACTIVATIONS:
-            problems.append(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.recon_loss not in ("bce", "mse"):
-            problems.append(f"recon_loss must be 'bce' or 'mse', got {self.recon_loss!r}")
-        if self.dtype not in ("float32", "float64"):
-            problems.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        for name in ("input_dim", "style_dim", "n_classes"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(h < 1 for h in self.encoder_hidden + self.decoder_hidden + self.discriminator_hidden):
-            problems.append("hidden layer sizes must be >= 1")
         if not problems:
             try:
                 prior = self.make_prior()
@@ -140,15 +127,11 @@ class VariantConfig:
         return self.variant in ("conditioned", "supervised", "semi-supervised")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VariantConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"VariantConfig: unknown keys {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 class VariantAAE(NetworkSet):

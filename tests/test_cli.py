@@ -14,9 +14,14 @@ from test_data import write_mnist
 
 @pytest.fixture
 def mnist_dir(tmp_path, monkeypatch):
+    return synthetic_mnist(tmp_path, monkeypatch, n_train=120)
+
+
+def synthetic_mnist(tmp_path, monkeypatch, n_train: int):
+    """A synthetic MNIST folder (60 test images), with $AAE_NP_DATA out of the way."""
     monkeypatch.delenv("AAE_NP_DATA", raising=False)
     folder = tmp_path / "mnist"
-    write_mnist(folder, n_train=120, n_test=60)
+    write_mnist(folder, n_train=n_train, n_test=60)
     return folder
 
 

@@ -10,7 +10,7 @@ from aae_np.cli import main
 from aae_np.model import load_model
 from aae_np.variant_train import VariantTrainConfig, VariantTrainer, evaluate_variant, labelled_subset
 from aae_np.variants import VARIANTS, VariantAAE, VariantConfig
-from test_data import write_mnist
+from test_cli import synthetic_mnist
 
 TINY = dict(input_dim=20, n_classes=4, style_dim=2, encoder_hidden=(16,), decoder_hidden=(16,),
             discriminator_hidden=(8,), seed=3)
@@ -117,10 +117,7 @@ def small_presets(monkeypatch):
 
 @pytest.fixture
 def mnist_dir(tmp_path, monkeypatch):
-    monkeypatch.delenv("AAE_NP_DATA", raising=False)
-    folder = tmp_path / "mnist"
-    write_mnist(folder, n_train=200, n_test=60)
-    return folder
+    return synthetic_mnist(tmp_path, monkeypatch, n_train=200)       # 20 labels need 2 per class
 
 
 @pytest.mark.parametrize("variant,figures", [

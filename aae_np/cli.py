@@ -144,6 +144,8 @@ def _train_variant(args: argparse.Namespace, out: Path, checkpoint: Path) -> int
         for key in ("epochs", "batch_size", "seed"):
             if getattr(args, key) is not None:
                 setattr(train_cfg, key, getattr(args, key))
+        if train_cfg.warmup_epochs >= train_cfg.epochs:      # a short run still gets its adversarial epochs
+            train_cfg.warmup_epochs = train_cfg.epochs // 2
         if args.schedule not in (None, "phased"):
             raise CLIError("the variants train with the phased schedule only")
         if args.labels is not None:

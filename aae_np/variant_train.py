@@ -45,10 +45,15 @@ class VariantTrainConfig(TrainConfig):
         super().__post_init__()
         if self.schedule != "phased":
             raise ValueError("VariantTrainConfig: the variants train with the phased schedule only")
-        if (not self.lr_sup > 0 or self.sup_batch_size < 1 or self.n_labels < -1 or not self.input_noise >= 0
-                or not 0 <= self.warmup_epochs <= self.epochs or not self.y_instance_noise >= 0):
-            raise ValueError("VariantTrainConfig: lr_sup must be > 0, sup_batch_size >= 1, n_labels >= -1, "
-                             "input_noise >= 0, 0 <= warmup_epochs <= epochs, y_instance_noise >= 0")
+        checks = {"lr_sup must be > 0": self.lr_sup > 0, "sup_batch_size must be >= 1": self.sup_batch_size >= 1,
+                  "n_labels must be >= -1 (-1: all)": self.n_labels >= -1,
+                  "input_noise must be >= 0": self.input_noise >= 0,
+                  f"warmup_epochs ({self.warmup_epochs}) must lie in [0, epochs = {self.epochs}]":
+                      0 <= self.warmup_epochs <= self.epochs,
+                  "y_instance_noise must be >= 0": self.y_instance_noise >= 0}
+        problems = [text for text, ok in checks.items() if not ok]
+        if problems:
+            raise ValueError("VariantTrainConfig: " + "; ".join(problems))
 
 
 def labelled_subset(labels: np.ndarray, n: int, seed: int, n_classes: int = 10) -> np.ndarray:

@@ -108,7 +108,8 @@ def small_presets(monkeypatch):
         for name, (model, train) in real().items():
             model = VariantConfig.from_dict({**model.to_dict(), "encoder_hidden": [32], "decoder_hidden": [32],
                                              "discriminator_hidden": [16]})
-            train.epochs, train.n_labels = 1, (20 if train.n_labels > 0 else train.n_labels)
+            train.epochs, train.warmup_epochs = 1, 0
+            train.n_labels = 20 if train.n_labels > 0 else train.n_labels
             out[name] = (model, train)
         return out
 
@@ -176,5 +177,21 @@ def test_warmup_epochs_skip_only_the_adversarial_phases(data):
     assert np.isnan(history["d_loss"][0]) and np.isnan(history["g_loss_y"][0])
     assert np.isfinite(history["sup_loss"][0]) and np.isfinite(history["recon_loss"][0])
     assert np.isfinite(history["d_loss"][1]) and np.isfinite(history["g_loss_y"][1])
-    with pytest.raises(ValueError, match="warmup_epochs <= epochs"):
+    with pytest.raises(ValueError, match=r"warmup_epochs \(3\) must lie in \[0, epochs = 2\]"):
         VariantTrainConfig(epochs=2, warmup_epochs=3)
+
+
+def test_a_short_cli_run_keeps_adversarial_epochs_after_the_warm_up(small_presets, mnist_dir, tmp_path, monkeypatch):
+    real = presets._variant_presets
+
+    def with_warmup():
+        out = real()
+        out["clustering"][1].epochs, out["clustering"][1].warmup_epochs = 8, 3
+        return out
+
+    monkeypatch.setattr(presets, "_variant_presets", with_warmup)
+    out = tmp_path / "short"
+    assert main(["-q", "train", "--data-dir", str(mnist_dir), "--variant", "clustering", "--epochs", "2",
+                 "--out", str(out)]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert np.isnan(history["d_loss"][0]) and np.isfinite(history["d_loss"][1])     # warm-up 2 // 2 = 1

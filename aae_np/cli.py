@@ -46,20 +46,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     checkpoint = out / "checkpoint.npz"
-    variant = args.variant
-    if args.resume and checkpoint.is_file():
+    if args.resume and checkpoint.is_file():      # the checkpoint, not the flags, says what it is
         from aae_np.model import model_kind
 
-        variant = model_kind(checkpoint) == "variant" or None
-    if variant:
+        is_variant = model_kind(checkpoint) == "variant"
+    else:
+        is_variant = args.variant is not None
+    if is_variant:
         return _train_variant(args, out, checkpoint)
     for flag in ("labels", "label_seed", "clusters", "prior"):
         if getattr(args, flag) is not None:
             raise CLIError(f"--{flag.replace('_', '-')} applies to the variants only; add --variant NAME")
     data = _load_data(args)
     if args.resume:
-        if not checkpoint.is_file():
-            raise CLIError(f"--resume: no checkpoint at {checkpoint}; start a run with --out {out} first")
+        _require_checkpoint(out, checkpoint)
         trainer = Trainer.resume(checkpoint, data.x_train, data.x_test, epochs=args.epochs,
                                  progress=not args.quiet)
         print(f"resuming {checkpoint} at epoch {trainer.epoch}/{trainer.config.epochs}")
@@ -104,6 +104,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_checkpoint(out: Path, checkpoint: Path) -> None:
+    if not checkpoint.is_file():
+        raise CLIError(f"--resume: no checkpoint at {checkpoint}; start a run with --out {out} first")
+
+
 def _check_fresh_out(out: Path, checkpoint: Path, overwrite: bool) -> None:
     if checkpoint.exists() and not overwrite:
         raise CLIError(f"{out} already holds a run; pass --resume to continue it, "
@@ -118,8 +123,7 @@ def _train_variant(args: argparse.Namespace, out: Path, checkpoint: Path) -> int
 
     data = _load_data(args)
     if args.resume:
-        if not checkpoint.is_file():
-            raise CLIError(f"--resume: no checkpoint at {checkpoint}; start a run with --out {out} first")
+        _require_checkpoint(out, checkpoint)
         trainer = VariantTrainer.resume(checkpoint, data.x_train, data.y_train, data.x_test, data.y_test,
                                         epochs=args.epochs, progress=not args.quiet)
         print(f"resuming {checkpoint} at epoch {trainer.epoch}/{trainer.config.epochs}")

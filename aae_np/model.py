@@ -442,8 +442,9 @@ class AAE(NetworkSet):
         return loss
 
 
-def read_model_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of a model file, checked to be one (no pickle is ever loaded)."""
+def read_model_arrays(path: str | os.PathLike, only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Every array (or those named in ``only``) of a model file, checked to be one (no pickle
+    is ever loaded)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model file {path} does not exist; train one with `aae-np train --out DIR`")
@@ -452,7 +453,7 @@ def read_model_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
                          "was it written by AAE.save / aae-np train?")
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+            arrays = {k: f[k] for k in f.files if only is None or k in only}
     except (OSError, ValueError, EOFError) as err:
         raise ValueError(f"{path} is not a readable aae_np model file ({err}); "
                          "was it written by AAE.save / aae-np train?") from err
@@ -464,8 +465,10 @@ def read_model_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def model_kind(path: str | os.PathLike) -> str:
-    """"aae" or "variant": which class wrote the model file (or checkpoint) at ``path``."""
-    return str(read_model_arrays(path).get("__kind__", "aae"))
+    """"aae" or "variant": which class wrote the model file (or checkpoint) at ``path``.
+
+    Reads only the config and kind entries of the archive, not the parameters."""
+    return str(read_model_arrays(path, only=("__config__", "__kind__")).get("__kind__", "aae"))
 
 
 def load_model(path: str | os.PathLike) -> tuple[NetworkSet, dict[str, np.ndarray]]:

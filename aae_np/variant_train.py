@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -165,28 +166,40 @@ class VariantTrainer(Trainer):
     def epoch_metrics(self) -> dict[str, float]:
         if self.x_test is None:
             return {}
-        c = self.model.config
-        out = {"test_mse": metrics.reconstruction_mse(
-            self.x_test, self.model.reconstruct(self.x_test, self.y_test if c.variant == "supervised" else None))}
-        if c.variant == "semi-supervised" and self.y_test is not None:
-            out["test_error"] = metrics.classification_error(self.model.classify(self.x_test).argmax(1), self.y_test)
-        elif c.variant == "clustering" and self.y_test is not None:
-            out["test_error"] = metrics.clustering_error(
-                self.model.classify(self.x_train).argmax(1), self.y_train,
-                self.model.classify(self.x_test).argmax(1), self.y_test, c.n_classes)
-        return out
+        return held_out_metrics(self.model, self.x_train, self.y_train, self.x_test, self.y_test)
 
     def test_mse(self) -> float:
-        return self.epoch_metrics().get("test_mse", float("nan"))
+        if self.x_test is None:
+            return float("nan")
+        return _test_mse(self.model, self.x_test, self.y_test)
 
     @classmethod
     def resume(cls, path, x_train, y_train=None, x_test=None, y_test=None, epochs=None, out_dir=None,
                progress: bool = True) -> "VariantTrainer":
-        from pathlib import Path
-
         return cls._resume(path, epochs, lambda model, config: cls(
             model, config, x_train, y_train, x_test, y_test,
             out_dir=Path(path).parent if out_dir is None else out_dir, progress=progress))
+
+
+def _test_mse(model: VariantAAE, x_test: np.ndarray, y_test: np.ndarray | None) -> float:
+    labels = y_test if model.config.variant == "supervised" else None     # its decoder takes the label
+    return metrics.reconstruction_mse(x_test, model.reconstruct(x_test, labels))
+
+
+def held_out_metrics(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray | None,
+                     x_test: np.ndarray, y_test: np.ndarray | None) -> dict[str, Any]:
+    """Held-out MSE and, for a y head with labels, the test error (classification for the
+    semi-supervised variant; clustering, with clusters mapped on the training set, otherwise)."""
+    out: dict[str, Any] = {"test_mse": _test_mse(model, x_test, y_test)}
+    if model.config.has_y and y_test is not None:
+        predicted = model.classify(x_test).argmax(1)
+        if model.config.variant == "semi-supervised":
+            out["test_error"] = metrics.classification_error(predicted, y_test)
+        else:
+            out["test_error"] = metrics.clustering_error(model.classify(x_train).argmax(1), y_train,
+                                                         predicted, y_test, model.config.n_classes)
+        out["clusters_used"] = int(len(np.unique(predicted)))
+    return out
 
 
 def evaluate_variant(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray | None,
@@ -204,21 +217,12 @@ def evaluate_variant(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray
     c = model.config
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"variant": c.variant}
-    recon = model.reconstruct(x_test, y_test if c.variant == "supervised" else None)
-    out["test_mse"] = metrics.reconstruction_mse(x_test, recon)
+    out.update(held_out_metrics(model, x_train, y_train, x_test, y_test))
     z = model.encode(x_test)
     prior_z = model.prior.sample(len(z), rng, np.float64)
     mean, cov = model.prior.moments()
     out["frechet"] = metrics.frechet_to_prior(z, mean, cov)
     out["mmd"] = metrics.mmd_rbf(z, prior_z, seed=seed)
-    if c.has_y and y_test is not None:
-        predicted = model.classify(x_test).argmax(1)
-        if c.variant == "semi-supervised":
-            out["test_error"] = metrics.classification_error(predicted, y_test)
-        else:
-            out["test_error"] = metrics.clustering_error(model.classify(x_train).argmax(1), y_train,
-                                                         predicted, y_test, c.n_classes)
-        out["clusters_used"] = int(len(np.unique(predicted)))
     if c.variant == "conditioned" and y_test is not None and hasattr(model.prior, "component_means"):
         out["nearest_component_fraction"] = metrics.nearest_component_fraction(
             z, y_test, model.prior.component_means())

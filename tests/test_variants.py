@@ -210,3 +210,14 @@ def test_phases_with_instance_noise_on_y_match_finite_differences(phase):
     assert report.passed(), str(report)
     plain, _ = model.phase_grads(phase, x, labels, z_prior, y_prior + noise)
     assert plain != pytest.approx(f(), rel=1e-9)            # the noise does reach D_y
+
+
+def test_model_kind_reads_the_kind_of_either_file(tmp_path):
+    from aae_np.model import AAE, model_kind
+
+    assert model_kind(make("clustering").save(tmp_path / "v.npz")) == "variant"
+    assert model_kind(AAE(input_dim=6, latent_dim=2, encoder_hidden=(4,), decoder_hidden=(4,),
+                          discriminator_hidden=(4,)).save(tmp_path / "a.npz")) == "aae"
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match="not a readable aae_np model file"):
+        model_kind(tmp_path / "junk.npz")

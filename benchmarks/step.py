@@ -12,6 +12,12 @@ of 4.3 ms that way). PyTorch is measured only when it is installed
     .venv/bin/python benchmarks/step.py                       # tutorial model, joint + phased
     .venv/bin/python benchmarks/step.py --preset default --schedule phased
     .venv/bin/python benchmarks/step.py --smoke               # seconds; what CI runs
+    .venv/bin/python benchmarks/step.py --schedule joint --gemm-floor
+
+``--gemm-floor`` adds two contestants that do only the matrix products of one numba-backend step:
+every ``np.dot`` of the step is recorded once (shapes and memory layouts), then replayed into
+preallocated outputs, in NumPy's BLAS and, when PyTorch is installed, with ``torch.mm`` (PyTorch's
+own GEMM). No step can be faster than its GEMMs, so this is the floor for the numba backend.
 
 Writes ``benchmarks/results/step.json`` (or ``--json``) with the machine's CPU, thread settings,
 BLAS and versions.
@@ -40,6 +46,59 @@ def ours(preset: str, schedule: str, backend: str, x: np.ndarray):
     train_cfg.schedule = schedule
     trainer = Trainer(AAE(model_cfg, backend=backend), train_cfg, x, progress=False)
     return lambda batch: trainer.step(batch)
+
+
+class _DotRecorder:
+    """Stands in for the ``np`` module inside ``aae_np.kernels`` and records every np.dot."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+    def dot(self, a, b, out=None):
+        self.calls.append((_same_layout(a), _same_layout(b)))
+        return np.dot(a, b, out=out)
+
+
+def _same_layout(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` with its memory order (a transposed view stays a transposed view)."""
+    return a.copy() if a.flags.c_contiguous else np.ascontiguousarray(a.T).T
+
+
+def gemm_floor(preset: str, schedule: str, x: np.ndarray):
+    """(replay in NumPy's BLAS, replay with torch.mm or None, number of GEMMs, GFLOP per step)."""
+    from aae_np import kernels
+
+    step = ours(preset, schedule, "numba", x)
+    _, train_cfg = get_preset(preset)
+    batch = x[:train_cfg.batch_size]
+    step(batch)                                     # compile outside the recording
+    recorder, saved = _DotRecorder(), kernels.np
+    kernels.np = recorder
+    try:
+        step(batch)
+    finally:
+        kernels.np = saved
+    calls = [(a, b, np.empty((a.shape[0], b.shape[1]), np.float32)) for a, b in recorder.calls]
+    gflop = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in calls) / 1e9
+
+    def numpy_gemms(_batch):
+        for a, b, out in calls:
+            np.dot(a, b, out=out)
+
+    try:
+        import torch
+    except ImportError:
+        return numpy_gemms, None, len(calls), gflop
+    tcalls = [(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(out)) for a, b, out in calls]
+
+    def torch_gemms(_batch):
+        for a, b, out in tcalls:
+            torch.mm(a, b, out=out)
+
+    return numpy_gemms, torch_gemms, len(calls), gflop
 
 
 def pytorch(preset: str, schedule: str, threads: int):
@@ -140,6 +199,8 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.5,
                         help="seconds of sleep before each round, so that the previous contestant's "
                              "idle BLAS/OpenMP threads have stopped spinning (OpenBLAS spins ~0.1 s)")
+    parser.add_argument("--gemm-floor", action="store_true",
+                        help="also time only the matrix products of a numba step (NumPy's BLAS and torch.mm)")
     parser.add_argument("--smoke", action="store_true", help="2 rounds of 3 steps: checks it runs")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "step.json"))
     args = parser.parse_args()
@@ -162,6 +223,12 @@ def main() -> None:
             print("PyTorch is not installed: skipping it (pip install torch==2.13.0 to compare)")
         else:
             contestants["pytorch eager"] = torch_step
+        if args.gemm_floor:
+            numpy_gemms, torch_gemms, count, gflop = gemm_floor(args.preset, schedule, x)
+            print(f"{schedule}: a numba step makes {count} GEMMs, {gflop:.3f} GFLOP")
+            contestants["GEMMs: numpy"] = numpy_gemms
+            if torch_gemms is not None:
+                contestants["GEMMs: torch.mm"] = torch_gemms
         for step in contestants.values():              # warm up: JIT compile, allocator, caches
             for b in batches:
                 step(b)
@@ -182,10 +249,10 @@ def main() -> None:
                          "rounds_ms": [t * 1e3 for t in ts]})
     print(f"preset {args.preset}, batch {train_cfg.batch_size}, float32, {args.threads} threads, "
           f"{args.rounds} rounds x {args.steps} steps, medians")
-    print(f"{'schedule':9s}{'contestant':16s}{'ms/step':>9s}{'steps/s':>9s}{'samples/s':>11s}{'ratio':>8s}")
+    print(f"{'schedule':9s}{'contestant':18s}{'ms/step':>9s}{'steps/s':>9s}{'samples/s':>11s}{'ratio':>8s}")
     for r in rows:
         ratio = next(v for k, v in r.items() if k.startswith("speed_vs_"))
-        print(f"{r['schedule']:9s}{r['contestant']:16s}{r['ms_per_step']:9.2f}{r['steps_per_s']:9.1f}"
+        print(f"{r['schedule']:9s}{r['contestant']:18s}{r['ms_per_step']:9.2f}{r['steps_per_s']:9.1f}"
               f"{r['samples_per_s']:11.0f}{ratio:8.2f}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

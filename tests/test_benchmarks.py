@@ -10,14 +10,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_step_benchmark_smoke(tmp_path):
     out = tmp_path / "step.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "step.py"), "--smoke", "--json", str(out)],
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "step.py"), "--smoke", "--gemm-floor",
+                             "--json", str(out)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     contestants = {(r["schedule"], r["contestant"]) for r in report["rows"]}
-    assert {("joint", "numpy backend"), ("joint", "numba backend"), ("phased", "numba backend")} <= contestants
+    assert {("joint", "numpy backend"), ("joint", "numba backend"), ("phased", "numba backend"),
+            ("joint", "GEMMs: numpy")} <= contestants
     assert all(r["steps_per_s"] > 0 for r in report["rows"])
     assert report["machine"]["threads"] == 2 and "ms/step" in result.stdout
+    assert "joint: a numba step makes 22 GEMMs" in result.stdout     # tutorial model, first-layer dx skipped
 
 
 def test_variants_benchmark_table_and_run_parsing():

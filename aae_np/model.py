@@ -5,6 +5,8 @@ Networks (all ``Sequential`` MLPs, batches as rows):
 * ``encoder``       x (N, input_dim)   -> z (N, latent_dim)        linear output
 * ``decoder``       z (N, latent_dim)  -> logits (N, input_dim)    ``decode`` applies the sigmoid
 * ``discriminator`` z (N, latent_dim)  -> logit a (N, 1)           D(z) = sigmoid(a)
+* ``image_discriminator`` (optional)  x (N, input_dim) -> logit (N, 1): real images against
+  decoded prior samples, a second adversary that the paper does not have (``docs/training.md``)
 
 The sigmoids on the decoder and discriminator outputs are kept out of the
 ``Sequential``s on purpose: every loss is taken on logits (fused sigmoid +
@@ -17,6 +19,11 @@ inputs that changes no parameter:
 ``discriminator``   BCE(D(z_prior), 1) & BCE(D(enc(x)), 0) -> discriminator.*
 ``generator``       BCE(D(enc(x)), 1)                      -> encoder.*
 ``joint``           L_rec + adv_weight * BCE(D(enc(x)), 1)  -> encoder.*, decoder.*  (the tutorial's step)
+
+and, with an image discriminator D_x (``IMAGE_PHASES``):
+
+``image_discriminator``  BCE(D_x(x), 1) & BCE(D_x(dec(z_prior)), 0)      -> image_discriminator.*
+``image_generator``      image_adv_weight * BCE(D_x(dec(z_prior)), 1)    -> decoder.*
 """
 
 from __future__ import annotations
@@ -37,9 +44,11 @@ from aae_np.files import atomic_savez
 from aae_np.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from aae_np.priors import Gaussian, Prior
 
-__all__ = ["AAEConfig", "AAE", "NetworkSet", "PHASES", "load_model"]
+__all__ = ["AAEConfig", "AAE", "NetworkSet", "PHASES", "IMAGE_PHASES", "load_model"]
 
 PHASES = ("reconstruction", "discriminator", "generator", "joint")
+IMAGE_PHASES = ("image_discriminator", "image_generator")     # only with an image discriminator
+IMAGE_DISCRIMINATOR_ACTIVATION = "leaky_relu"                  # the usual choice for a GAN's D
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid,
                "identity": Identity}
 FORMAT_VERSION = 1
@@ -59,6 +68,11 @@ class AAEConfig:
     adv_weight: float = 1.0             # lambda of the joint phase
     prior_std: float = 1.0
     posterior_std: float = 0.0          # q(z|x) = N(enc(x), posterior_std^2 I) while training; 0: deterministic
+    # A second adversary in image space: real x against decoded prior samples; () = none, the
+    # paper's AAE. The decoder learns from it to decode every prior sample, also those where few
+    # codes land, to a digit-like image (docs/training.md).
+    image_discriminator_hidden: tuple[int, ...] = ()
+    image_adv_weight: float = 1.0       # its weight in the decoder's image_generator loss
     dtype: str = "float32"
     seed: int = 0
 
@@ -66,6 +80,11 @@ class AAEConfig:
         problems = network_problems(self, ("input_dim", "latent_dim"))
         if not self.posterior_std >= 0:
             problems.append(f"posterior_std must be >= 0, got {self.posterior_std}")
+        self.image_discriminator_hidden = tuple(int(h) for h in self.image_discriminator_hidden)
+        if any(h < 1 for h in self.image_discriminator_hidden):
+            problems.append("image_discriminator_hidden sizes must be >= 1")
+        if not self.image_adv_weight > 0:
+            problems.append(f"image_adv_weight must be > 0, got {self.image_adv_weight}")
         if problems:
             raise ValueError("AAEConfig: " + "; ".join(problems))
 
@@ -340,8 +359,18 @@ class AAE(NetworkSet):
         self.decoder = mlp([c.latent_dim, *c.decoder_hidden, c.input_dim], c.activation, rng, self.dtype)
         self.discriminator = mlp([c.latent_dim, *c.discriminator_hidden, 1], c.activation, rng, self.dtype)
         self.prior: Prior = Gaussian(c.latent_dim, c.prior_std)
-        self._setup({"encoder": self.encoder, "decoder": self.decoder, "discriminator": self.discriminator},
-                    backend)
+        nets = {"encoder": self.encoder, "decoder": self.decoder, "discriminator": self.discriminator}
+        self.image_discriminator = None
+        if c.image_discriminator_hidden:      # drawn last: the other three start the same with or without it
+            self.image_discriminator = mlp([c.input_dim, *c.image_discriminator_hidden, 1],
+                                           IMAGE_DISCRIMINATOR_ACTIVATION, rng, self.dtype)
+            nets["image_discriminator"] = self.image_discriminator
+        self._setup(nets, backend)
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The phases this model can run."""
+        return PHASES + (IMAGE_PHASES if self.image_discriminator is not None else ())
 
     def encode(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """z = enc(x): (N, input_dim) -> (N, latent_dim)."""
@@ -374,8 +403,11 @@ class AAE(NetworkSet):
         Extra numbers (D accuracy...) land in ``self.last_stats``; intermediate
         gradients in ``self.intermediates``.
         """
-        if phase not in PHASES:
-            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        if phase not in self.phases:
+            if phase in IMAGE_PHASES:
+                raise ValueError(f"the {phase} phase needs an image discriminator: "
+                                 "set AAEConfig.image_discriminator_hidden, e.g. (256,)")
+            raise ValueError(f"phase must be one of {self.phases}, got {phase!r}")
         x = self._as_input(x, self.config.input_dim, "x")
         self._eps = None
         if eps is not None and self.config.posterior_std > 0:
@@ -385,11 +417,16 @@ class AAE(NetworkSet):
         if phase == "reconstruction":
             loss = self._reconstruction(x, backprop=True)
             trained = ("encoder", "decoder")
-        elif phase == "discriminator":
+        elif phase in ("discriminator", *IMAGE_PHASES):
             if z_prior is None:
-                raise ValueError("the discriminator phase needs z_prior: samples of the prior, (N, latent_dim)")
-            loss = self._discriminator(x, self._as_input(z_prior, self.config.latent_dim, "z_prior"))
-            trained = ("discriminator",)
+                raise ValueError(f"the {phase} phase needs z_prior: samples of the prior, (N, latent_dim)")
+            z_prior = self._as_input(z_prior, self.config.latent_dim, "z_prior")
+            if phase == "discriminator":
+                loss, trained = self._discriminator(x, z_prior), ("discriminator",)
+            elif phase == "image_discriminator":
+                loss, trained = self._image_discriminator(x, z_prior), ("image_discriminator",)
+            else:
+                loss, trained = self._image_generator(z_prior), ("decoder",)
         elif phase == "generator":
             z = self._encode_train(x)
             loss, dz = self._fool_discriminator(z)
@@ -440,6 +477,28 @@ class AAE(NetworkSet):
         loss, accuracy = self._real_vs_fake("discriminator", z_prior, z_fake)
         self.last_stats.update(d_loss=loss, d_accuracy=accuracy)
         return loss
+
+    def _decode_prior(self, z_prior: np.ndarray) -> np.ndarray:
+        """x_fake = sigmoid(dec(z_prior)), keeping the decoder's activations for a backward."""
+        return sigmoid(self.run["decoder"].forward(z_prior)).astype(self.dtype, copy=False)
+
+    def _image_discriminator(self, x: np.ndarray, z_prior: np.ndarray) -> float:
+        """L_Dx = 1/2 [BCE(D_x(x), 1) + BCE(D_x(x_fake), 0)]; x_fake is a constant here."""
+        loss, accuracy = self._real_vs_fake("image_discriminator", x, self._decode_prior(z_prior))
+        self.last_stats.update(image_d_loss=loss, image_d_accuracy=accuracy)
+        return loss
+
+    def _image_generator(self, z_prior: np.ndarray) -> float:
+        """L_Gx = w BCE(D_x(x_fake), 1) with x_fake = s(dec(z_prior)), trained into the decoder.
+
+        dL/dx_fake comes back through D_x (``_fool``); the decoder's output sigmoid then gives
+        dL/dlogits = w dL/dx_fake * x_fake (1 - x_fake), which runs back through the decoder."""
+        x_fake = self._decode_prior(z_prior)
+        loss, d_fake = self._fool("image_discriminator", x_fake)
+        w = self.config.image_adv_weight
+        self.run["decoder"].backward(w * d_fake * x_fake * (1 - x_fake), need_dx=False)
+        self.last_stats["image_g_loss"] = w * loss
+        return w * loss
 
 
 def read_model_arrays(path: str | os.PathLike, only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:

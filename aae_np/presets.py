@@ -19,9 +19,9 @@ __all__ = ["PRESETS", "get_preset"]
 
 PRESETS: dict[str, tuple[AAEConfig, TrainConfig]] = {
     "default": (
-        AAEConfig(latent_dim=6, encoder_hidden=(512, 512), decoder_hidden=(512, 512),
+        AAEConfig(latent_dim=5, encoder_hidden=(512, 512), decoder_hidden=(512, 512),
                   discriminator_hidden=(256, 256), activation="relu", recon_loss="bce"),
-        TrainConfig(epochs=15, batch_size=50, lr_ae=1e-3, lr_d=2e-4, lr_g=4e-4,
+        TrainConfig(epochs=22, batch_size=50, lr_ae=2e-3, lr_d=2e-4, lr_g=4e-4,
                     beta1_ae=0.9, beta1_adv=0.5, lr_decay_start=0.5),
     ),
     "tutorial": (

@@ -4,7 +4,10 @@ Phased (Makhzani et al., 2015, section 2): for every mini-batch
 
 1. ``reconstruction``: encoder + decoder minimise the reconstruction loss;
 2. ``discriminator``: D learns to tell prior samples from encoded ones;
-3. ``generator``: the encoder learns to fool D.
+3. ``generator``: the encoder learns to fool D;
+4. only with an image discriminator (``AAEConfig.image_discriminator_hidden``):
+   ``image_discriminator`` (D_x learns real images from decoded prior samples) and
+   ``image_generator`` (the decoder learns to fool D_x).
 
 Joint (the tutorial's program): one step of encoder + decoder on
 ``L_rec + lambda * L_G``, then one discriminator step. Its failure (D wins,
@@ -42,6 +45,10 @@ SCHEDULES = {
     "joint": {"joint": ("encoder", "decoder"), "discriminator": ("discriminator",)},
 }
 HISTORY_KEYS = ("recon_loss", "d_loss", "g_loss", "d_accuracy", "test_mse", "seconds")
+# appended to either schedule when the model has an image discriminator
+IMAGE_SCHEDULE = {"image_discriminator": ("image_discriminator",), "image_generator": ("decoder",)}
+IMAGE_HISTORY_KEYS = ("image_d_loss", "image_g_loss", "image_d_accuracy")
+PRIOR_PHASES = ("discriminator", "image_discriminator", "image_generator")   # phases given z_prior
 
 
 class TrainingDiverged(RuntimeError):
@@ -60,6 +67,8 @@ class TrainConfig:
     beta1_adv: float = 0.5         # discriminator and generator optimizers
     lr_decay_start: float = 1.0    # fraction of training after which every lr falls linearly to 0
     adv_steps: int = 1             # discriminator + generator steps per reconstruction step
+    lr_image_d: float = 4e-4       # image discriminator and image generator (decoder), when the
+    lr_image_g: float = 4e-4       # model has an image discriminator; beta1 = beta1_adv
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,7 +83,7 @@ class TrainConfig:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0 <= self.lr_decay_start <= 1:
             problems.append(f"lr_decay_start must be in [0, 1], got {self.lr_decay_start}")
-        for name in ("lr_ae", "lr_d", "lr_g"):
+        for name in ("lr_ae", "lr_d", "lr_g", "lr_image_d", "lr_image_g"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0")
         if problems:
@@ -107,6 +116,8 @@ class Trainer:
         self.progress = progress
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
+        if "image_generator" in self.schedule():
+            self.history_keys = self.history_keys + IMAGE_HISTORY_KEYS
         self.history: dict[str, list[float]] = {k: [] for k in self.history_keys}
         self.optimizers = {}
         for phase, nets in self.schedule().items():
@@ -122,14 +133,17 @@ class Trainer:
 
     def schedule(self) -> dict[str, tuple[str, ...]]:
         """Phase -> the networks its optimizer owns, in the order the phases run."""
+        if getattr(self.model, "image_discriminator", None) is not None:
+            return {**SCHEDULES[self.config.schedule], **IMAGE_SCHEDULE}
         return SCHEDULES[self.config.schedule]
 
     def _rule(self, phase: str) -> Adam:
         c = self.config
         if phase in ("reconstruction", "joint"):
             return Adam(lr=c.lr_ae, betas=(c.beta1_ae, 0.999))
-        lr = c.lr_d if phase == "discriminator" else c.lr_g
-        beta1 = c.beta1_adv if c.schedule == "phased" else c.beta1_ae
+        lr = {"discriminator": c.lr_d, "generator": c.lr_g, "image_discriminator": c.lr_image_d,
+              "image_generator": c.lr_image_g}[phase]
+        beta1 = c.beta1_adv if c.schedule == "phased" or phase in IMAGE_SCHEDULE else c.beta1_ae
         return Adam(lr=lr, betas=(beta1, 0.999))
 
     # -- one step / one epoch -------------------------------------------------------
@@ -160,7 +174,7 @@ class Trainer:
         for phase in self._phase_order(progress):
             optimizer = self.optimizers[phase]
             z_prior = eps = None
-            if phase == "discriminator":
+            if phase in PRIOR_PHASES:
                 z_prior = self.model.prior.sample(len(x), self.rng, self.model.dtype)
             if self.model.config.posterior_std > 0:
                 eps = self.rng.standard_normal((len(x), self.model.config.latent_dim)).astype(self.model.dtype)

@@ -107,5 +107,6 @@ def test_existing_run_is_not_overwritten_silently(mnist_dir, tmp_path):
 def test_gradcheck_command_passes(capsys):
     assert main(["gradcheck"]) == 0
     out = capsys.readouterr().out
-    assert "22/22 checks passed" in out and "WRONG" not in out
+    assert "24/24 checks passed" in out and "WRONG" not in out
+    assert "AAE phase 'image_generator'" in out
     assert "semi-supervised phase 'supervised'" in out and "conditioned phase 'discriminator'" in out

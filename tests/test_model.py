@@ -5,7 +5,7 @@ import pytest
 
 from aae_np.gradcheck import check_params
 from aae_np.kernels import numba_available
-from aae_np.model import AAE, AAEConfig, PHASES
+from aae_np.model import AAE, AAEConfig, IMAGE_PHASES, PHASES
 
 SMALL = dict(input_dim=6, latent_dim=3, encoder_hidden=(5,), decoder_hidden=(4,),
              discriminator_hidden=(5,), dtype="float64", seed=1)
@@ -164,12 +164,12 @@ def test_phase_gradients_with_a_gaussian_posterior(phase):
 
 
 @pytest.mark.skipif(not numba_available(), reason="numba not installed")
-@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("phase", PHASES + IMAGE_PHASES)
 def test_backends_agree_on_every_phase(phase):
     x, z_prior = batch()
     results = {}
     for backend in ("numpy", "numba"):
-        model = AAE(**SMALL, backend=backend)
+        model = AAE(**SMALL, image_discriminator_hidden=(5,), backend=backend)
         loss, grads = model.phase_grads(phase, x, z_prior)
         results[backend] = loss, {k: g.copy() for k, g in grads.items()}
     assert results["numba"][0] == pytest.approx(results["numpy"][0], rel=1e-12)

@@ -80,9 +80,6 @@ class AAEConfig:
         problems = network_problems(self, ("input_dim", "latent_dim"))
         if not self.posterior_std >= 0:
             problems.append(f"posterior_std must be >= 0, got {self.posterior_std}")
-        self.image_discriminator_hidden = tuple(int(h) for h in self.image_discriminator_hidden)
-        if any(h < 1 for h in self.image_discriminator_hidden):
-            problems.append("image_discriminator_hidden sizes must be >= 1")
         if not self.image_adv_weight > 0:
             problems.append(f"image_adv_weight must be > 0, got {self.image_adv_weight}")
         if problems:
@@ -97,8 +94,10 @@ class AAEConfig:
 
 
 def network_problems(config: Any, sizes: tuple[str, ...]) -> list[str]:
-    """What is wrong with the fields every model config shares (hidden sizes become tuples)."""
-    for name in ("encoder_hidden", "decoder_hidden", "discriminator_hidden"):
+    """What is wrong with the fields every model config shares (every ``*_hidden`` field of
+    layer sizes becomes a tuple)."""
+    hidden = [f.name for f in fields(config) if f.name.endswith("_hidden")]
+    for name in hidden:
         setattr(config, name, tuple(int(h) for h in getattr(config, name)))
     problems = []
     if config.activation not in ACTIVATIONS:
@@ -110,8 +109,9 @@ def network_problems(config: Any, sizes: tuple[str, ...]) -> list[str]:
     for name in sizes:
         if int(getattr(config, name)) < 1:
             problems.append(f"{name} must be >= 1, got {getattr(config, name)}")
-    if any(h < 1 for h in config.encoder_hidden + config.decoder_hidden + config.discriminator_hidden):
-        problems.append("hidden layer sizes must be >= 1")
+    for name in hidden:
+        if any(h < 1 for h in getattr(config, name)):
+            problems.append(f"{name}: hidden layer sizes must be >= 1")
     return problems
 
 
@@ -480,7 +480,7 @@ class AAE(NetworkSet):
 
     def _decode_prior(self, z_prior: np.ndarray) -> np.ndarray:
         """x_fake = sigmoid(dec(z_prior)), keeping the decoder's activations for a backward."""
-        return sigmoid(self.run["decoder"].forward(z_prior)).astype(self.dtype, copy=False)
+        return sigmoid(self.run["decoder"].forward(z_prior))
 
     def _image_discriminator(self, x: np.ndarray, z_prior: np.ndarray) -> float:
         """L_Dx = 1/2 [BCE(D_x(x), 1) + BCE(D_x(x_fake), 0)]; x_fake is a constant here."""

@@ -83,7 +83,7 @@ def test_without_an_image_discriminator_the_model_is_the_papers():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(image_discriminator_hidden=(0,)), "image_discriminator_hidden sizes must be >= 1"),
+    (dict(image_discriminator_hidden=(0,)), "image_discriminator_hidden: hidden layer sizes must be >= 1"),
     (dict(image_adv_weight=0.0), "image_adv_weight must be > 0"),
 ])
 def test_bad_image_discriminator_config(bad, message):

@@ -29,7 +29,7 @@ def _load_data(args: argparse.Namespace):
 
 
 def _load_model(path: str):
-    from aae_np.model import load_model
+    from aae_np.models.aae import load_model
 
     return load_model(path)[0]
 
@@ -40,14 +40,14 @@ def _is_variant(model) -> bool:
 
 # -- train ----------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
-    from aae_np.model import AAE, AAEConfig
-    from aae_np.presets import get_preset
-    from aae_np.train import Trainer
+    from aae_np.models.aae import AAE, AAEConfig
+    from aae_np.train.presets import get_preset
+    from aae_np.train.trainer import Trainer
 
     out = Path(args.out)
     checkpoint = out / "checkpoint.npz"
     if args.resume and checkpoint.is_file():      # the checkpoint, not the flags, says what it is
-        from aae_np.model import model_kind
+        from aae_np.models.aae import model_kind
 
         is_variant = model_kind(checkpoint) == "variant"
     else:
@@ -116,10 +116,10 @@ def _check_fresh_out(out: Path, checkpoint: Path, overwrite: bool) -> None:
 
 
 def _train_variant(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
-    """``train --variant NAME``: one of the paper's variants (aae_np.variants)."""
-    from aae_np.presets import get_variant_preset
-    from aae_np.variant_train import VariantTrainer, evaluate_variant
-    from aae_np.variants import VariantAAE, VariantConfig
+    """``train --variant NAME``: one of the paper's variants (aae_np.models.variants)."""
+    from aae_np.train.presets import get_variant_preset
+    from aae_np.train.variant import VariantTrainer, evaluate_variant
+    from aae_np.models.variants import VariantAAE, VariantConfig
 
     data = _load_data(args)
     if args.resume:
@@ -202,7 +202,7 @@ def _prior_config(name: str, dim: int, k: int) -> dict:
 
 
 def _variant_plots(model, data, history, out: Path, seed: int = 0) -> list[Path]:
-    from aae_np import plots
+    from aae_np.eval import plots
 
     c = model.config
     rng = np.random.default_rng(seed)
@@ -230,7 +230,7 @@ def _variant_plots(model, data, history, out: Path, seed: int = 0) -> list[Path]
 
 
 def _evaluate(model, data, score: bool, cache: str | None = None) -> dict[str, float]:
-    from aae_np import metrics
+    from aae_np.eval import metrics
 
     x_hat = model.reconstruct(data.x_test)
     z = model.encode(data.x_test)
@@ -238,7 +238,7 @@ def _evaluate(model, data, score: bool, cache: str | None = None) -> dict[str, f
               "frechet": metrics.frechet_to_prior(z, prior_cov=model.config.prior_std ** 2
                                                   * np.eye(model.config.latent_dim))}
     if score:
-        from aae_np.mnist_score import load_or_train_classifier, mnist_score
+        from aae_np.eval.mnist_score import load_or_train_classifier, mnist_score
 
         clf = load_or_train_classifier(data.x_train, data.y_train, cache=cache)
         samples = model.decode(model.prior.sample(10_000, np.random.default_rng(0)))
@@ -248,7 +248,7 @@ def _evaluate(model, data, score: bool, cache: str | None = None) -> dict[str, f
 
 
 def _plots(model, data, history, out: Path, seed: int = 0) -> list[Path]:
-    from aae_np import plots
+    from aae_np.eval import plots
 
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -267,7 +267,7 @@ def _plots(model, data, history, out: Path, seed: int = 0) -> list[Path]:
 
 # -- sample / reconstruct / encode / evaluate -------------------------------------------
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from aae_np import plots
+    from aae_np.eval import plots
 
     model = _load_model(args.model)
     rng = np.random.default_rng(args.seed)
@@ -282,7 +282,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from aae_np import plots
+    from aae_np.eval import plots
 
     model, data = _load_model(args.model), _load_data(args)
     x = data.x_test[:args.n]
@@ -301,7 +301,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     np.savez(out, z=z, labels=y) if out.suffix == ".npz" else np.save(out, z)
     print(f"wrote codes of {len(z)} {args.split} images, shape {z.shape}, to {out}")
     if args.plot:
-        from aae_np import plots
+        from aae_np.eval import plots
 
         plots.latent_scatter(z, y, Path(args.plot))
         print(f"wrote {args.plot}")
@@ -311,7 +311,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     model, data = _load_model(args.model), _load_data(args)
     if _is_variant(model):
-        from aae_np.variant_train import evaluate_variant
+        from aae_np.train.variant import evaluate_variant
 
         if args.score:
             raise CLIError("--score is for plain AAE models; the variants report their own metrics")
@@ -319,7 +319,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         result = _evaluate(model, data, score=args.score, cache=args.classifier_cache)
         if args.parzen:
-            from aae_np.metrics import parzen_evaluation
+            from aae_np.eval.metrics import parzen_evaluation
 
             samples = model.decode(model.prior.sample(10_000, np.random.default_rng(0)))
             result.update(parzen_evaluation(samples, data.x_train[-1000:], data.x_test))
@@ -332,7 +332,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_gradcheck(args: argparse.Namespace) -> int:
     """Check every layer, loss and model phase against finite differences; print the reports."""
-    from aae_np.demo import gradcheck_reports
+    from aae_np.teach.tour import gradcheck_reports
 
     reports = gradcheck_reports(args.seed)
     for report in reports:
@@ -379,9 +379,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from aae_np.presets import PRESETS
-    from aae_np.priors import PRIORS
-    from aae_np.variants import VARIANTS
+    from aae_np.train.presets import PRESETS
+    from aae_np.models.priors import PRIORS
+    from aae_np.models.variants import VARIANTS
 
     parser = _Parser(prog="aae-np", description="Adversarial Autoencoders in NumPy.")
     parser.add_argument("--threads", type=_positive_int,
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     _set_threads(args.threads)
     if args.backend:
         os.environ["AAE_NP_BACKEND"] = args.backend
-    from aae_np.train import TrainingDiverged
+    from aae_np.train.trainer import TrainingDiverged
 
     try:
         return args.func(args)

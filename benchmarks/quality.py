@@ -19,11 +19,11 @@ import json
 
 import numpy as np
 
-from aae_np import metrics
+from aae_np.eval import metrics
 from aae_np.data import load
-from aae_np.mnist_score import load_or_train_classifier
-from aae_np.model import AAE, AAEConfig
-from aae_np.train import TrainConfig, Trainer
+from aae_np.eval.mnist_score import load_or_train_classifier
+from aae_np.models.aae import AAE, AAEConfig
+from aae_np.train.trainer import TrainConfig, Trainer
 
 
 def score_parts(classifier, images: np.ndarray) -> tuple[float, float]:

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aae_np.model import AAE
-from aae_np.presets import get_preset
-from aae_np.train import Trainer
+from aae_np.models.aae import AAE
+from aae_np.train.presets import get_preset
+from aae_np.train.trainer import Trainer
 
 
 def ours(preset: str, schedule: str, backend: str, x: np.ndarray):
@@ -49,7 +49,7 @@ def ours(preset: str, schedule: str, backend: str, x: np.ndarray):
 
 
 class _DotRecorder:
-    """Stands in for the ``np`` module inside ``aae_np.kernels`` and records every np.dot."""
+    """Stands in for the ``np`` module inside ``aae_np.fast.kernels`` and records every np.dot."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[np.ndarray, np.ndarray]] = []
@@ -69,7 +69,7 @@ def _same_layout(a: np.ndarray) -> np.ndarray:
 
 def gemm_floor(preset: str, schedule: str, x: np.ndarray):
     """(replay in NumPy's BLAS, replay with torch.mm or None, number of GEMMs, GFLOP per step)."""
-    from aae_np import kernels
+    from aae_np.fast import kernels
 
     step = ours(preset, schedule, "numba", x)
     _, train_cfg = get_preset(preset)

@@ -51,9 +51,9 @@ def parse_run(text: str) -> tuple[str, dict[str, int]]:
 def run(variant: str, options: dict[str, int], data) -> dict:
     from threadpoolctl import threadpool_info
 
-    from aae_np.presets import get_variant_preset
-    from aae_np.variant_train import VariantTrainer, evaluate_variant
-    from aae_np.variants import VariantAAE, VariantConfig
+    from aae_np.train.presets import get_variant_preset
+    from aae_np.train.variant import VariantTrainer, evaluate_variant
+    from aae_np.models.variants import VariantAAE, VariantConfig
 
     model_cfg, train_cfg = get_variant_preset(variant)
     seed = options.get("seed", 0)

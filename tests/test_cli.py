@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aae_np.cli import main
-from aae_np.model import AAE
+from aae_np.models.aae import AAE
 from test_data import write_mnist
 
 

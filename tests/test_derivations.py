@@ -2,7 +2,7 @@
 
 The tutorial is "Adversarial Autoencoder (AAE) Tutorial"; its "Derivatives" section is
 transcribed formula by formula below, next to the corrected form, and both are held
-against float64 central differences (``aae_np.gradcheck``). A corrected form must agree
+against float64 central differences (``aae_np.nn.gradcheck``). A corrected form must agree
 to a relative error below 1e-7; a tutorial form that the document calls wrong must
 *measurably* disagree (a sign flip, a ratio, or a relative error far above 0.5).
 
@@ -26,10 +26,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aae_np.activations import sigmoid
-from aae_np.gradcheck import check_params, numerical_gradient, rel_error
-from aae_np.layers import Dense, ReLU, Sequential, Sigmoid
-from aae_np.losses import bce, bce_with_logits, mse
+from aae_np.nn.activations import sigmoid
+from aae_np.nn.gradcheck import check_params, numerical_gradient, rel_error
+from aae_np.nn.layers import Dense, ReLU, Sequential, Sigmoid
+from aae_np.nn.losses import bce, bce_with_logits, mse
 
 N, DX, DZ = 4, 6, 3          # D_x != D_z != N, so a product in the wrong order cannot pass by luck
 PASS = 1e-7
@@ -473,7 +473,7 @@ def test_errata_g_bce_on_probabilities_saturates():
 
     dL/da for L = -log D(a) is (D - 1)/N ~ -1/N for small D (the fused form). Through a
     probability-space BCE it becomes dL/dp * dp/da, which implementations guard:
-    * aae_np.losses.bce clips p to [1e-7, 1 - 1e-7]: exactly 0 for logit < -16.1;
+    * aae_np.nn.losses.bce clips p to [1e-7, 1 - 1e-7]: exactly 0 for logit < -16.1;
     * PyTorch's BCELoss backward divides by max(p(1-p), 1e-12) (aten/src/ATen/native/Loss.cpp):
       the gradient shrinks by p / 1e-12 for logit < -27.6. Emulated below in float32.
     """

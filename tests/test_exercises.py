@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from aae_np import exercises, exercises_solutions as ref
-from aae_np.activations import sigmoid
-from aae_np.gradcheck import numerical_gradient, rel_error
+from aae_np.teach import exercises
+from aae_np.teach import solutions as ref
+from aae_np.nn.activations import sigmoid
+from aae_np.nn.gradcheck import numerical_gradient, rel_error
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from aae_np.gradcheck import (GradReport, TensorCheck, check_layer, check_loss, check_params,
+from aae_np.nn.gradcheck import (GradReport, TensorCheck, check_layer, check_loss, check_params,
                               numerical_gradient, numerical_gradient_array, rel_error)
-from aae_np.layers import Dense
+from aae_np.nn.layers import Dense
 
 
 def test_numerical_gradient_of_a_known_function():
@@ -109,7 +109,7 @@ def test_check_layer_rejects_a_dout_of_the_wrong_shape():
 
 
 def test_atol_forgives_rounding_noise_on_a_near_zero_entry_but_not_a_wrong_gradient():
-    from aae_np.gradcheck import TensorCheck
+    from aae_np.nn.gradcheck import TensorCheck
 
     analytic = np.array([6.69606e-08, 0.5])
     noisy = np.array([6.69687e-08, 0.5])                  # |diff| 8e-12: finite-difference noise
@@ -122,7 +122,7 @@ def test_atol_forgives_rounding_noise_on_a_near_zero_entry_but_not_a_wrong_gradi
 
 
 def test_gradcheck_command_passes_for_many_seeds():
-    from aae_np.demo import gradcheck_reports
+    from aae_np.teach.tour import gradcheck_reports
 
     for seed in range(8):
         failed = [r.title for r in gradcheck_reports(seed) if not r.passed()]

@@ -6,10 +6,10 @@ agreement on these phases is tested with the others in test_model.py."""
 import numpy as np
 import pytest
 
-from aae_np.gradcheck import check_params
-from aae_np.kernels import numba_available
-from aae_np.model import AAE, IMAGE_PHASES, PHASES
-from aae_np.train import IMAGE_HISTORY_KEYS, TrainConfig, Trainer
+from aae_np.nn.gradcheck import check_params
+from aae_np.fast.kernels import numba_available
+from aae_np.models.aae import AAE, IMAGE_PHASES, PHASES
+from aae_np.train.trainer import IMAGE_HISTORY_KEYS, TrainConfig, Trainer
 
 SMALL = dict(input_dim=6, latent_dim=3, encoder_hidden=(5,), decoder_hidden=(4,), discriminator_hidden=(5,),
              image_discriminator_hidden=(5,), image_adv_weight=2.5, dtype="float64", seed=1)

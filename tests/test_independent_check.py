@@ -1,4 +1,4 @@
-"""An independent gradient check that uses only the layer contract, not aae_np.gradcheck.
+"""An independent gradient check that uses only the layer contract, not aae_np.nn.gradcheck.
 
 If gradcheck.py itself were wrong (say it compared a gradient with itself), the
 other tests could pass for nothing. This file re-derives the numeric gradient
@@ -9,8 +9,8 @@ with its own loop, touching only ``forward``, ``backward``, ``params`` and
 import numpy as np
 import pytest
 
-from aae_np import losses
-from aae_np.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from aae_np.nn import losses
+from aae_np.nn.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 
 
 def own_numeric(f, arr, h):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from aae_np import losses
-from aae_np.kernels import ACT_CODES, NUMPY, get_kernels, numba_available
-from aae_np.layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from aae_np.nn import losses
+from aae_np.fast.kernels import ACT_CODES, NUMPY, get_kernels, numba_available
+from aae_np.nn.layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="numba/scipy not installed")
 NB = get_kernels("numba") if numba_available() else None
@@ -96,7 +96,7 @@ def test_bce_logits_twins_match_the_loss(dtype, n, d, seed):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adam_flat_twins_match_the_pure_rule(dtype):
-    from aae_np.optim import Adam
+    from aae_np.nn.optim import Adam
 
     rng = np.random.default_rng(2)
     rule = Adam(lr=1e-2, betas=(0.5, 0.999))
@@ -118,7 +118,7 @@ def test_adam_flat_twins_match_the_pure_rule(dtype):
 @pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_momentum_flat_twins_match_the_pure_rule(dtype, nesterov):
-    from aae_np.optim import Momentum
+    from aae_np.nn.optim import Momentum
 
     rng = np.random.default_rng(3)
     rule = Momentum(lr=0.1, momentum=0.9, nesterov=nesterov)
@@ -168,7 +168,7 @@ def test_sigmoid_mse_twins_match_the_layers(dtype):
 
 @pytest.mark.parametrize("kernels", [NUMPY, NB], ids=["numpy", "numba"])
 def test_dense_backward_grad_modes(kernels):
-    from aae_np.kernels import ADD, SET, SKIP
+    from aae_np.fast.kernels import ADD, SET, SKIP
 
     rng = np.random.default_rng(5)
     x, W, dout = arrays(rng, np.float64, 5, 4), arrays(rng, np.float64, 4, 3), arrays(rng, np.float64, 5, 3)

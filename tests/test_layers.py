@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from aae_np.gradcheck import check_layer
-from aae_np.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from aae_np.nn.gradcheck import check_layer
+from aae_np.nn.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from strategies import batch_and_dims, matrices
 
 ACTIVATIONS = [ReLU, lambda: LeakyReLU(0.2), Sigmoid, Tanh, Identity]

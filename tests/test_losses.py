@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from aae_np import losses
-from aae_np.gradcheck import check_loss
+from aae_np.nn import losses
+from aae_np.nn.gradcheck import check_loss
 from strategies import batch, dims, matrices
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aae_np import metrics, mnist_score
-from aae_np.metrics import (frechet_to_prior, gaussian_frechet, inception_style_score, mmd_rbf,
+from aae_np.eval import metrics
+from aae_np.eval import mnist_score
+from aae_np.eval.metrics import (frechet_to_prior, gaussian_frechet, inception_style_score, mmd_rbf,
                             reconstruction_mse, sqrtm_psd)
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"

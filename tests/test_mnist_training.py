@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from aae_np.data import load_mnist
-from aae_np.model import AAE
-from aae_np.presets import get_preset
-from aae_np.train import Trainer
+from aae_np.models.aae import AAE
+from aae_np.train.presets import get_preset
+from aae_np.train.trainer import Trainer
 from conftest import SHARED_MNIST
 
 pytestmark = pytest.mark.skipif(not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists(),

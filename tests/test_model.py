@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from aae_np.gradcheck import check_params
-from aae_np.kernels import numba_available
-from aae_np.model import AAE, AAEConfig, IMAGE_PHASES, PHASES
+from aae_np.nn.gradcheck import check_params
+from aae_np.fast.kernels import numba_available
+from aae_np.models.aae import AAE, AAEConfig, IMAGE_PHASES, PHASES
 
 SMALL = dict(input_dim=6, latent_dim=3, encoder_hidden=(5,), decoder_hidden=(4,),
              discriminator_hidden=(5,), dtype="float64", seed=1)

@@ -80,7 +80,7 @@ def test_an_executed_notebook_is_caught_and_strip_cleans_it(tmp_path):
 def test_exercise_stubs_are_marked_and_raise():
     nb = nbformat.read(EXERCISES_NB, as_version=4)
     stubs = [c for c in nb.cells if "exercise-stub" in c.metadata.get("tags", [])]
-    from aae_np.exercises import EXERCISES
+    from aae_np.teach.exercises import EXERCISES
 
     assert [c.metadata["exercise"] for c in stubs] == list(EXERCISES)
     for cell in stubs:
@@ -160,7 +160,7 @@ def test_exercise_notebook_runs(variant, kernel_env, record_property):
     if variant == "with solutions":
         for cell in nb.cells:
             if "exercise-stub" in cell.metadata.get("tags", []):
-                cell.source = f"from aae_np.exercises_solutions import {cell.metadata['exercise']}"
+                cell.source = f"from aae_np.teach.solutions import {cell.metadata['exercise']}"
     nb.cells.append(nbformat.v4.new_code_cell(ASSERT_SOLVED if variant == "with solutions" else ASSERT_STUBS))
     execute(nb, record_property)
     text = outputs_text(nb)

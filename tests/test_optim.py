@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aae_np.optim import SGD, Adam, Momentum, Optimizer
+from aae_np.nn.optim import SGD, Adam, Momentum, Optimizer
 
 
 def run(rule, grads, p0=1.0):
@@ -83,8 +83,8 @@ def test_optimizer_needs_parameters():
                                   Adam(0.01, (0.5, 0.999))], ids=["sgd", "momentum", "nesterov", "adam"])
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_flat_optimizer_matches_the_per_tensor_optimizer(rule, backend):
-    from aae_np.kernels import get_kernels, numba_available
-    from aae_np.optim import FlatOptimizer
+    from aae_np.fast.kernels import get_kernels, numba_available
+    from aae_np.nn.optim import FlatOptimizer
 
     if backend == "numba" and not numba_available():
         pytest.skip("numba not installed")

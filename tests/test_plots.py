@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from aae_np import plots
-from aae_np.model import AAE
+from aae_np.eval import plots
+from aae_np.models.aae import AAE
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aae_np.priors import Categorical, Gaussian, MixtureOfGaussians, SwissRoll, Uniform, make_prior
+from aae_np.models.priors import Categorical, Gaussian, MixtureOfGaussians, SwissRoll, Uniform, make_prior
 
 ALL = [Gaussian(3, std=2.0), MixtureOfGaussians(), SwissRoll(), Uniform(4, -2.0, 1.0), Categorical(5)]
 LABELLED = [p for p in ALL if p.n_components]

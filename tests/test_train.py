@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from aae_np.model import AAE
-from aae_np.train import HISTORY_KEYS, TrainConfig, Trainer, TrainingDiverged
+from aae_np.models.aae import AAE
+from aae_np.train.trainer import HISTORY_KEYS, TrainConfig, Trainer, TrainingDiverged
 
 TINY = dict(input_dim=20, latent_dim=2, encoder_hidden=(16,), decoder_hidden=(16,),
             discriminator_hidden=(8,), seed=3)
@@ -138,7 +138,7 @@ def test_adv_steps_repeats_the_discriminator_and_generator(data):
         TrainConfig(adv_steps=0)
 
 
-@pytest.mark.skipif(not __import__("aae_np.kernels", fromlist=["x"]).numba_available(), reason="needs numba")
+@pytest.mark.skipif(not __import__("aae_np.fast.kernels", fromlist=["x"]).numba_available(), reason="needs numba")
 def test_numpy_and_numba_backends_train_the_same_history(data):
     x, x_test = data
     histories = {}

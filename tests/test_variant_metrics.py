@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aae_np import metrics
+from aae_np.eval import metrics
 
 
 def test_classification_error_counts_mismatches():

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from aae_np import presets
+from aae_np.train import presets
 from aae_np.cli import main
-from aae_np.model import load_model
-from aae_np.variant_train import VariantTrainConfig, VariantTrainer, evaluate_variant, labelled_subset
-from aae_np.variants import VARIANTS, VariantAAE, VariantConfig
+from aae_np.models.aae import load_model
+from aae_np.train.variant import VariantTrainConfig, VariantTrainer, evaluate_variant, labelled_subset
+from aae_np.models.variants import VARIANTS, VariantAAE, VariantConfig
 from test_cli import synthetic_mnist
 
 TINY = dict(input_dim=20, n_classes=4, style_dim=2, encoder_hidden=(16,), decoder_hidden=(16,),

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from aae_np.gradcheck import check_params, numerical_gradient_array, rel_error
-from aae_np.kernels import numba_available
-from aae_np.model import load_model
-from aae_np.variants import VARIANTS, VariantAAE, VariantConfig, one_hot, softmax, softmax_backward
+from aae_np.nn.gradcheck import check_params, numerical_gradient_array, rel_error
+from aae_np.fast.kernels import numba_available
+from aae_np.models.aae import load_model
+from aae_np.models.variants import VARIANTS, VariantAAE, VariantConfig, one_hot, softmax, softmax_backward
 
 BACKENDS = ["numpy"] + (["numba"] if numba_available() else [])
 K = 3
@@ -71,7 +71,7 @@ def test_semi_supervised_phases_with_relu_family(activation):
 
 
 def test_gradcheck_catches_a_softmax_backward_without_the_centring_term(monkeypatch):
-    import aae_np.variants as variants
+    import aae_np.models.variants as variants
 
     model = make("clustering", activation="tanh")
     x, labels, z_prior, y_prior = batch(model)
@@ -179,7 +179,7 @@ def test_save_and_load_model_round_trip(tmp_path):
     assert isinstance(loaded, VariantAAE) and loaded.config == model.config and extra == {}
     x = np.random.default_rng(0).uniform(0, 1, (3, 6))
     np.testing.assert_array_equal(loaded.classify(x), model.classify(x))
-    from aae_np.model import AAE
+    from aae_np.models.aae import AAE
     with pytest.raises(ValueError, match="holds a 'variant' model"):
         AAE.load(path)
 
@@ -213,7 +213,7 @@ def test_phases_with_instance_noise_on_y_match_finite_differences(phase):
 
 
 def test_model_kind_reads_the_kind_of_either_file(tmp_path):
-    from aae_np.model import AAE, model_kind
+    from aae_np.models.aae import AAE, model_kind
 
     assert model_kind(make("clustering").save(tmp_path / "v.npz")) == "variant"
     assert model_kind(AAE(input_dim=6, latent_dim=2, encoder_hidden=(4,), decoder_hidden=(4,),

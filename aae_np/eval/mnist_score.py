@@ -14,7 +14,7 @@ The classifier
 whole pixel in {-1, 0, 1} along each axis (10k images are few: without the shifts the net
 fits the training set and stops at 95.8% test accuracy). Everything is seeded by ``seed``.
 
-Measured (2-core machine, shared MNIST copy, seed 0, ``python -m aae_np.mnist_score``):
+Measured (2-core machine, shared MNIST copy, seed 0, ``python -m aae_np.eval.mnist_score``):
 
 * test accuracy 0.9768 on the 10k test images (seeds 1-3: 0.9761-0.9776); training took
   6.0 s on 2 busy cores;
@@ -56,10 +56,10 @@ from typing import Any
 import numpy as np
 
 from aae_np.files import atomic_savez
-from aae_np.layers import Dense, ReLU, Sequential
-from aae_np.losses import softmax_cross_entropy
-from aae_np.metrics import inception_style_score
-from aae_np.optim import Adam, Optimizer
+from aae_np.nn.layers import Dense, ReLU, Sequential
+from aae_np.nn.losses import softmax_cross_entropy
+from aae_np.eval.metrics import inception_style_score
+from aae_np.nn.optim import Adam, Optimizer
 
 __all__ = [
     "Classifier",
@@ -295,12 +295,12 @@ def mnist_score(classifier: Classifier, images: np.ndarray) -> float:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    """``python -m aae_np.mnist_score [DATA_DIR] [--cache FILE]``: train/load and print the numbers."""
+    """``python -m aae_np.eval.mnist_score [DATA_DIR] [--cache FILE]``: train/load and print the numbers."""
     import argparse
 
     from aae_np.data import load_mnist
 
-    parser = argparse.ArgumentParser(prog="python -m aae_np.mnist_score", description=_main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m aae_np.eval.mnist_score", description=_main.__doc__)
     parser.add_argument("data_dir", nargs="?", default=os.environ.get("AAE_NP_DATA", "data/mnist"))
     parser.add_argument("--cache", default=None, help=f"classifier file (default {default_cache_path()})")
     parser.add_argument("--seed", type=int, default=0)

@@ -1,14 +1,14 @@
 """Graded gradient exercises: one-call checkers that say *what* is wrong, not only that it is.
 
-    from aae_np import exercises
+    from aae_np.teach import exercises
     result = exercises.check("dense_backward", dense_backward)   # prints a verdict
     result.passed, result.diagnosis, result.max_rel_error          # ... and returns it
     exercises.summary()                                            # every exercise checked so far
 
 A checker calls the student's function on float64 inputs whose sizes all differ (so a product
 in the wrong order cannot pass by luck) and compares each returned array with central
-differences of the forward computation (``aae_np.gradcheck``); edge trials (ReLU at exactly 0,
-logits of +-800) compare with the reference solution (``aae_np.exercises_solutions``). A pass is
+differences of the forward computation (``aae_np.nn.gradcheck``); edge trials (ReLU at exactly 0,
+logits of +-800) compare with the reference solution (``aae_np.teach.solutions``). A pass is
 a relative error below ``TOL`` everywhere. A failure names its pattern: a shape a transpose
 fixes, a flipped sign, a constant factor (N, 2, ...), one of the exercise's classic mistakes
 (a wrong activation derivative, ...), or the exception and the line that raised it.
@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from aae_np import exercises_solutions as ref
-from aae_np.activations import sigmoid
-from aae_np.gradcheck import TensorCheck, numerical_gradient, rel_error
+from aae_np.teach import solutions as ref
+from aae_np.nn.activations import sigmoid
+from aae_np.nn.gradcheck import TensorCheck, numerical_gradient, rel_error
 
 __all__ = ["TOL", "CheckResult", "Exercise", "EXERCISES", "check", "diagnose", "summary", "reset"]
 
@@ -326,7 +326,7 @@ def _bce() -> list[Trial]:
                   "the reference at logits of +-40 and +-800",
                   note="at logit 800, exp(800) overflows and sigmoid(40) rounds to exactly 1.0 in float64, so "
                        "log(p), log(1 - p) or 1/(p(1 - p)) blow up. Use max(s, 0) - s t + log1p(exp(-|s|)) and "
-                       "sigmoid(s) - t (aae_np.activations.sigmoid is safe).")]
+                       "sigmoid(s) - t (aae_np.nn.activations.sigmoid is safe).")]
 
 
 def _discriminator() -> list[Trial]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from aae_np import losses
-from aae_np.gradcheck import GradReport, check_layer, check_loss, check_params
-from aae_np.layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
-from aae_np.model import AAE
+from aae_np.nn import losses
+from aae_np.nn.gradcheck import GradReport, check_layer, check_loss, check_params
+from aae_np.nn.layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from aae_np.models.aae import AAE
 
 
 def gradcheck_reports(seed: int = 0) -> list[GradReport]:
@@ -50,7 +50,7 @@ def gradcheck_reports(seed: int = 0) -> list[GradReport]:
 def variant_reports(rng: np.random.Generator) -> list[GradReport]:
     """Every phase of the label-conditioned, supervised and semi-supervised variants (the
     clustering variant's phases are the semi-supervised ones without labels)."""
-    from aae_np.variants import VariantAAE, one_hot
+    from aae_np.models.variants import VariantAAE, one_hot
 
     reports = []
     small = dict(input_dim=6, n_classes=3, style_dim=2, encoder_hidden=(5,), decoder_hidden=(4,),

@@ -1,4 +1,4 @@
-"""Training and evaluating the paper's variants (``aae_np.variants``).
+"""Training and evaluating the paper's variants (``aae_np.models.variants``).
 
 One step on a mini-batch runs, in order (paper sections 2, 6 and 7):
 
@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from aae_np import metrics
-from aae_np.base import NonFiniteError
-from aae_np.optim import Adam
-from aae_np.train import TrainConfig, Trainer
-from aae_np.variants import UNLABELLED, VariantAAE
+from aae_np.eval import metrics
+from aae_np.nn.base import NonFiniteError
+from aae_np.nn.optim import Adam
+from aae_np.train.trainer import TrainConfig, Trainer
+from aae_np.models.variants import UNLABELLED, VariantAAE
 
 __all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset", "evaluate_variant"]
 

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from aae_np.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from aae_np.kernels import ACT_CODES, ADD, SET, SKIP
-from aae_np.layers import Dense, Sequential
+from aae_np.nn.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from aae_np.fast.kernels import ACT_CODES, ADD, SET, SKIP
+from aae_np.nn.layers import Dense, Sequential
 
 _CODE = {Identity: ACT_CODES["identity"], ReLU: ACT_CODES["relu"], LeakyReLU: ACT_CODES["leaky_relu"],
          Sigmoid: ACT_CODES["sigmoid"], Tanh: ACT_CODES["tanh"]}

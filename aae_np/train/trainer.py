@@ -31,10 +31,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from aae_np.base import NonFiniteError
+from aae_np.nn.base import NonFiniteError
 from aae_np.files import atomic_write_text
-from aae_np.model import AAE
-from aae_np.optim import Adam, FlatOptimizer, Optimizer
+from aae_np.models.aae import AAE
+from aae_np.nn.optim import Adam, FlatOptimizer, Optimizer
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "SCHEDULES"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aae_np.base import Layer
+from aae_np.nn.base import Layer
 
 __all__ = ["sigmoid", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity"]
 

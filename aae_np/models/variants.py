@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from aae_np import losses
-from aae_np.activations import sigmoid
-from aae_np.model import NetworkSet, config_from_dict, config_to_dict, mlp, network_problems
-from aae_np.priors import Categorical, Gaussian, Prior, make_prior
+from aae_np.nn import losses
+from aae_np.nn.activations import sigmoid
+from aae_np.models.aae import NetworkSet, config_from_dict, config_to_dict, mlp, network_problems
+from aae_np.models.priors import Categorical, Gaussian, Prior, make_prior
 
 __all__ = ["VARIANTS", "VARIANT_PHASES", "VariantConfig", "VariantAAE", "softmax", "softmax_backward",
            "one_hot"]

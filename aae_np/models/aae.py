@@ -37,12 +37,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from aae_np import losses
-from aae_np.activations import sigmoid
-from aae_np.base import NonFiniteError
+from aae_np.nn import losses
+from aae_np.nn.activations import sigmoid
+from aae_np.nn.base import NonFiniteError
 from aae_np.files import atomic_savez
-from aae_np.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
-from aae_np.priors import Gaussian, Prior
+from aae_np.nn.layers import Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from aae_np.models.priors import Gaussian, Prior
 
 __all__ = ["AAEConfig", "AAE", "NetworkSet", "PHASES", "IMAGE_PHASES", "load_model"]
 
@@ -143,7 +143,7 @@ class NetworkSet:
     """Named ``Sequential`` networks whose parameters share one flat buffer.
 
     The plumbing common to every model of the family (``AAE`` here, the paper's
-    variants in ``aae_np.variants``): qualified parameter names, flat parameter and
+    variants in ``aae_np.models.variants``): qualified parameter names, flat parameter and
     gradient buffers, the numpy/numba backend switch, input checks, batched
     inference, and atomic save/load. Subclasses set ``config_class`` and call
     ``_setup(nets, backend)`` from ``__init__``.
@@ -201,8 +201,8 @@ class NetworkSet:
 
     def set_backend(self, backend: str | None) -> None:
         """Choose how the phases compute: the layers ("numpy") or fused kernels ("numba")."""
-        from aae_np.fused import FusedMLP
-        from aae_np.kernels import default_backend, get_kernels
+        from aae_np.fast.runner import FusedMLP
+        from aae_np.fast.kernels import default_backend, get_kernels
 
         self.backend = default_backend() if backend is None else backend
         self.kernels = get_kernels(self.backend)
@@ -537,6 +537,6 @@ def load_model(path: str | os.PathLike) -> tuple[NetworkSet, dict[str, np.ndarra
     if kind == "aae":
         return AAE._from_arrays(path, arrays)
     if kind == "variant":
-        from aae_np.variants import VariantAAE
+        from aae_np.models.variants import VariantAAE
         return VariantAAE._from_arrays(path, arrays)
     raise ValueError(f"{path} holds an unknown kind of model ({kind!r}); is aae_np older than the file?")

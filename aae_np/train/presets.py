@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
-from aae_np.model import AAEConfig
-from aae_np.train import TrainConfig
+from aae_np.models.aae import AAEConfig
+from aae_np.train.trainer import TrainConfig
 
 __all__ = ["PRESETS", "get_preset"]
 
@@ -42,8 +42,8 @@ def get_preset(name: str) -> tuple[AAEConfig, TrainConfig]:
 
 
 def _variant_presets() -> dict:
-    from aae_np.variant_train import VariantTrainConfig
-    from aae_np.variants import VariantConfig
+    from aae_np.train.variant import VariantTrainConfig
+    from aae_np.models.variants import VariantConfig
 
     wide = dict(encoder_hidden=(1000, 1000), decoder_hidden=(1000, 1000), discriminator_hidden=(1000, 1000))
     adam = dict(batch_size=100, lr_ae=1e-3, lr_d=2e-4, lr_g=4e-4, lr_sup=1e-3, beta1_ae=0.9, beta1_adv=0.5,
@@ -71,8 +71,8 @@ def _variant_presets() -> dict:
 
 def get_variant_preset(variant: str):
     """Fresh (VariantConfig, VariantTrainConfig) for ``aae-np train --variant NAME``."""
-    from aae_np.variant_train import VariantTrainConfig
-    from aae_np.variants import VARIANTS, VariantConfig
+    from aae_np.train.variant import VariantTrainConfig
+    from aae_np.models.variants import VARIANTS, VariantConfig
 
     presets = _variant_presets()
     if variant not in presets:

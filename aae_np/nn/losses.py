@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aae_np.activations import sigmoid
+from aae_np.nn.activations import sigmoid
 
 __all__ = ["mse", "bce", "bce_with_logits", "softmax_cross_entropy"]
 

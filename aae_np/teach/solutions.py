@@ -1,7 +1,7 @@
 """Reference solutions of the gradient exercises (``notebooks/02_gradient_check_exercises.ipynb``).
 
 Try each exercise before reading its solution here. Every function has the signature the
-notebook's stub asks for; ``aae_np.exercises.check(name, fn)`` passes for each of them
+notebook's stub asks for; ``aae_np.teach.exercises.check(name, fn)`` passes for each of them
 (``tests/test_exercises.py`` proves it). Notation as in ``docs/derivations.md``: a batch is rows,
 ``W`` is ``(D_in, D_out)``, ``y = x W + b``, and ``delta`` is dL/d(pre-activation).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aae_np.activations import sigmoid
+from aae_np.nn.activations import sigmoid
 
 __all__ = ["dense_backward", "sigmoid_backward", "relu_backward", "mse_grad", "bce_with_logits",
            "discriminator_grad", "generator_grad"]

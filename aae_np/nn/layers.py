@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from aae_np.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from aae_np.base import Layer
+from aae_np.nn.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from aae_np.nn.base import Layer
 
 __all__ = [
     "Layer",

@@ -27,7 +27,7 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
-from aae_np.base import Layer
+from aae_np.nn.base import Layer
 
 __all__ = [
     "numerical_gradient",

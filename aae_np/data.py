@@ -1,14 +1,6 @@
 """MNIST and Fashion-MNIST: an IDX reader, a loader, a checked downloader, and where to look.
 
-An IDX file is a tiny header followed by a C-order array (all integers big-endian)::
-
-    bytes 0-1    00 00
-    byte  2      dtype code: 08 ubyte, 09 sbyte, 0B int16, 0C int32, 0D float32, 0E float64
-    byte  3      ndim (at least 1)
-    4 * ndim     the dimensions, one uint32 each, none zero
-    the rest     prod(dims) items, exactly: a short or a long file is an error
-
-The file may be gzip-compressed; that is told from its first two bytes (1f 8b), not its name.
+The IDX format and its reader are in ``aae_np/idx.py``.
 
 ``resolve_data_dir`` looks for the four files in this order and takes the first hit:
 
@@ -24,16 +16,12 @@ at is checked structurally by ``read_idx`` instead, so a subset or a recompresse
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
-import math
 import os
-import struct
 import tempfile
 import urllib.error
 import urllib.request
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +30,11 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from aae_np.idx import FIX_FILE, DataError, read_idx
+
 __all__ = ["DataError", "DatasetSpec", "MnistData", "DATASETS", "FILE_STEMS", "ENV_VAR",
            "REPO_DATA_ROOT", "SYSTEM_DATA_DIRS", "read_idx", "find_files", "load_mnist",
            "download", "resolve_data_dir", "load"]
-
-
-class DataError(ValueError):
-    """A data file or folder is missing, malformed or could not be fetched.
-
-    The message names the file (or argument), says what was wrong and what to do.
-    """
 
 
 # The module-level names below are read at call time, so tests can monkeypatch them.
@@ -62,14 +45,6 @@ SYSTEM_DATA_DIRS: dict[str, tuple[Path, ...]] = {
 }
 FILE_STEMS: tuple[str, ...] = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-_IDX_DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
-}
-_GZIP_MAGIC = b"\x1f\x8b"
-_FIX_FILE = ("delete it and download again, or pass --data-dir to a folder with the four "
-             "MNIST IDX files")
 
 
 @dataclass(frozen=True)
@@ -130,69 +105,6 @@ def _how_to_fix(dataset: str, folder: Path) -> str:
     return hint
 
 
-# ----------------------------------------------------------------------------- reading
-
-def _read_bytes(path: Path) -> tuple[bytes, bool]:
-    """The file's contents, gunzipped if it starts with the gzip magic; and whether it did."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; pass --data-dir to a folder with the four "
-                        "MNIST IDX files") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot be read ({err.strerror or err}); check that it is a "
-                        f"readable file, or {_FIX_FILE}") from None
-    if raw[:2] != _GZIP_MAGIC:
-        return raw, False
-    try:
-        return gzip.decompress(raw), True
-    except (OSError, EOFError, zlib.error) as err:     # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: corrupt gzip stream ({err}); {_FIX_FILE}") from None
-
-
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one IDX file, gzip-compressed or raw, into an array of shape ``dims``.
-
-    The dtype is the header's, in native byte order (``uint8`` for MNIST images and labels).
-    Raises ``DataError`` naming the file for a missing or unreadable file, a corrupt gzip
-    stream, a bad magic number or dtype code, zero dimensions, or a length that does not
-    match the header exactly (truncated or trailing bytes).
-    """
-    path = Path(path)
-    data, gzipped = _read_bytes(path)
-    where = " after gunzip" if gzipped else ""
-
-    def bad(what: str) -> DataError:
-        return DataError(f"{path}: {what}; {_FIX_FILE}")
-
-    if len(data) < 4:
-        raise bad(f"only {len(data)} bytes{where}, too short for the 4-byte IDX magic number")
-    if data[:2] != b"\0\0":
-        raise bad(f"not an IDX file: magic number {data[:4].hex(' ')}, expected "
-                  "00 00 <dtype code> <ndim>")
-    code, ndim = data[2], data[3]
-    if code not in _IDX_DTYPES:
-        known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
-        raise bad(f"unknown IDX dtype code 0x{code:02X} (known: {known})")
-    if ndim == 0:
-        raise bad("IDX header has 0 dimensions; at least 1 is needed")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise bad(f"truncated header: {ndim} dimensions need {header} bytes, "
-                  f"the file has {len(data)}{where}")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    if 0 in dims:
-        raise bad(f"dimension {dims.index(0)} is zero (shape {dims}); every dimension must be >= 1")
-    dtype = _IDX_DTYPES[code]
-    expected = header + math.prod(dims) * dtype.itemsize
-    if len(data) != expected:
-        kind = "truncated" if len(data) < expected else "trailing bytes"
-        raise bad(f"{kind}: shape {dims} of {dtype.name} needs {expected} bytes, "
-                  f"the file has {len(data)}{where}")
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
-    return array.astype(dtype.newbyteorder("="))          # a writable native-endian copy
-
-
 # ----------------------------------------------------------------------------- loading
 
 def find_files(root: str | os.PathLike[str]) -> dict[str, Path | None]:
@@ -209,17 +121,17 @@ def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
     images = read_idx(images_path)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise DataError(f"{images_path}: expected ubyte images of shape (N, 28, 28), found "
-                        f"{images.dtype} of shape {images.shape}; {_FIX_FILE}")
+                        f"{images.dtype} of shape {images.shape}; {FIX_FILE}")
     labels = read_idx(labels_path)
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DataError(f"{labels_path}: expected ubyte labels of shape (N,), found "
-                        f"{labels.dtype} of shape {labels.shape}; {_FIX_FILE}")
+                        f"{labels.dtype} of shape {labels.shape}; {FIX_FILE}")
     if labels.max() > 9:
         raise DataError(f"{labels_path}: labels must lie in 0..9, found {int(labels.max())}; "
-                        f"{_FIX_FILE}")
+                        f"{FIX_FILE}")
     if len(images) != len(labels):
         raise DataError(f"{images_path} holds {len(images)} images but {labels_path} holds "
-                        f"{len(labels)} labels; both must come from the same set: {_FIX_FILE}")
+                        f"{len(labels)} labels; both must come from the same set: {FIX_FILE}")
     x = images.reshape(len(images), 28 * 28).astype(np.float32) / np.float32(255)
     return x, labels.astype(np.int64)
 

@@ -52,7 +52,8 @@ def run(variant: str, options: dict[str, int], data) -> dict:
     from threadpoolctl import threadpool_info
 
     from aae_np.train.presets import get_variant_preset
-    from aae_np.train.variant import VariantTrainer, evaluate_variant
+    from aae_np.eval.report import evaluate_variant
+    from aae_np.train.variant import VariantTrainer
     from aae_np.models.variants import VariantAAE, VariantConfig
 
     model_cfg, train_cfg = get_variant_preset(variant)

@@ -8,6 +8,7 @@ import pytest
 
 from aae_np.nn.gradcheck import check_params
 from aae_np.fast.kernels import numba_available
+from aae_np.models.adversarial import fool
 from aae_np.models.aae import AAE, IMAGE_PHASES, PHASES
 from aae_np.train.trainer import IMAGE_HISTORY_KEYS, TrainConfig, Trainer
 
@@ -23,17 +24,17 @@ def batch(seed=0):
 
 
 def check(model, phase, x, z_prior, grads):
-    return check_params(lambda: model.phase_grads(phase, x, z_prior)[0],
+    return check_params(lambda: model.phase_grads(phase, x, z_prior=z_prior)[0],
                         {k: model.params[k] for k in grads}, grads, h=1e-5, title=phase, tol=1e-6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-@pytest.mark.parametrize("phase", IMAGE_PHASES)
+@pytest.mark.parametrize("phase", list(IMAGE_PHASES))
 def test_image_phase_gradients_match_finite_differences(phase, activation, backend):
     model = AAE(**SMALL, activation=activation, backend=backend)
     x, z_prior = batch()
-    loss, grads = model.phase_grads(phase, x, z_prior)
+    loss, grads = model.phase_grads(phase, x, z_prior=z_prior)
     analytic = {k: g.copy() for k, g in grads.items()}
     assert set(analytic) == set(model.params_of(*TRAINS[phase])) and loss > 0
     report = check(model, phase, x, z_prior, analytic)
@@ -42,16 +43,16 @@ def test_image_phase_gradients_match_finite_differences(phase, activation, backe
 
 def test_a_decoder_gradient_without_the_output_sigmoid_is_caught():
     class Forgetful(AAE):           # dL/dlogits = w dL/dx_fake: the sigmoid's x(1 - x) left out
-        def _image_generator(self, z_prior):
+        def _phase_image_generator(self, x, z_prior):
             x_fake = self._decode_prior(z_prior)
-            loss, d_fake = self._fool("image_discriminator", x_fake)
+            loss, d_fake = fool(self.run["image_discriminator"], x_fake)
             w = self.config.image_adv_weight
             self.run["decoder"].backward(w * d_fake, need_dx=False)
             return w * loss
 
     model = Forgetful(**SMALL)
     x, z_prior = batch()
-    _, grads = model.phase_grads("image_generator", x, z_prior)
+    _, grads = model.phase_grads("image_generator", x, z_prior=z_prior)
     report = check(model, "image_generator", x, z_prior, {k: g.copy() for k, g in grads.items()})
     assert not report.passed() and report.max_rel_error > 0.5
 
@@ -61,10 +62,10 @@ def test_image_phases_change_no_parameter_and_need_a_prior_sample():
     before = {k: v.copy() for k, v in model.params.items()}
     x, z_prior = batch()
     for phase in model.phases:
-        model.phase_grads(phase, x, z_prior)
+        model.phase_grads(phase, x, z_prior=z_prior)
     for k, v in model.params.items():
         np.testing.assert_array_equal(v, before[k], err_msg=k)
-    assert 0 <= model.last_stats["image_g_loss"] and model.phases == PHASES + IMAGE_PHASES
+    assert 0 <= model.last_stats["image_g_loss"] and model.phases == {**PHASES, **IMAGE_PHASES}
     for phase in IMAGE_PHASES:
         with pytest.raises(ValueError, match=f"the {phase} phase needs z_prior"):
             model.phase_grads(phase, x)
@@ -79,7 +80,7 @@ def test_without_an_image_discriminator_the_model_is_the_papers():
         np.testing.assert_array_equal(with_image.params[k], v, err_msg=k)
     x, z_prior = batch()
     with pytest.raises(ValueError, match="needs an image discriminator: set AAEConfig.image_discriminator_hidden"):
-        model.phase_grads("image_generator", x, z_prior)
+        model.phase_grads("image_generator", x, z_prior=z_prior)
 
 
 @pytest.mark.parametrize("bad, message", [

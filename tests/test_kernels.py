@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from aae_np.nn import losses
-from aae_np.fast.kernels import ACT_CODES, NUMPY, get_kernels, numba_available
+from aae_np.fast.backend import get_kernels
+from aae_np.fast.kernels import ACT_CODES, NUMPY, numba_available
 from aae_np.nn.layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="numba/scipy not installed")

@@ -83,8 +83,9 @@ def test_optimizer_needs_parameters():
                                   Adam(0.01, (0.5, 0.999))], ids=["sgd", "momentum", "nesterov", "adam"])
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_flat_optimizer_matches_the_per_tensor_optimizer(rule, backend):
-    from aae_np.fast.kernels import get_kernels, numba_available
-    from aae_np.nn.optim import FlatOptimizer
+    from aae_np.fast.backend import get_kernels
+    from aae_np.fast.flat_optim import FlatOptimizer
+    from aae_np.fast.kernels import numba_available
 
     if backend == "numba" and not numba_available():
         pytest.skip("numba not installed")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from aae_np.eval import plots
+from aae_np.eval import latent_plots, plots
 from aae_np.models.aae import AAE
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -82,7 +82,7 @@ def test_samples_writes_png(tmp_path):
 def test_principal_components_finds_the_axis_of_spread():
     rng = np.random.default_rng(1)
     z = rng.standard_normal((2000, 5)) * np.array([0.1, 0.1, 5.0, 0.1, 0.1]) + 3.0
-    pca = plots.principal_components(z, k=2)
+    pca = latent_plots.principal_components(z, k=2)
     assert abs(pca.components[0] @ np.eye(5)[2]) > 0.999
     assert pca.components[0, 2] > 0                                 # sign convention
     assert pca.explained_variance_ratio[0] > 0.98
@@ -97,7 +97,7 @@ def test_principal_components_sign_is_fixed():
     for _ in range(20):
         z = rng.standard_normal((50, 4)) @ rng.standard_normal((4, 4))
         for sign in (1.0, -1.0):
-            comps = plots.principal_components(sign * z, k=3).components
+            comps = latent_plots.principal_components(sign * z, k=3).components
             biggest = comps[np.arange(3), np.abs(comps).argmax(axis=1)]
             assert (biggest > 0).all(), comps
 
@@ -106,7 +106,7 @@ def test_principal_components_finds_a_diagonal_direction():
     rng = np.random.default_rng(2)
     direction = np.array([1.0, -1.0, 0.0]) / np.sqrt(2.0)
     z = rng.standard_normal((1000, 1)) * 4.0 * direction + 0.1 * rng.standard_normal((1000, 3))
-    pca = plots.principal_components(z, k=1)
+    pca = latent_plots.principal_components(z, k=1)
     assert abs(pca.components[0] @ direction) > 0.999
 
 
@@ -114,34 +114,34 @@ def test_latent_scatter_2d_draws_z_directly(tmp_path, monkeypatch):
     def no_pca(*args, **kwargs):
         raise AssertionError("2-D codes must be drawn directly, not through PCA")
 
-    monkeypatch.setattr(plots, "principal_components", no_pca)
+    monkeypatch.setattr(latent_plots, "principal_components", no_pca)
     rng = np.random.default_rng(3)
     z, labels = rng.standard_normal((1000, 2)), rng.integers(0, 10, 1000)
-    assert_real_png(plots.latent_scatter(z, labels, tmp_path / "z2.png"))
+    assert_real_png(latent_plots.latent_scatter(z, labels, tmp_path / "z2.png"))
 
 
 def test_latent_scatter_5d_uses_pca(tmp_path, monkeypatch):
     calls = []
-    real = plots.principal_components
+    real = latent_plots.principal_components
 
     def spy(z, k=2):
         calls.append((z.shape, k))
         return real(z, k)
 
-    monkeypatch.setattr(plots, "principal_components", spy)
+    monkeypatch.setattr(latent_plots, "principal_components", spy)
     rng = np.random.default_rng(4)
     z, labels = rng.standard_normal((1000, 5)), rng.integers(0, 10, 1000)
-    assert_real_png(plots.latent_scatter(z, labels, tmp_path / "z5.png"))
+    assert_real_png(latent_plots.latent_scatter(z, labels, tmp_path / "z5.png"))
     assert calls == [((1000, 5), 2)]
 
 
 def test_latent_scatter_without_labels_and_bad_input(tmp_path):
     z = np.random.default_rng(5).standard_normal((300, 3))
-    assert_real_png(plots.latent_scatter(z, None, tmp_path / "plain.png"))
+    assert_real_png(latent_plots.latent_scatter(z, None, tmp_path / "plain.png"))
     with pytest.raises(ValueError, match="d >= 2"):
-        plots.latent_scatter(z[:, :1], None, tmp_path / "bad.png")
+        latent_plots.latent_scatter(z[:, :1], None, tmp_path / "bad.png")
     with pytest.raises(ValueError, match="labels"):
-        plots.latent_scatter(z, np.zeros(5, int), tmp_path / "bad.png")
+        latent_plots.latent_scatter(z, np.zeros(5, int), tmp_path / "bad.png")
 
 
 def small_aae(latent_dim: int) -> AAE:
@@ -150,7 +150,7 @@ def small_aae(latent_dim: int) -> AAE:
 
 
 def test_latent_manifold_of_a_2d_model(tmp_path):
-    out = plots.latent_manifold(small_aae(2).decode, tmp_path / "manifold.png", n=8, span=2.0)
+    out = latent_plots.latent_manifold(small_aae(2).decode, tmp_path / "manifold.png", n=8, span=2.0)
     assert_real_png(out)
 
 
@@ -161,7 +161,7 @@ def test_latent_manifold_grid_orientation(tmp_path):
         seen.append(z.copy())
         return np.repeat(1.0 / (1.0 + np.exp(-z[:, :1])), 16, axis=1)     # 4x4 images
 
-    plots.latent_manifold(decode, tmp_path / "m.png", n=3, span=1.0)
+    latent_plots.latent_manifold(decode, tmp_path / "m.png", n=3, span=1.0)
     z = seen[0]
     np.testing.assert_array_equal(z[0], [-1.0, 1.0])     # top-left: smallest z1, largest z2
     np.testing.assert_array_equal(z[2], [1.0, 1.0])      # along the top row z1 grows
@@ -170,11 +170,11 @@ def test_latent_manifold_grid_orientation(tmp_path):
 
 def test_latent_manifold_rejects_non_2d_latents(tmp_path):
     with pytest.raises(ValueError, match="only for a 2-D latent space"):
-        plots.latent_manifold(small_aae(8).decode, tmp_path / "m.png")          # read from the model
+        latent_plots.latent_manifold(small_aae(8).decode, tmp_path / "m.png")          # read from the model
     with pytest.raises(ValueError, match="only for a 2-D latent space"):
-        plots.latent_manifold(lambda z: z, tmp_path / "m.png", latent_dim=5)
+        latent_plots.latent_manifold(lambda z: z, tmp_path / "m.png", latent_dim=5)
     with pytest.raises(ValueError, match="only for a 2-D latent space"):
-        plots.latent_manifold(lambda z: small_aae(8).decode(z), tmp_path / "m.png")  # decoder refuses
+        latent_plots.latent_manifold(lambda z: small_aae(8).decode(z), tmp_path / "m.png")  # decoder refuses
     assert not (tmp_path / "m.png").exists()
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aae_np.eval import metrics
+from aae_np.eval import metrics, parzen
 
 
 def test_classification_error_counts_mismatches():
@@ -51,7 +51,7 @@ def test_nearest_component_fraction():
 
 def test_parzen_one_sample_is_a_gaussian_density():
     x = np.array([[0.0, 0.0], [1.0, 2.0]])
-    ll = metrics.parzen_log_likelihoods(np.zeros((1, 2)), x, [1.0, 0.5])
+    ll = parzen.parzen_log_likelihoods(np.zeros((1, 2)), x, [1.0, 0.5])
     for i, s in enumerate([1.0, 0.5]):
         expected = -np.log(2 * np.pi * s * s) - (x ** 2).sum(1) / (2 * s * s)
         np.testing.assert_allclose(ll[i], expected, rtol=1e-12)
@@ -63,13 +63,13 @@ def test_parzen_matches_a_brute_force_mixture_and_batches_agree():
     sigma = 0.7
     dens = np.exp(-((x[:, None] - samples[None]) ** 2).sum(-1) / (2 * sigma ** 2)) / (2 * np.pi * sigma ** 2) ** 1.5
     expected = np.log(dens.mean(axis=1))
-    np.testing.assert_allclose(metrics.parzen_log_likelihoods(samples, x, [sigma])[0], expected, rtol=1e-10)
-    np.testing.assert_allclose(metrics.parzen_log_likelihoods(samples, x, [sigma], batch_size=2)[0], expected,
+    np.testing.assert_allclose(parzen.parzen_log_likelihoods(samples, x, [sigma])[0], expected, rtol=1e-10)
+    np.testing.assert_allclose(parzen.parzen_log_likelihoods(samples, x, [sigma], batch_size=2)[0], expected,
                                rtol=1e-10)
 
 
 def test_parzen_is_stable_for_far_points_and_tiny_sigma():
-    ll = metrics.parzen_log_likelihoods(np.zeros((3, 784)), np.ones((2, 784)), [0.05])
+    ll = parzen.parzen_log_likelihoods(np.zeros((3, 784)), np.ones((2, 784)), [0.05])
     assert np.isfinite(ll).all() and (ll < -1e5).all()
 
 
@@ -80,14 +80,14 @@ def test_parzen_sigma_selection_finds_the_true_scale():
     samples = centres + true_sigma * rng.standard_normal((2000, 2))       # density = the kernel's
     x_val = centres[:500] + true_sigma * rng.standard_normal((500, 2))
     # a kernel density on M points drawn from a smooth density: the best sigma is near the truth
-    sigma, means = metrics.parzen_select_sigma(samples, x_val, np.geomspace(0.05, 3, 30))
+    sigma, means = parzen.parzen_select_sigma(samples, x_val, np.geomspace(0.05, 3, 30))
     assert 0.1 < sigma < 0.6
     assert means.shape == (30,) and np.argmax(means) not in (0, 29)
 
 
 def test_parzen_evaluation_reports_sigma_mean_and_standard_error():
     rng = np.random.default_rng(3)
-    out = metrics.parzen_evaluation(rng.standard_normal((300, 2)), rng.standard_normal((100, 2)),
+    out = parzen.parzen_evaluation(rng.standard_normal((300, 2)), rng.standard_normal((100, 2)),
                                     rng.standard_normal((200, 2)))
     assert set(out) == {"parzen_sigma", "parzen_ll", "parzen_ll_sem"}
     # a standard 2-D normal has E log p = -log(2 pi) - 1 = -2.84; a KDE on 300 points is close
@@ -96,6 +96,6 @@ def test_parzen_evaluation_reports_sigma_mean_and_standard_error():
 
 def test_parzen_rejects_bad_sigmas_and_shapes():
     with pytest.raises(ValueError, match="sigmas must be positive"):
-        metrics.parzen_log_likelihoods(np.zeros((2, 2)), np.zeros((2, 2)), [0.0])
+        parzen.parzen_log_likelihoods(np.zeros((2, 2)), np.zeros((2, 2)), [0.0])
     with pytest.raises(ValueError, match="samples are 2-D but x is 3-D"):
-        metrics.parzen_log_likelihoods(np.zeros((2, 2)), np.zeros((2, 3)), [1.0])
+        parzen.parzen_log_likelihoods(np.zeros((2, 2)), np.zeros((2, 3)), [1.0])

@@ -7,8 +7,9 @@ import pytest
 
 from aae_np.train import presets
 from aae_np.cli import main
-from aae_np.models.aae import load_model
-from aae_np.train.variant import VariantTrainConfig, VariantTrainer, evaluate_variant, labelled_subset
+from aae_np.models import load_model
+from aae_np.eval.report import evaluate_variant
+from aae_np.train.variant import VariantTrainConfig, VariantTrainer, labelled_subset
 from aae_np.models.variants import VARIANTS, VariantAAE, VariantConfig
 from test_cli import synthetic_mnist
 

@@ -6,8 +6,9 @@ from hypothesis import given, strategies as st
 
 from aae_np.nn.gradcheck import check_params, numerical_gradient_array, rel_error
 from aae_np.fast.kernels import numba_available
-from aae_np.models.aae import load_model
-from aae_np.models.variants import VARIANTS, VariantAAE, VariantConfig, one_hot, softmax, softmax_backward
+from aae_np.models import load_model
+from aae_np.models.variants import VARIANTS, VariantAAE, VariantConfig, one_hot
+from aae_np.nn.activations import softmax, softmax_backward
 
 BACKENDS = ["numpy"] + (["numba"] if numba_available() else [])
 K = 3
@@ -47,12 +48,12 @@ CASES = [(v, p) for v in VARIANTS for p in PHASES_OF[v]]
 def test_every_phase_of_every_variant_matches_finite_differences(variant, phase, backend):
     model = make(variant, backend=backend, activation="tanh")
     x, labels, z_prior, y_prior = batch(model)
-    _, grads = model.phase_grads(phase, x, labels, z_prior, y_prior)
+    _, grads = model.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior)
     analytic = {k: g.copy() for k, g in grads.items()}
     expected = TRAINED.get(phase, set(model.discriminators))
     assert {k.split(".")[0] for k in analytic} == set(expected)
     assert set(analytic) == set(model.params_of(*expected))
-    report = check_params(lambda: model.phase_grads(phase, x, labels, z_prior, y_prior)[0],
+    report = check_params(lambda: model.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior)[0],
                           {k: model.params[k] for k in analytic}, analytic, h=1e-5,
                           title=f"{variant}/{phase}/{backend}", tol=1e-6)
     assert report.passed(), str(report)
@@ -63,9 +64,9 @@ def test_semi_supervised_phases_with_relu_family(activation):
     model = make("semi-supervised", activation=activation)
     x, labels, z_prior, y_prior = batch(model, seed=3)
     for phase in PHASES_OF["semi-supervised"]:
-        _, grads = model.phase_grads(phase, x, labels, z_prior, y_prior)
+        _, grads = model.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior)
         analytic = {k: g.copy() for k, g in grads.items()}
-        report = check_params(lambda: model.phase_grads(phase, x, labels, z_prior, y_prior)[0],
+        report = check_params(lambda: model.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior)[0],
                               {k: model.params[k] for k in analytic}, analytic, tol=1e-6)
         assert report.passed(), str(report)
 
@@ -76,9 +77,9 @@ def test_gradcheck_catches_a_softmax_backward_without_the_centring_term(monkeypa
     model = make("clustering", activation="tanh")
     x, labels, z_prior, y_prior = batch(model)
     monkeypatch.setattr(variants, "softmax_backward", lambda y, dy: y * dy)   # forgets - sum_j y_j dy_j
-    _, grads = model.phase_grads("generator", x, labels, z_prior, y_prior)
+    _, grads = model.phase_grads("generator", x, labels=labels, z_prior=z_prior, y_prior=y_prior)
     analytic = {k: g.copy() for k, g in grads.items()}
-    report = check_params(lambda: model.phase_grads("generator", x, labels, z_prior, y_prior)[0],
+    report = check_params(lambda: model.phase_grads("generator", x, labels=labels, z_prior=z_prior, y_prior=y_prior)[0],
                           {k: model.params[k] for k in analytic}, analytic, tol=1e-6)
     assert not report.passed() and report.max_rel_error > 1e-2
 
@@ -121,7 +122,7 @@ def test_phases_change_no_parameter_and_shapes(variant):
     before = {k: v.copy() for k, v in model.params.items()}
     x, labels, z_prior, y_prior = batch(model)
     for phase in PHASES_OF[variant]:
-        model.phase_grads(phase, x, labels, z_prior, y_prior)
+        model.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior)
     for k, v in model.params.items():
         np.testing.assert_array_equal(v, before[k])
     assert model.encode(x).shape == (5, 2)
@@ -158,7 +159,7 @@ def test_clear_errors_for_missing_or_bad_labels(variant, phase, labels, message)
     model = make(variant)
     x, _, z_prior, y_prior = batch(model)
     with pytest.raises(ValueError, match=message):
-        model.phase_grads(phase, x, labels, z_prior, y_prior)
+        model.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior)
 
 
 @pytest.mark.parametrize("bad,message", [
@@ -191,8 +192,8 @@ def test_backends_agree(variant):
     a, b = make(variant, backend="numpy"), make(variant, backend="numba")
     x, labels, z_prior, y_prior = batch(a)
     for phase in PHASES_OF[variant]:
-        la, ga = a.phase_grads(phase, x, labels, z_prior, y_prior)
-        lb, gb = b.phase_grads(phase, x, labels, z_prior, y_prior)
+        la, ga = a.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior)
+        lb, gb = b.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior)
         assert la == pytest.approx(lb, rel=1e-12)
         for k in ga:
             np.testing.assert_allclose(ga[k], gb[k], rtol=1e-9, atol=1e-12)
@@ -203,17 +204,17 @@ def test_phases_with_instance_noise_on_y_match_finite_differences(phase):
     model = make("clustering", activation="tanh")
     x, labels, z_prior, y_prior = batch(model)
     noise = 0.2 * np.random.default_rng(7).standard_normal((5, K))
-    _, grads = model.phase_grads(phase, x, labels, z_prior, y_prior + noise, y_noise=noise)
+    _, grads = model.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior + noise, y_noise=noise)
     analytic = {k: g.copy() for k, g in grads.items()}
-    f = lambda: model.phase_grads(phase, x, labels, z_prior, y_prior + noise, y_noise=noise)[0]   # noqa: E731
+    f = lambda: model.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior + noise, y_noise=noise)[0]   # noqa: E731
     report = check_params(f, {k: model.params[k] for k in analytic}, analytic, tol=1e-6)
     assert report.passed(), str(report)
-    plain, _ = model.phase_grads(phase, x, labels, z_prior, y_prior + noise)
+    plain, _ = model.phase_grads(phase, x, labels=labels, z_prior=z_prior, y_prior=y_prior + noise)
     assert plain != pytest.approx(f(), rel=1e-9)            # the noise does reach D_y
 
 
 def test_model_kind_reads_the_kind_of_either_file(tmp_path):
-    from aae_np.models.aae import AAE, model_kind
+    from aae_np.models import AAE, model_kind
 
     assert model_kind(make("clustering").save(tmp_path / "v.npz")) == "variant"
     assert model_kind(AAE(input_dim=6, latent_dim=2, encoder_hidden=(4,), decoder_hidden=(4,),

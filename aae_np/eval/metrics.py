@@ -14,9 +14,8 @@ Batches are rows: ``x`` is ``(N, D)``, ``z`` is ``(N, d)``, as in the rest of th
 * ``cluster_mapping``, ``clustering_error``  each cluster mapped to its majority label
                             (on training data), then the error of that classifier.
 * ``nearest_component_fraction`` how many codes lie nearest their own class's prior mode.
-* ``parzen_log_likelihoods``, ``parzen_select_sigma``  Parzen-window log-likelihood of
-                            data under a Gaussian kernel density on generated samples
-                            (the paper's Table 1), sigma chosen on a validation split.
+
+The Parzen-window log-likelihood (the paper's Table 1) is in ``parzen.py``.
 """
 
 from __future__ import annotations
@@ -36,13 +35,12 @@ __all__ = [
     "cluster_mapping",
     "clustering_error",
     "nearest_component_fraction",
-    "parzen_log_likelihoods",
-    "parzen_select_sigma",
-    "parzen_evaluation",
+    "as_rows",
+    "sq_distances",
 ]
 
 
-def _as_rows(a: np.ndarray, name: str, where: str, min_rows: int = 1) -> np.ndarray:
+def as_rows(a: np.ndarray, name: str, where: str, min_rows: int = 1) -> np.ndarray:
     """``a`` as a float64 (N, D) matrix, or a ValueError that says what was wrong."""
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2:
@@ -135,7 +133,7 @@ def fit_gaussian(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     ``mu = 1/N sum_i z_i``;  ``cov = 1/(N-1) sum_i (z_i - mu)(z_i - mu)^T``.
     """
-    z = _as_rows(z, "z", "fit_gaussian", min_rows=2)
+    z = as_rows(z, "z", "fit_gaussian", min_rows=2)
     mu = z.mean(axis=0)
     zc = z - mu
     return mu, zc.T @ zc / (z.shape[0] - 1)
@@ -162,7 +160,7 @@ def frechet_to_prior(z: np.ndarray, prior_mean: np.ndarray | None = None,
 
 # ----------------------------------------------------------------------------- MMD
 
-def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise squared Euclidean distances (Na, D), (Nb, D) -> (Na, Nb), clipped at 0.
 
     ``|a_i - b_j|^2 = |a_i|^2 + |b_j|^2 - 2 a_i . b_j``; the expansion can dip below zero by
@@ -177,9 +175,9 @@ def median_sq_distance(a: np.ndarray, b: np.ndarray) -> float:
 
     ``a`` (Na, D), ``b`` (Nb, D). This is the "median heuristic" scale for RBF kernels.
     """
-    pooled = np.concatenate([_as_rows(a, "a", "median_sq_distance"),
-                             _as_rows(b, "b", "median_sq_distance")])
-    d2 = _sq_distances(pooled, pooled)
+    pooled = np.concatenate([as_rows(a, "a", "median_sq_distance"),
+                             as_rows(b, "b", "median_sq_distance")])
+    d2 = sq_distances(pooled, pooled)
     return float(np.median(d2[np.triu_indices(len(pooled), k=1)]))
 
 
@@ -209,14 +207,14 @@ def mmd_rbf(a: np.ndarray, b: np.ndarray, bandwidths: np.ndarray | list[float] |
     ``np.random.default_rng(seed)``, so the value is reproducible and the three kernel
     matrices stay at most (2000, 2000) (32 MB each in float64).
     """
-    a = _as_rows(a, "a", "mmd_rbf", min_rows=2)
-    b = _as_rows(b, "b", "mmd_rbf", min_rows=2)
+    a = as_rows(a, "a", "mmd_rbf", min_rows=2)
+    b = as_rows(b, "b", "mmd_rbf", min_rows=2)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"mmd_rbf: a has {a.shape[1]} columns but b has {b.shape[1]}; "
                          "both samples must live in the same space")
     rng = np.random.default_rng(seed)
     a, b = _subsample(a, max_rows, rng), _subsample(b, max_rows, rng)
-    d_aa, d_bb, d_ab = _sq_distances(a, a), _sq_distances(b, b), _sq_distances(a, b)
+    d_aa, d_bb, d_ab = sq_distances(a, a), sq_distances(b, b), sq_distances(a, b)
     if bandwidths is None:
         m = len(a)
         pooled = np.concatenate([d_aa[np.triu_indices(m, k=1)],
@@ -256,7 +254,7 @@ def inception_style_score(probs: np.ndarray, eps: float = 1e-12) -> float:
     classes are used equally often, and 1 when every row is the same distribution (no
     diversity) or every row is uniform (no confidence). ``eps`` only guards the logarithms.
     """
-    p = _as_rows(probs, "probs", "inception_style_score")
+    p = as_rows(probs, "probs", "inception_style_score")
     if (p < 0).any():
         raise ValueError("inception_style_score: probs has negative entries; pass probabilities "
                          "(softmax outputs), not logits")
@@ -322,56 +320,9 @@ def clustering_error(train_clusters: np.ndarray, train_labels: np.ndarray, test_
 def nearest_component_fraction(z: np.ndarray, labels: np.ndarray, means: np.ndarray) -> float:
     """Fraction of codes ``z`` (N, d) whose nearest component mean (``means`` (k, d)) is their
     own label's: how well a label-conditioned prior tied each class to its mode."""
-    z = _as_rows(z, "z", "nearest_component_fraction")
-    means = _as_rows(means, "means", "nearest_component_fraction")
+    z = as_rows(z, "z", "nearest_component_fraction")
+    means = as_rows(means, "means", "nearest_component_fraction")
     labels = _labels(labels, "labels", "nearest_component_fraction", len(z))
     if means.shape[1] != z.shape[1]:
         raise ValueError(f"nearest_component_fraction: z is {z.shape[1]}-D but the means are {means.shape[1]}-D")
-    return float(np.mean(np.argmin(_sq_distances(z, means), axis=1) == labels))
-
-
-# ----------------------------------------------------------------------------- Parzen window
-
-def parzen_log_likelihoods(samples: np.ndarray, x: np.ndarray, sigmas: np.ndarray | list[float],
-                           batch_size: int = 500) -> np.ndarray:
-    """(len(sigmas), N) log p(x_i) under the Gaussian kernel density of ``samples`` (M, D):
-
-    ``log p(x) = logsumexp_j(-|x - s_j|^2 / (2 sigma^2)) - log M - D/2 log(2 pi sigma^2)``.
-
-    Distances are computed once per batch of ``x`` and shared by every sigma.
-    """
-    samples = _as_rows(samples, "samples", "parzen_log_likelihoods")
-    x = _as_rows(x, "x", "parzen_log_likelihoods")
-    sigmas = np.atleast_1d(np.asarray(sigmas, dtype=np.float64))
-    if samples.shape[1] != x.shape[1]:
-        raise ValueError(f"parzen_log_likelihoods: samples are {samples.shape[1]}-D but x is {x.shape[1]}-D")
-    if sigmas.ndim != 1 or not (sigmas > 0).all():
-        raise ValueError(f"parzen_log_likelihoods: sigmas must be positive, got {sigmas}")
-    m, d = samples.shape
-    out = np.empty((len(sigmas), len(x)))
-    for start in range(0, len(x), batch_size):
-        d2 = _sq_distances(x[start:start + batch_size], samples)          # (b, M)
-        for i, sigma in enumerate(sigmas):
-            e = -d2 / (2 * sigma * sigma)
-            top = e.max(axis=1, keepdims=True)
-            lse = top[:, 0] + np.log(np.exp(e - top).sum(axis=1))
-            out[i, start:start + batch_size] = lse - np.log(m) - 0.5 * d * np.log(2 * np.pi * sigma * sigma)
-    return out
-
-
-def parzen_select_sigma(samples: np.ndarray, x_val: np.ndarray,
-                        sigmas: np.ndarray | list[float] | None = None) -> tuple[float, np.ndarray]:
-    """The sigma of ``sigmas`` (default: 20 values, log-spaced 0.05..1) with the highest mean
-    validation log-likelihood; returns it and the mean log-likelihood of every sigma."""
-    sigmas = np.geomspace(0.05, 1.0, 20) if sigmas is None else np.asarray(sigmas, dtype=np.float64)
-    means = parzen_log_likelihoods(samples, x_val, sigmas).mean(axis=1)
-    return float(sigmas[int(np.argmax(means))]), means
-
-
-def parzen_evaluation(samples: np.ndarray, x_val: np.ndarray, x_test: np.ndarray) -> dict[str, float]:
-    """The paper's Table 1 protocol: sigma chosen on ``x_val``, then the mean Parzen
-    log-likelihood of ``x_test`` (nats) under ``samples`` and its standard error."""
-    sigma, _ = parzen_select_sigma(samples, x_val)
-    ll = parzen_log_likelihoods(samples, x_test, [sigma])[0]
-    return {"parzen_sigma": sigma, "parzen_ll": float(ll.mean()),
-            "parzen_ll_sem": float(ll.std(ddof=1) / np.sqrt(len(ll)))}
+    return float(np.mean(np.argmin(sq_distances(z, means), axis=1) == labels))

@@ -1,7 +1,9 @@
 """Kernels for the training step's hot loop: a plain NumPy twin and a Numba kernel for each.
 
-Read the NumPy twins first: they are the maths. The Numba kernels compute the same
-thing with the same signature, fused so that each array is walked once:
+Read the NumPy twins first: each one calls the ``aae_np.nn`` reference (the activations'
+``activate``/``derivative``, the losses, the pure update rules), so a formula is written once
+in NumPy and once here in Numba. The Numba kernels compute the same thing with the same
+signature, fused so that each array is walked once:
 
 ``dense_forward(x, W, b, act, alpha, out)``
     out = act(x W + b): the GEMM (NumPy's BLAS), then bias and activation in one
@@ -13,9 +15,9 @@ thing with the same signature, fused so that each array is walked once:
     less when the caller knows they are zero), SKIP (0) leaves them (a phase that
     only needs dx, e.g. the generator's pass through the discriminator).
 ``bce_logits(s, t, grad) -> loss``
-    the fused sigmoid + binary cross-entropy of ``losses.bce_with_logits``.
+    ``nn.losses.bce_with_logits``: the fused sigmoid + binary cross-entropy.
 ``sigmoid_mse(s, x, grad) -> loss``
-    MSE of sigmoid(s) against x and its gradient w.r.t. the logits s, in one pass.
+    ``nn.losses.sigmoid_mse``: MSE of sigmoid(s) against x, gradient w.r.t. the logits s.
 ``adam_flat(p, g, m, v, step_size, b1, b2, eps, v_scale)``
     one Adam step over flat buffers, in place (``step_size = lr / (1 - b1^t)``,
     ``v_scale = 1 / sqrt(1 - b2^t)``).
@@ -23,7 +25,7 @@ thing with the same signature, fused so that each array is walked once:
     one heavy-ball step, in place.
 ``matmul(a, b, out)``
     a GEMM; the Numba one is a readable blocked loop kept for teaching (BLAS is the
-    default everywhere else, see docs/performance.md).
+    default everywhere else; ``tests/test_kernels.py`` holds it to NumPy's).
 
 Activation codes: 0 identity, 1 ReLU, 2 LeakyReLU(alpha), 3 sigmoid, 4 tanh. All
 kernels write into caller-provided arrays and work for float32 and float64.
@@ -36,46 +38,25 @@ from types import SimpleNamespace
 
 import numpy as np
 
-ACT_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+from aae_np.nn.activations import activate, derivative
+from aae_np.nn.losses import bce_with_logits, sigmoid_mse as sigmoid_mse_ref
+from aae_np.nn.optim import adam_update, momentum_update
+
+ACT_NAMES = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
+ACT_CODES = {name: code for code, name in enumerate(ACT_NAMES)}
 SKIP, SET, ADD = 0, 1, 2          # what dense_backward does with dW and db
 
 
 # ----------------------------------------------------------------------------------------
-# NumPy twins
+# NumPy twins: the nn references, with the kernels' signatures
 # ----------------------------------------------------------------------------------------
-def _act_np(u: np.ndarray, act: int, alpha: float) -> np.ndarray:
-    if act == 1:
-        return np.maximum(u, 0)
-    if act == 2:
-        return np.where(u > 0, u, u * u.dtype.type(alpha))
-    if act == 3:
-        e = np.exp(-np.abs(u))
-        return np.where(u >= 0, 1 / (1 + e), e / (1 + e)).astype(u.dtype, copy=False)
-    if act == 4:
-        return np.tanh(u)
-    return u
-
-
-def _act_grad_np(y: np.ndarray, act: int, alpha: float) -> np.ndarray:
-    """act'(u) written with the output y = act(u) (ReLU/LeakyReLU: the sign of y is that of u)."""
-    if act == 1:
-        return (y > 0).astype(y.dtype)
-    if act == 2:
-        return np.where(y > 0, 1, alpha).astype(y.dtype)
-    if act == 3:
-        return y * (1 - y)
-    if act == 4:
-        return 1 - y * y
-    return np.ones_like(y)
-
-
 def dense_forward_np(x, W, b, act, alpha, out):
-    out[...] = _act_np(x @ W + b, act, alpha)            # y = act(x W + b)
+    out[...] = activate(ACT_NAMES[act], x @ W + b, alpha)     # y = act(x W + b)
     return out
 
 
 def dense_backward_np(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, grads=ADD):
-    delta[...] = dout * _act_grad_np(y, act, alpha)      # delta = dout * act'(u)
+    delta[...] = dout * derivative(ACT_NAMES[act], y, alpha)  # delta = dout * act'(u)
     if grads == ADD:
         dW += x.T @ delta                                # dW = x^T delta
         db += delta.sum(axis=0)                          # db = 1^T delta
@@ -88,42 +69,31 @@ def dense_backward_np(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, gra
 
 
 def activation_forward_np(u, act, alpha, out):
-    out[...] = _act_np(u, act, alpha)
+    out[...] = activate(ACT_NAMES[act], u, alpha)
     return out
 
 
 def activation_backward_np(y, dout, act, alpha, out):
-    out[...] = dout * _act_grad_np(y, act, alpha)
+    out[...] = dout * derivative(ACT_NAMES[act], y, alpha)
     return out
 
 
 def bce_logits_np(s, t, grad):
-    n = s.size
-    e = np.exp(-np.abs(s))
-    grad[...] = (np.where(s >= 0, 1 / (1 + e), e / (1 + e)) - t) / n   # (sigmoid(s) - t) / n
-    return float(np.sum(np.maximum(s, 0) - s * t + np.log1p(e)) / n)
+    loss, grad[...] = bce_with_logits(s, t)
+    return loss
 
 
 def sigmoid_mse_np(s, x, grad):
-    x_hat = _act_np(s, 3, 0.0)
-    diff = x_hat - x
-    n = s.size
-    grad[...] = (2 / n) * diff * x_hat * (1 - x_hat)    # dL/ds = 2/n (x_hat - x) x_hat (1 - x_hat)
-    return float(np.sum(diff * diff) / n)
+    loss, grad[...] = sigmoid_mse_ref(s, x)
+    return loss
 
 
 def adam_flat_np(p, g, m, v, step_size, b1, b2, eps, v_scale):
-    m *= b1
-    m += (1 - b1) * g                                    # m = b1 m + (1 - b1) g
-    v *= b2
-    v += (1 - b2) * g * g                                # v = b2 v + (1 - b2) g^2
-    p -= step_size * m / (np.sqrt(v) * v_scale + eps)    # p -= lr m_hat / (sqrt(v_hat) + eps)
+    p[...], m[...], v[...] = adam_update(p, g, m, v, step_size, b1, b2, eps, v_scale)
 
 
 def momentum_flat_np(p, g, vel, lr, mu, nesterov):
-    vel *= mu
-    vel += g                                             # v = mu v + g
-    p -= lr * (g + mu * vel) if nesterov else lr * vel
+    p[...], vel[...] = momentum_update(p, g, vel, lr, mu, nesterov)
 
 
 def matmul_np(a, b, out):
@@ -153,6 +123,10 @@ except ImportError:  # pragma: no cover - the numpy backend still works
 else:
     jit = njit(cache=True, error_model="numpy", nogil=True)
 
+    @jit
+    def sigmoid_scalar(s, e, one):
+        """sigmoid(s) from e = exp(-|s|) (never overflows); ``one`` carries the dtype."""
+        return one / (one + e) if s >= 0 else e / (one + e)
 
     @jit
     def act_inplace(a, act, alpha):
@@ -168,8 +142,7 @@ else:
                 flat[i] = al * flat[i] if flat[i] < zero else flat[i]
         elif act == 3:
             for i in range(flat.size):
-                e = math.exp(-abs(flat[i]))
-                flat[i] = one / (one + e) if flat[i] >= zero else e / (one + e)
+                flat[i] = sigmoid_scalar(flat[i], math.exp(-abs(flat[i])), one)
         elif act == 4:
             for i in range(flat.size):
                 flat[i] = math.tanh(flat[i])
@@ -255,7 +228,7 @@ else:
         one, zero = fs.dtype.type(1), fs.dtype.type(0)
         inv_n, two_n = one / fs.dtype.type(n), fs.dtype.type(2.0 / n)
         for i in range(n):
-            p = one / (one + fe[i]) if fs[i] >= zero else fe[i] / (one + fe[i])     # sigmoid(s)
+            p = sigmoid_scalar(fs[i], fe[i], one)           # sigmoid(s)
             d = p - ft[i]
             if mse:
                 fg[i] = two_n * d * p * (one - p)        # 2/n (x_hat - x) x_hat (1 - x_hat)
@@ -270,7 +243,7 @@ else:
         np.exp(e, out=e)
         terms = np.empty_like(s)
         _logit_loss_grads(s, e, t, grad, terms, mse)
-        return float(np.sum(terms) / s.size)             # NumPy's pairwise sum, as losses.py
+        return float(np.sum(terms) / s.size)             # NumPy's pairwise sum, as nn/losses.py
 
     def bce_logits(s, t, grad):
         return _logit_loss(s, t, grad, False)
@@ -303,7 +276,7 @@ else:
     @jit
     def matmul(a, b, out):
         # A blocked GEMM: tiles of a and b small enough to stay in cache are reused
-        # many times. Readable, and 3-5x slower than BLAS (benchmarks/kernels.py).
+        # many times. Readable, and several times slower than BLAS.
         n, k = a.shape
         m = b.shape[1]
         out[...] = 0
@@ -323,27 +296,3 @@ else:
                            bce_logits=bce_logits, sigmoid_mse=sigmoid_mse, adam_flat=adam_flat, momentum_flat=momentum_flat,
                            matmul=matmul)
 
-
-def default_backend() -> str:
-    """``$AAE_NP_BACKEND`` if set, else "numba" when it is installed (it is faster:
-    docs/performance.md), else "numpy"."""
-    import os
-
-    chosen = os.environ.get("AAE_NP_BACKEND", "").strip()
-    if chosen:
-        if chosen not in ("numpy", "numba"):
-            raise ValueError(f"AAE_NP_BACKEND must be 'numpy' or 'numba', got {chosen!r}")
-        return chosen
-    return "numba" if NUMBA is not None else "numpy"
-
-
-def get_kernels(backend: str) -> SimpleNamespace:
-    """The kernel set of ``backend`` ("numpy" or "numba")."""
-    if backend == "numpy":
-        return NUMPY
-    if backend == "numba":
-        if NUMBA is None:
-            raise ValueError("backend 'numba' needs the numba package; "
-                             "pip install numba, or use backend='numpy'")
-        return NUMBA
-    raise ValueError(f"backend must be 'numpy' or 'numba', got {backend!r}")

@@ -1,11 +1,12 @@
 """Run a ``Sequential`` of (Dense, activation) pairs with fused kernels.
 
-This is the fast path of the ``numba`` backend. It reads and writes the very same
-parameter and gradient arrays as the layers (so names, checkpoints and gradient
-checks do not change with the backend); only the arithmetic is fused: one kernel
-per Dense + activation pair forward, one per pair backward. The layer classes stay
-the readable reference; ``tests/test_model.py`` checks both backends' phase
-gradients by finite differences.
+This is the runner of the ``numba`` backend. It has the interface of ``Sequential``
+(``forward(x)``, ``backward(dout, need_dx=True, param_grads=True)``, ``zero_grad()``),
+so a model's phase code is the same on both backends, and it reads and writes the very
+same parameter and gradient arrays as the layers (so names, checkpoints and gradient
+checks do not change with the backend); only the arithmetic is fused: one kernel per
+Dense + activation pair forward, one per pair backward. ``tests/test_model.py`` checks
+both backends' phase gradients by finite differences.
 """
 
 from __future__ import annotations
@@ -14,12 +15,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from aae_np.nn.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from aae_np.fast.kernels import ACT_CODES, ADD, SET, SKIP
 from aae_np.nn.layers import Dense, Sequential
-
-_CODE = {Identity: ACT_CODES["identity"], ReLU: ACT_CODES["relu"], LeakyReLU: ACT_CODES["leaky_relu"],
-         Sigmoid: ACT_CODES["sigmoid"], Tanh: ACT_CODES["tanh"]}
 
 
 class FusedMLP:
@@ -37,15 +34,17 @@ class FusedMLP:
             act, alpha = ACT_CODES["identity"], 0.0
             if i + 1 < len(layers) and not isinstance(layers[i + 1], Dense):
                 act_layer = layers[i + 1]
-                act, alpha = _CODE[type(act_layer)], getattr(act_layer, "alpha", 0.0)
+                act, alpha = ACT_CODES[act_layer.kind], getattr(act_layer, "alpha", 0.0)
                 i += 1
             self.pairs.append((dense, act, alpha))
             i += 1
         self.inputs: list[np.ndarray] = []
         self.outputs: list[np.ndarray] = []
-        self.grads_are_zero = False       # set by AAE.zero_grad: the next backward may overwrite
+        self.grads_are_zero = False       # set by zero_grad: the next backward may overwrite
 
-    def mark_zeroed(self) -> None:
+    def zero_grad(self) -> None:
+        """Zero the gradients, lazily: the next backward overwrites them instead of adding to
+        zeros (the same result, without a pass over the buffers)."""
         self.grads_are_zero = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -61,7 +60,7 @@ class FusedMLP:
     def backward(self, dout: np.ndarray, need_dx: bool = True,
                  param_grads: bool = True) -> np.ndarray | None:
         """Like ``Sequential.backward``; ``param_grads=False`` computes only dL/dx (the
-        parameter gradients are left untouched). The first backward after ``mark_zeroed``
+        parameter gradients are left untouched). The first backward after ``zero_grad``
         overwrites the gradients instead of adding to zeros: the same result, one pass less."""
         mode = SKIP if not param_grads else (SET if self.grads_are_zero else ADD)
         if param_grads:

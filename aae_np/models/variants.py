@@ -23,7 +23,7 @@ Shapes (s = style_dim, k = n_classes, batches as rows):
 * disc_z   [z, c] (N, s [+ k + 1]) -> logit (N, 1), c = one-hot(label or "unlabelled")
 * disc_y   y (N, k) -> logit (N, 1)
 
-The only new derivative is the softmax's (``softmax_backward``): with y = softmax(s),
+The only new derivative is the softmax's (``nn.activations.softmax_backward``): with y = softmax(s),
 dL/ds = y * (dL/dy - sum_j y_j dL/dy_j), row by row. A concatenated input splits its
 gradient by columns: dL/d[z, c] = [dL/dz, dL/dc]. Both are checked by finite
 differences in ``tests/test_variants.py``.
@@ -36,28 +36,17 @@ from typing import Any
 
 import numpy as np
 
-from aae_np.nn import losses
-from aae_np.nn.activations import sigmoid
-from aae_np.models.aae import NetworkSet, config_from_dict, config_to_dict, mlp, network_problems
+from aae_np.models.adversarial import fool, real_vs_fake
+from aae_np.models.config import ModelConfig, mlp, network_problems
+from aae_np.models.network_set import NetworkSet, Phase
 from aae_np.models.priors import Categorical, Gaussian, Prior, make_prior
+from aae_np.nn.activations import sigmoid, softmax, softmax_backward
+from aae_np.nn.losses import softmax_cross_entropy
 
-__all__ = ["VARIANTS", "VARIANT_PHASES", "VariantConfig", "VariantAAE", "softmax", "softmax_backward",
-           "one_hot"]
+__all__ = ["VARIANTS", "VariantConfig", "VariantAAE", "one_hot"]
 
 VARIANTS = ("unsupervised", "conditioned", "supervised", "semi-supervised", "clustering")
-VARIANT_PHASES = ("reconstruction", "discriminator", "generator", "supervised")
 UNLABELLED = -1
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, shifted by the row maximum so exp cannot overflow."""
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """dL/ds from dL/dy for y = softmax(s): the Jacobian diag(y) - y y^T applied row by row."""
-    return y * (dy - np.sum(dy * y, axis=1, keepdims=True))
 
 
 def one_hot(labels: np.ndarray, k: int, dtype: Any = np.float32, unlabelled_slot: bool = False) -> np.ndarray:
@@ -75,7 +64,7 @@ def one_hot(labels: np.ndarray, k: int, dtype: Any = np.float32, unlabelled_slot
 
 
 @dataclass
-class VariantConfig:
+class VariantConfig(ModelConfig):
     """Everything needed to rebuild a variant (saved as JSON inside ``model.npz``)."""
 
     variant: str = "semi-supervised"
@@ -126,19 +115,17 @@ class VariantConfig:
     def uses_labels(self) -> bool:
         return self.variant in ("conditioned", "supervised", "semi-supervised")
 
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VariantConfig":
-        return config_from_dict(cls, d)
-
 
 class VariantAAE(NetworkSet):
     """One model for the paper's variants; ``phase_grads`` gives each phase's hand-written gradient."""
 
     config_class = VariantConfig
     kind = "variant"
+    INPUTS = {"labels": "integer labels (N,), -1 for an unlabelled row",
+              "z_prior": "prior samples of the style z, (N, style_dim)",
+              "y_prior": "one-hot rows, (N, n_classes): samples of the categorical prior",
+              "x_in": "what the encoder sees instead of x, (N, input_dim), e.g. x plus noise",
+              "y_noise": "instance noise on y where D_y sees it, (N, n_classes)"}
 
     def __init__(self, config: VariantConfig | None = None, *, backend: str | None = None,
                  **overrides: Any) -> None:
@@ -166,6 +153,29 @@ class VariantAAE(NetworkSet):
     @property
     def discriminators(self) -> tuple[str, ...]:
         return ("disc_z", "disc_y") if self.config.has_y else ("disc_z",)
+
+    @property
+    def phases(self) -> dict[str, Phase]:
+        """The phase table of this variant, in training order (see ``phase_grads``)."""
+        c = self.config
+        condition = ("labels",) if c.variant == "conditioned" else ()
+        y_noise = ("y_noise",) if c.has_y else ()
+        table = {
+            "reconstruction": Phase(trains=("encoder", "decoder"),
+                                    needs=("labels",) if c.variant == "supervised" else (), uses=("x_in",)),
+            "discriminator": Phase(trains=self.discriminators,
+                                   needs=("z_prior",) + (("y_prior",) if c.has_y else ()) + condition,
+                                   uses=("x_in",) + y_noise),
+            "generator": Phase(trains=("encoder",), needs=condition, uses=("x_in",) + y_noise),
+        }
+        if c.variant == "semi-supervised":
+            table["supervised"] = Phase(trains=("encoder",), needs=("labels",), uses=("x_in",))
+        return table
+
+    def _no_phase(self, phase: str) -> str:
+        if phase == "supervised":
+            return f"the {self.config.variant} variant has no supervised phase (only semi-supervised has)"
+        return super()._no_phase(phase)
 
     # -- inference -----------------------------------------------------------------
     def _encoder_out(self, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -215,93 +225,22 @@ class VariantAAE(NetworkSet):
             labels = rng.integers(0, self.config.n_classes, n)
         return self.decode(z, labels)
 
-    # -- training phases -------------------------------------------------------------
-    def phase_grads(self, phase: str, x: np.ndarray, labels: np.ndarray | None = None,
-                    z_prior: np.ndarray | None = None,
-                    y_prior: np.ndarray | None = None,
-                    x_in: np.ndarray | None = None,
-                    y_noise: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
-        """Loss and gradients of one phase; changes no parameter.
-
-        ``x_in``: what the encoder sees instead of ``x`` (e.g. ``x`` plus noise: a denoising
-        encoder); the reconstruction target stays ``x``. Data, so no gradient flows into it.
-        ``y_noise`` (N, k): "instance noise" added to the encoder's y where D_y sees it (the
-        trainer adds the same kind of noise to ``y_prior``), so D_y cannot win on the last
-        decimals of a one-hot and y need not saturate its softmax; d(y + n)/dy = I.
-
-        ``labels`` (N,) integers, -1 for unlabelled rows: the decoder's one-hot
-        (supervised; all labelled), D_z's condition (conditioned) and the targets of
-        the ``supervised`` phase (all labelled). ``z_prior`` (N, style_dim) and, with a
-        y head, ``y_prior`` (N, k) one-hot rows are the discriminator phase's real samples.
-
-        ``reconstruction``  L_rec(x, dec([z, c]))                      -> encoder, decoder
-        ``discriminator``   BCE(D_z(z_prior), 1) + BCE(D_z(z), 0) [+ the same for D_y]  -> disc_z [, disc_y]
-        ``generator``       BCE(D_z(z), 1) [+ BCE(D_y(y), 1)]              -> encoder
-        ``supervised``      cross-entropy(y logits, labels)               -> encoder
-        """
-        if phase not in VARIANT_PHASES:
-            raise ValueError(f"phase must be one of {VARIANT_PHASES}, got {phase!r}")
-        c = self.config
-        if phase == "supervised" and not c.has_y:
-            raise ValueError(f"the {c.variant} variant has no supervised phase (no y head)")
-        x = self._as_input(x, c.input_dim, "x")
-        labels = self._check_labels(phase, labels, len(x))
-        self.zero_grad()
-        self.last_stats, self.intermediates = {}, {}
-        x_enc = x if x_in is None else self._as_input(x_in, c.input_dim, "x_in")
-        if len(x_enc) != len(x):
-            raise ValueError(f"x_in has {len(x_enc)} rows but x has {len(x)}")
-        out = self.run["encoder"].forward(x_enc)
-        s = c.style_dim
-        z, y_logits = out[:, :s], out[:, s:]
-        y = softmax(y_logits) if c.has_y else None
-        self._y_noise = None
-        if y_noise is not None and c.has_y:
-            self._y_noise = self._as_input(y_noise, c.n_classes, "y_noise")
-        if phase == "reconstruction":
-            loss = self._reconstruction(x, z, y, labels)
-            trained = ("encoder", "decoder")
-        elif phase == "discriminator":
-            loss = self._discriminators(z, y, labels, z_prior, y_prior)
-            trained = self.discriminators
-        elif phase == "generator":
-            loss = self._generator(z, y, labels)
-            trained = ("encoder",)
-        else:
-            loss, d_logits = losses.softmax_cross_entropy(y_logits, labels)   # (softmax - onehot) / N
-            self._encoder_backward(np.zeros_like(z), d_logits)
-            self.last_stats["sup_loss"] = loss
-            self.last_stats["sup_accuracy"] = float(np.mean(np.argmax(y_logits, axis=1) == labels))
-            trained = ("encoder",)
-        return loss, {k: g for k, g in self.grads.items() if k.split(".", 1)[0] in trained}
-
-    def _check_labels(self, phase: str, labels: np.ndarray | None, n: int) -> np.ndarray | None:
-        c = self.config
-        needed = ((phase == "reconstruction" and c.variant == "supervised") or phase == "supervised"
-                  or (phase in ("discriminator", "generator") and c.variant == "conditioned"))
-        if not needed:
-            return None
-        if labels is None:
-            raise ValueError(f"the {phase} phase of the {c.variant} variant needs labels (N,)")
-        labels = np.asarray(labels)
-        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"labels must be {n} integers, got {labels.dtype} {labels.shape}")
-        allow_unlabelled = c.variant == "conditioned" and phase != "supervised"
-        low = UNLABELLED if allow_unlabelled else 0
-        if n and (labels.min() < low or labels.max() >= c.n_classes):
-            raise ValueError(f"the {phase} phase of the {c.variant} variant needs labels in "
-                             f"[{low}, {c.n_classes}), got [{labels.min()}, {labels.max()}]")
-        return labels
-
-    def _encoder_backward(self, dz: np.ndarray, dy: np.ndarray | None) -> None:
-        """Back through the encoder from dL/dz and dL/d(y logits): the output's columns are [z, logits]."""
-        d_out = dz if dy is None else np.concatenate([dz, dy], axis=1)
-        self.intermediates["d_encoder_out"] = d_out
-        self.run["encoder"].backward(np.ascontiguousarray(d_out), need_dx=False)
-
-    def _reconstruction(self, x, z, y, labels) -> float:
+    # -- training phases: one method per row of ``phases`` ------------------------------
+    # ``x_in``: what the encoder sees instead of ``x`` (e.g. ``x`` plus noise: a denoising
+    # encoder); the reconstruction target stays ``x``. Data, so no gradient flows into it.
+    # ``y_noise`` (N, k): "instance noise" added to the encoder's y where D_y sees it (the
+    # trainer adds the same kind of noise to ``y_prior``), so D_y cannot win on the last
+    # decimals of a one-hot and y need not saturate its softmax; d(y + n)/dy = I.
+    #
+    # reconstruction  L_rec(x, dec([z, c]))                                  -> encoder, decoder
+    # discriminator   BCE(D_z(z_prior), 1) + BCE(D_z(z), 0) [+ the same for D_y] -> disc_z [, disc_y]
+    # generator       BCE(D_z(z), 1) [+ BCE(D_y(y), 1)]                      -> encoder
+    # supervised      cross-entropy(y logits, labels)                        -> encoder
+    def _phase_reconstruction(self, x, x_in, labels=None) -> float:
+        z, _, y = self._encoder_pass(x, x_in)
         s = self.config.style_dim
         if self.config.variant == "supervised":
+            labels = self._check_labels("reconstruction", labels, len(x))
             h = np.concatenate([z, one_hot(labels, self.config.n_classes, self.dtype)], axis=1)
         elif y is not None:
             h = np.concatenate([z, y], axis=1)
@@ -315,44 +254,81 @@ class VariantAAE(NetworkSet):
         self.last_stats["recon_loss"] = loss
         return loss
 
-    def _condition(self, labels: np.ndarray) -> np.ndarray:
-        return one_hot(labels, self.config.n_classes, self.dtype, unlabelled_slot=True)
-
-    def _discriminators(self, z, y, labels, z_prior, y_prior) -> float:
+    def _phase_discriminator(self, x, z_prior, x_in, y_prior=None, labels=None, y_noise=None) -> float:
         c = self.config
-        if z_prior is None:
-            raise ValueError(f"the discriminator phase needs z_prior: prior samples, (N, {c.style_dim})")
+        z, _, y = self._encoder_pass(x, x_in)
         z_prior = self._as_input(z_prior, c.style_dim, "z_prior")
         fake = np.ascontiguousarray(z)                             # a constant here: only D learns
         if c.variant == "conditioned":                             # both halves carry the batch's labels
-            cond = self._condition(labels)
+            cond = self._condition(self._check_labels("discriminator", labels, len(x)))
             z_prior, fake = np.concatenate([z_prior, cond], 1), np.concatenate([fake, cond], 1)
-        loss, acc = self._real_vs_fake("disc_z", z_prior, fake)
+        loss, acc = real_vs_fake(self.run["disc_z"], z_prior, fake)
         self.last_stats.update(d_loss=loss, d_accuracy=acc)
         if y is not None:
-            if y_prior is None:
-                raise ValueError(f"the discriminator phase needs y_prior: one-hot rows, (N, {c.n_classes})")
-            loss_y, acc_y = self._real_vs_fake("disc_y", self._as_input(y_prior, c.n_classes, "y_prior"),
-                                               self._seen_by_disc_y(y))
+            loss_y, acc_y = real_vs_fake(self.run["disc_y"], self._as_input(y_prior, c.n_classes, "y_prior"),
+                                         self._seen_by_disc_y(y, y_noise))
             self.last_stats.update(d_loss_y=loss_y, d_accuracy_y=acc_y)
             loss += loss_y
         return loss
 
-    def _seen_by_disc_y(self, y: np.ndarray) -> np.ndarray:
-        return y if self._y_noise is None else y + self._y_noise
-
-    def _generator(self, z, y, labels) -> float:
+    def _phase_generator(self, x, x_in, labels=None, y_noise=None) -> float:
         c = self.config
+        z, _, y = self._encoder_pass(x, x_in)
         inp = np.ascontiguousarray(z)
         if c.variant == "conditioned":
-            inp = np.concatenate([inp, self._condition(labels)], axis=1)
-        loss, d_inp = self._fool("disc_z", inp)
+            inp = np.concatenate([inp, self._condition(self._check_labels("generator", labels, len(x)))], axis=1)
+        loss, d_inp = fool(self.run["disc_z"], inp)
         self.last_stats["g_loss"] = loss
         d_ylogits = None
         if y is not None:
-            loss_y, dy = self._fool("disc_y", self._seen_by_disc_y(y))      # d(y + noise)/dy = I
+            loss_y, dy = fool(self.run["disc_y"], self._seen_by_disc_y(y, y_noise))   # d(y + noise)/dy = I
             d_ylogits = softmax_backward(y, dy)
             self.last_stats["g_loss_y"] = loss_y
             loss += loss_y
         self._encoder_backward(d_inp[:, :c.style_dim], d_ylogits)   # the condition is data: dropped
         return loss
+
+    def _phase_supervised(self, x, labels, x_in) -> float:
+        labels = self._check_labels("supervised", labels, len(x))
+        z, y_logits, _ = self._encoder_pass(x, x_in)
+        loss, d_logits = softmax_cross_entropy(y_logits, labels)         # (softmax - onehot) / N
+        self._encoder_backward(np.zeros_like(z), d_logits)
+        self.last_stats["sup_loss"] = loss
+        self.last_stats["sup_accuracy"] = float(np.mean(np.argmax(y_logits, axis=1) == labels))
+        return loss
+
+    # -- the pieces the phases share ------------------------------------------------------
+    def _encoder_pass(self, x: np.ndarray, x_in: np.ndarray | None):
+        """(z, y logits, y = softmax(y logits) or None) of the encoder on ``x_in`` (default ``x``)."""
+        c = self.config
+        x_enc = x if x_in is None else self._as_input(x_in, c.input_dim, "x_in")
+        if len(x_enc) != len(x):
+            raise ValueError(f"x_in has {len(x_enc)} rows but x has {len(x)}")
+        out = self.run["encoder"].forward(x_enc)
+        z, y_logits = out[:, :c.style_dim], out[:, c.style_dim:]
+        return z, y_logits, softmax(y_logits) if c.has_y else None
+
+    def _check_labels(self, phase: str, labels: np.ndarray, n: int) -> np.ndarray:
+        c = self.config
+        labels = np.asarray(labels)
+        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be {n} integers, got {labels.dtype} {labels.shape}")
+        low = UNLABELLED if c.variant == "conditioned" else 0
+        if n and (labels.min() < low or labels.max() >= c.n_classes):
+            raise ValueError(f"the {phase} phase of the {c.variant} variant needs labels in "
+                             f"[{low}, {c.n_classes}), got [{labels.min()}, {labels.max()}]")
+        return labels
+
+    def _encoder_backward(self, dz: np.ndarray, dy: np.ndarray | None) -> None:
+        """Back through the encoder from dL/dz and dL/d(y logits): the output's columns are [z, logits]."""
+        d_out = dz if dy is None else np.concatenate([dz, dy], axis=1)
+        self.intermediates["d_encoder_out"] = d_out
+        self.run["encoder"].backward(np.ascontiguousarray(d_out), need_dx=False)
+
+    def _condition(self, labels: np.ndarray) -> np.ndarray:
+        return one_hot(labels, self.config.n_classes, self.dtype, unlabelled_slot=True)
+
+    def _seen_by_disc_y(self, y: np.ndarray, y_noise: np.ndarray | None) -> np.ndarray:
+        if y_noise is None:
+            return y
+        return y + self._as_input(y_noise, self.config.n_classes, "y_noise")

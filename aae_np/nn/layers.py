@@ -79,13 +79,17 @@ class Dense(Layer):
         self.x = x
         return x @ self.params["W"] + self.params["b"]
 
-    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """Add dW, db into ``grads``; return dx (``None`` if ``need_dx=False``: saves a GEMM
-        for a network's first layer, whose input is data)."""
+    def backward(self, dout: np.ndarray, need_dx: bool = True, param_grads: bool = True) -> np.ndarray | None:
+        """Add dW, db into ``grads``; return dx.
+
+        ``need_dx=False`` returns ``None`` (saves a GEMM for a network's first layer, whose
+        input is data); ``param_grads=False`` leaves ``grads`` alone (a phase that passes a
+        gradient through a network it does not train, e.g. the generator through D)."""
         x = self._need_forward("x")
         self._check(dout, "dout", dim=self.out_dim, rows=x.shape[0], dtype=self.dtype)
-        self.grads["W"] += x.T @ dout          # dW = x^T delta        (N,in)^T (N,out) -> (in,out)
-        self.grads["b"] += dout.sum(axis=0)    # db = 1^T delta        sum over the batch -> (out,)
+        if param_grads:
+            self.grads["W"] += x.T @ dout      # dW = x^T delta        (N,in)^T (N,out) -> (in,out)
+            self.grads["b"] += dout.sum(axis=0)  # db = 1^T delta      sum over the batch -> (out,)
         if not need_dx:
             return None
         return dout @ self.params["W"].T       # dx = delta W^T        (N,out) (out,in) -> (N,in)
@@ -139,13 +143,17 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """Backward through every layer; ``need_dx=False`` skips dx of a first Dense layer."""
+    def backward(self, dout: np.ndarray, need_dx: bool = True, param_grads: bool = True) -> np.ndarray | None:
+        """Backward through every layer; ``need_dx=False`` skips dx of a first Dense layer,
+        ``param_grads=False`` computes only dL/dx (see ``Dense.backward``)."""
         # chain rule, last layer first: delta_{l-1} = backward_l(delta_l)
-        for layer in reversed(self.layers[1:]):
-            dout = layer.backward(dout)
-        first = self.layers[0]
-        return first.backward(dout, need_dx=need_dx) if isinstance(first, Dense) else first.backward(dout)
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if isinstance(layer, Dense):
+                dout = layer.backward(dout, need_dx=need_dx or i > 0, param_grads=param_grads)
+            else:
+                dout = layer.backward(dout)
+        return dout
 
     def zero_grad(self) -> None:
         for layer in self.layers:

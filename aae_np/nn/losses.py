@@ -23,7 +23,7 @@ import numpy as np
 
 from aae_np.nn.activations import sigmoid
 
-__all__ = ["mse", "bce", "bce_with_logits", "softmax_cross_entropy"]
+__all__ = ["mse", "bce", "bce_with_logits", "sigmoid_mse", "softmax_cross_entropy"]
 
 
 def _same_shape(name: str, a: np.ndarray, b: np.ndarray, an: str, bn: str) -> None:
@@ -74,6 +74,18 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.n
     n = np.size(s)
     value = np.sum(np.maximum(s, 0) - s * target + np.log1p(np.exp(-np.abs(s)))) / n
     return float(value), (sigmoid(s) - target) / n                # dL/ds = (sigmoid(s) - t) / n
+
+
+def sigmoid_mse(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """MSE of ``sigmoid(logits)`` against ``target`` (the tutorial's sigmoid decoder + ``nn.MSELoss``),
+    with the gradient taken w.r.t. the logits.
+
+    ``L = mse(x_hat, x)`` with ``x_hat = sigmoid(s)``;
+    ``dL/ds = 2/n (x_hat - x) * x_hat (1 - x_hat)``.
+    """
+    x_hat = sigmoid(logits)
+    loss, d_xhat = mse(x_hat, target)                              # dL/dx_hat = 2/n (x_hat - x)
+    return loss, d_xhat * x_hat * (1 - x_hat)                      # delta = dL/dx_hat * s'(s)
 
 
 def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["SGD", "Momentum", "Adam", "Optimizer"]
+__all__ = ["SGD", "Momentum", "Adam", "Optimizer", "momentum_update", "adam_update"]
 
 State = dict[str, Any]
 
@@ -54,9 +54,8 @@ class Momentum:
         return {"v": np.zeros_like(param)}
 
     def update(self, param: np.ndarray, grad: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        v = self.momentum * state["v"] + grad
-        step = grad + self.momentum * v if self.nesterov else v
-        return param - self.lr * step, {"v": v}
+        new, v = momentum_update(param, grad, state["v"], self.lr, self.momentum, self.nesterov)
+        return new, {"v": v}
 
 
 @dataclass(frozen=True)
@@ -77,19 +76,39 @@ class Adam:
     def update(self, param: np.ndarray, grad: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         b1, b2 = self.betas
         t = state["t"] + 1
-        # Each line allocates one new array and then works in place on it: the inputs are
-        # never written (the rule stays pure) and no chain of temporaries is built.
-        m = state["m"] * b1
-        m += (1 - b1) * grad                               # m = b1 m + (1 - b1) g
-        v = grad * grad
-        v *= 1 - b2
-        v += b2 * state["v"]                               # v = b2 v + (1 - b2) g^2
-        denom = np.sqrt(v)
-        denom *= 1 / np.sqrt(1 - b2 ** t)                  # sqrt(v_hat) = sqrt(v / (1 - b2^t))
-        denom += self.eps
-        step = np.divide(m, denom)
-        step *= self.lr / (1 - b1 ** t)                    # lr * m_hat / (sqrt(v_hat) + eps)
-        return param - step, {"t": t, "m": m, "v": v}
+        new, m, v = adam_update(param, grad, state["m"], state["v"], self.lr / (1 - b1 ** t), b1, b2,
+                                self.eps, 1 / np.sqrt(1 - b2 ** t))
+        return new, {"t": t, "m": m, "v": v}
+
+
+def momentum_update(param: np.ndarray, grad: np.ndarray, vel: np.ndarray, lr: float, mu: float,
+                    nesterov: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One heavy-ball step, pure: returns ``(new_param, new_vel)``."""
+    v = mu * vel + grad                                # v = mu v + g
+    step = grad + mu * v if nesterov else v
+    return param - lr * step, v                        # p = p - lr v   (Nesterov: lr (g + mu v))
+
+
+def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, step_size: float,
+                b1: float, b2: float, eps: float, v_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One Adam step, pure: returns ``(new_param, new_m, new_v)``.
+
+    The bias corrections come in as two numbers: ``step_size = lr / (1 - b1^t)`` and
+    ``v_scale = 1 / sqrt(1 - b2^t)`` (the fused kernel ``aae_np.fast.kernels.adam_flat``
+    takes the same arguments)."""
+    # Each line allocates one new array and then works in place on it: the inputs are
+    # never written (the rule stays pure) and no chain of temporaries is built.
+    m_new = m * b1
+    m_new += (1 - b1) * grad                           # m = b1 m + (1 - b1) g
+    v_new = grad * grad
+    v_new *= 1 - b2
+    v_new += b2 * v                                    # v = b2 v + (1 - b2) g^2
+    denom = np.sqrt(v_new)
+    denom *= v_scale                                   # sqrt(v_hat) = sqrt(v / (1 - b2^t))
+    denom += eps
+    step = np.divide(m_new, denom)
+    step *= step_size                                  # lr * m_hat / (sqrt(v_hat) + eps)
+    return param - step, m_new, v_new
 
 
 class Optimizer:
@@ -139,46 +158,3 @@ class Optimizer:
             for key in list(state):
                 stored = arrays[f"{prefix}/{name}/{key}"]
                 state[key] = int(stored) if key == "t" else np.array(stored, dtype=self.params[name].dtype)
-
-
-class FlatOptimizer:
-    """The same update rules over one contiguous buffer, by a fused kernel (the fast path).
-
-    ``params``/``grads`` are flat views (``AAE.flat_slice``) covering every tensor this
-    optimizer owns; one ``step`` is one loop over them. Results match ``Optimizer`` with
-    the same rule to float rounding (``tests/test_optim.py``).
-    """
-
-    def __init__(self, params: np.ndarray, grads: np.ndarray, rule: SGD | Momentum | Adam, kernels) -> None:
-        if params.ndim != 1 or params.shape != grads.shape:
-            raise ValueError("FlatOptimizer: params and grads must be 1-D views of the same size")
-        self.params, self.grads, self.rule, self.kernels = params, grads, rule, kernels
-        self.state: State = rule.init_state(params)
-
-    def __repr__(self) -> str:
-        return f"FlatOptimizer({self.rule}, {self.params.size} values)"
-
-    def set_lr(self, lr: float) -> None:
-        self.rule = dataclasses.replace(self.rule, lr=lr)
-
-    def step(self, grads: Mapping[str, np.ndarray] | None = None) -> None:
-        """One update from ``self.grads`` (the dict of views a phase returns is not needed)."""
-        rule, p, g = self.rule, self.params, self.grads
-        if isinstance(rule, Adam):
-            b1, b2 = rule.betas
-            self.state["t"] += 1
-            t = self.state["t"]
-            self.kernels.adam_flat(p, g, self.state["m"], self.state["v"], rule.lr / (1 - b1 ** t),
-                                   b1, b2, rule.eps, 1 / np.sqrt(1 - b2 ** t))
-        elif isinstance(rule, Momentum):
-            self.kernels.momentum_flat(p, g, self.state["v"], rule.lr, rule.momentum, rule.nesterov)
-        else:
-            p -= rule.lr * g
-
-    def state_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}/flat/{key}": np.asarray(value) for key, value in self.state.items()}
-
-    def load_state_arrays(self, arrays: Mapping[str, np.ndarray], prefix: str) -> None:
-        for key in list(self.state):
-            stored = arrays[f"{prefix}/flat/{key}"]
-            self.state[key] = int(stored) if key == "t" else np.array(stored, dtype=self.params.dtype)

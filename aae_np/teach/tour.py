@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from aae_np.models.aae import AAE
+from aae_np.models.variants import VariantAAE, one_hot
 from aae_np.nn import losses
 from aae_np.nn.gradcheck import GradReport, check_layer, check_loss, check_params
 from aae_np.nn.layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
-from aae_np.models.aae import AAE
 
 
 def gradcheck_reports(seed: int = 0) -> list[GradReport]:
@@ -38,9 +39,9 @@ def gradcheck_reports(seed: int = 0) -> list[GradReport]:
                 dtype="float64", seed=seed)
     xm, z_prior = rng.uniform(0.05, 0.95, (4, 6)), rng.standard_normal((4, 3))
     for phase in model.phases:                   # the paper's four and the image discriminator's two
-        _, grads = model.phase_grads(phase, xm, z_prior)
+        _, grads = model.phase_grads(phase, xm, z_prior=z_prior)
         analytic = {k: g.copy() for k, g in grads.items()}
-        reports.append(check_params(lambda: model.phase_grads(phase, xm, z_prior)[0],
+        reports.append(check_params(lambda: model.phase_grads(phase, xm, z_prior=z_prior)[0],
                                     {k: model.params[k] for k in analytic}, analytic,
                                     title=f"AAE phase {phase!r}", tol=1e-6, atol=1e-10))
     reports.extend(variant_reports(rng))
@@ -50,8 +51,6 @@ def gradcheck_reports(seed: int = 0) -> list[GradReport]:
 def variant_reports(rng: np.random.Generator) -> list[GradReport]:
     """Every phase of the label-conditioned, supervised and semi-supervised variants (the
     clustering variant's phases are the semi-supervised ones without labels)."""
-    from aae_np.models.variants import VariantAAE, one_hot
-
     reports = []
     small = dict(input_dim=6, n_classes=3, style_dim=2, encoder_hidden=(5,), decoder_hidden=(4,),
                  discriminator_hidden=(5,), activation="tanh", dtype="float64", seed=1)
@@ -66,9 +65,9 @@ def variant_reports(rng: np.random.Generator) -> list[GradReport]:
         z_prior = model.prior.sample(4, rng, np.float64)
         lab = labels if variant == "conditioned" else np.abs(labels)
         for phase in phases:
-            _, grads = model.phase_grads(phase, xm, lab, z_prior, y_prior)
+            _, grads = model.phase_grads(phase, xm, labels=lab, z_prior=z_prior, y_prior=y_prior)
             analytic = {k: g.copy() for k, g in grads.items()}
-            reports.append(check_params(lambda: model.phase_grads(phase, xm, lab, z_prior, y_prior)[0],
+            reports.append(check_params(lambda: model.phase_grads(phase, xm, labels=lab, z_prior=z_prior, y_prior=y_prior)[0],
                                         {k: model.params[k] for k in analytic}, analytic,
                                         title=f"{variant} phase {phase!r}", tol=1e-6, atol=1e-10))
     return reports

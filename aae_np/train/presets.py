@@ -1,4 +1,7 @@
-"""Named model + training settings for ``aae-np train --preset NAME``.
+"""Named model + training settings, and ``resolve``: a preset with a user's overrides.
+
+``aae-np train --preset NAME`` and ``--variant NAME`` both come here; this is where training
+policy lives (what ``--lr`` sets, a short run's warm-up), not in the CLI.
 
 ``default``
     the best model a user gets from ``aae-np train`` in about a minute on a
@@ -12,10 +15,15 @@
 
 from __future__ import annotations
 
-from aae_np.models.aae import AAEConfig
-from aae_np.train.trainer import TrainConfig
+from dataclasses import fields, replace
+from typing import Any
 
-__all__ = ["PRESETS", "get_preset"]
+from aae_np.models.aae import AAEConfig
+from aae_np.models.variants import VARIANTS, VariantConfig
+from aae_np.train.trainer import TrainConfig
+from aae_np.train.variant import VariantTrainConfig
+
+__all__ = ["PRESETS", "get_preset", "get_variant_preset", "resolve"]
 
 PRESETS: dict[str, tuple[AAEConfig, TrainConfig]] = {
     "default": (
@@ -42,9 +50,6 @@ def get_preset(name: str) -> tuple[AAEConfig, TrainConfig]:
 
 
 def _variant_presets() -> dict:
-    from aae_np.train.variant import VariantTrainConfig
-    from aae_np.models.variants import VariantConfig
-
     wide = dict(encoder_hidden=(1000, 1000), decoder_hidden=(1000, 1000), discriminator_hidden=(1000, 1000))
     adam = dict(batch_size=100, lr_ae=1e-3, lr_d=2e-4, lr_g=4e-4, lr_sup=1e-3, beta1_ae=0.9, beta1_adv=0.5,
                 lr_decay_start=0.5)
@@ -69,13 +74,79 @@ def _variant_presets() -> dict:
     }
 
 
-def get_variant_preset(variant: str):
+def get_variant_preset(variant: str) -> tuple[VariantConfig, VariantTrainConfig]:
     """Fresh (VariantConfig, VariantTrainConfig) for ``aae-np train --variant NAME``."""
-    from aae_np.train.variant import VariantTrainConfig
-    from aae_np.models.variants import VARIANTS, VariantConfig
-
     presets = _variant_presets()
     if variant not in presets:
         raise ValueError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")
     model, train = presets[variant]
     return VariantConfig.from_dict(model.to_dict()), VariantTrainConfig.from_dict(vars(train))
+
+
+def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: int | None = None,
+            seed: int | None = None, epochs: int | None = None, batch_size: int | None = None,
+            schedule: str | None = None, lr: float | None = None, labels: int | None = None,
+            label_seed: int | None = None, clusters: int | None = None,
+            prior: str | None = None) -> tuple[Any, Any]:
+    """(model config, train config) of ``preset`` (or of ``variant``'s preset) with the given
+    overrides; ``None`` keeps the preset's value. Every config is rebuilt with
+    ``dataclasses.replace``, so a bad value fails its config's own check.
+
+    ``lr`` sets every learning rate of the run; ``seed`` seeds both the weights and the
+    training draws; ``latent_dim`` is z's size (a variant's style). Only the variants take
+    ``labels`` (semi-supervised, conditioned), ``label_seed``, ``clusters`` (clustering) and
+    ``prior``; a variant's short run keeps adversarial epochs after its warm-up.
+    """
+    if variant is None:
+        for name, value in (("labels", labels), ("label_seed", label_seed), ("clusters", clusters),
+                            ("prior", prior)):
+            if value is not None:
+                raise ValueError(f"--{name.replace('_', '-')} applies to the variants only; add --variant NAME")
+        model, train = get_preset(preset)
+        model = replace(model, **_given(latent_dim=latent_dim, seed=seed))
+    else:
+        model, train = get_variant_preset(variant)
+        model = replace(model, **_variant_model_overrides(model, seed, clusters, prior, latent_dim))
+        if schedule not in (None, "phased"):
+            raise ValueError("the variants train with the phased schedule only")
+        if labels is not None and variant not in ("semi-supervised", "conditioned"):
+            raise ValueError("--labels applies to --variant semi-supervised or conditioned")
+        warmup = train.warmup_epochs
+        if epochs is not None and warmup >= epochs:       # a short run still gets its adversarial epochs
+            warmup = epochs // 2
+        train = replace(train, **_given(n_labels=labels, label_seed=label_seed), warmup_epochs=warmup,
+                        epochs=train.epochs if epochs is None else epochs)
+    rates = {f.name: lr for f in fields(train) if f.name.startswith("lr_") and f.name != "lr_decay_start"}
+    train = replace(train, **_given(epochs=epochs, batch_size=batch_size, schedule=schedule, seed=seed),
+                    **(rates if lr is not None else {}))
+    return model, train
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _variant_model_overrides(model: VariantConfig, seed: int | None, clusters: int | None,
+                             prior: str | None, latent_dim: int | None) -> dict[str, Any]:
+    out = _given(seed=seed)
+    if clusters is not None:
+        if model.variant != "clustering":
+            raise ValueError("--clusters applies to --variant clustering only")
+        out["n_classes"] = clusters
+    if prior is not None:
+        out["prior"] = _prior_config(prior, latent_dim or model.style_dim, model.n_classes)
+        if latent_dim is None and prior in ("mixture", "swiss_roll"):
+            out["style_dim"] = 2
+    if latent_dim is not None:
+        out["style_dim"] = latent_dim
+        if prior is None and model.prior:
+            out["prior"] = _prior_config(model.prior["name"], latent_dim, model.n_classes)
+    return out
+
+
+def _prior_config(name: str, dim: int, k: int) -> dict[str, Any]:
+    if name in ("mixture", "swiss_roll"):
+        if dim != 2:
+            raise ValueError(f"the {name} prior is 2-D; use --latent-dim 2 (or leave it out)")
+        return {"name": name, "k": k}
+    return {"name": name, "dim": dim}

@@ -31,24 +31,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-from aae_np.nn.base import NonFiniteError
 from aae_np.files import atomic_write_text
-from aae_np.models.aae import AAE
-from aae_np.nn.optim import Adam, FlatOptimizer, Optimizer
+from aae_np.models.aae import AAE, IMAGE_PHASES
+from aae_np.models.network_set import NetworkSet
+from aae_np.nn.base import NonFiniteError
+from aae_np.nn.optim import Adam
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "SCHEDULES"]
 
-SCHEDULES = {
-    # phase -> the networks its optimizer owns
-    "phased": {"reconstruction": ("encoder", "decoder"), "discriminator": ("discriminator",),
-               "generator": ("encoder",)},
-    "joint": {"joint": ("encoder", "decoder"), "discriminator": ("discriminator",)},
-}
+# The phases of each schedule, in order; which networks a phase trains and which inputs it
+# needs come from the model's phase table (``AAE.phases``). A model with an image
+# discriminator runs its IMAGE_PHASES after either schedule.
+SCHEDULES = {"phased": ("reconstruction", "discriminator", "generator"), "joint": ("joint", "discriminator")}
 HISTORY_KEYS = ("recon_loss", "d_loss", "g_loss", "d_accuracy", "test_mse", "seconds")
-# appended to either schedule when the model has an image discriminator
-IMAGE_SCHEDULE = {"image_discriminator": ("image_discriminator",), "image_generator": ("decoder",)}
 IMAGE_HISTORY_KEYS = ("image_d_loss", "image_g_loss", "image_d_accuracy")
-PRIOR_PHASES = ("discriminator", "image_discriminator", "image_generator")   # phases given z_prior
 
 
 class TrainingDiverged(RuntimeError):
@@ -104,7 +100,7 @@ class Trainer:
     atomically after every epoch.
     """
 
-    def __init__(self, model: AAE, config: TrainConfig, x_train: np.ndarray,
+    def __init__(self, model: NetworkSet, config: TrainConfig, x_train: np.ndarray,
                  x_test: np.ndarray | None = None, out_dir: str | os.PathLike | None = None,
                  progress: bool = True) -> None:
         self.model, self.config = model, config
@@ -119,23 +115,28 @@ class Trainer:
         if "image_generator" in self.schedule():
             self.history_keys = self.history_keys + IMAGE_HISTORY_KEYS
         self.history: dict[str, list[float]] = {k: [] for k in self.history_keys}
-        self.optimizers = {}
-        for phase, nets in self.schedule().items():
-            if model.backend == "numpy":  # the readable path: one pure update per tensor
-                self.optimizers[phase] = Optimizer(model.params_of(*nets), self._rule(phase))
-            else:                         # the fast path: one fused loop per network slice
-                self.optimizers[phase] = FlatOptimizer(*model.flat_slice(*nets), self._rule(phase), model.kernels)
+        # one optimizer per phase, over the networks the model's phase table says it trains
+        self.optimizers = {phase: model.optimizer(phase, self._rule(phase)) for phase in self.schedule()}
         self.base_lr = {phase: opt.rule.lr for phase, opt in self.optimizers.items()}
 
     history_keys = HISTORY_KEYS
-    model_class = AAE
-    config_class = TrainConfig
+    model_class: type[NetworkSet] = AAE
+    config_class: type[TrainConfig] = TrainConfig
+    labels: np.ndarray | None = None      # per training row, for models whose phases take labels
 
-    def schedule(self) -> dict[str, tuple[str, ...]]:
-        """Phase -> the networks its optimizer owns, in the order the phases run."""
-        if getattr(self.model, "image_discriminator", None) is not None:
-            return {**SCHEDULES[self.config.schedule], **IMAGE_SCHEDULE}
-        return SCHEDULES[self.config.schedule]
+    def describe(self) -> str:
+        """One line on the run: size, schedule, length, backend."""
+        return (f"{self.model.num_params():,} parameters, schedule {self.config.schedule}, "
+                f"{self.config.epochs} epochs, {self.model.backend} backend")
+
+    def facts(self) -> dict[str, int]:
+        """What a run's summary records besides the model's numbers."""
+        return {"epochs": self.epoch}
+
+    def schedule(self) -> tuple[str, ...]:
+        """The phases one step runs, in order."""
+        image = tuple(p for p in IMAGE_PHASES if p in self.model.phases)
+        return SCHEDULES[self.config.schedule] + image
 
     def _rule(self, phase: str) -> Adam:
         c = self.config
@@ -143,7 +144,7 @@ class Trainer:
             return Adam(lr=c.lr_ae, betas=(c.beta1_ae, 0.999))
         lr = {"discriminator": c.lr_d, "generator": c.lr_g, "image_discriminator": c.lr_image_d,
               "image_generator": c.lr_image_g}[phase]
-        beta1 = c.beta1_adv if c.schedule == "phased" or phase in IMAGE_SCHEDULE else c.beta1_ae
+        beta1 = c.beta1_adv if c.schedule == "phased" or phase in IMAGE_PHASES else c.beta1_ae
         return Adam(lr=lr, betas=(beta1, 0.999))
 
     # -- one step / one epoch -------------------------------------------------------
@@ -165,28 +166,36 @@ class Trainer:
             phases = phases[:first] + phases[first:last] * self.config.adv_steps + phases[last:]
         return phases
 
-    def step(self, x: np.ndarray, progress: float = 0.0) -> dict[str, float]:
-        """All phases of the schedule on one mini-batch; returns their numbers.
+    def step(self, x: np.ndarray, progress: float = 0.0, labels: np.ndarray | None = None) -> dict[str, float]:
+        """All phases of the schedule on one mini-batch (``labels``: its rows' labels, for the
+        models whose phases take them); returns their numbers.
 
         ``progress`` is the fraction of training done, for the learning-rate schedule.
         """
         stats: dict[str, float] = {}
         for phase in self._phase_order(progress):
-            optimizer = self.optimizers[phase]
-            z_prior = eps = None
-            if phase in PRIOR_PHASES:
-                z_prior = self.model.prior.sample(len(x), self.rng, self.model.dtype)
-            if self.model.config.posterior_std > 0:
-                eps = self.rng.standard_normal((len(x), self.model.config.latent_dim)).astype(self.model.dtype)
+            xb, inputs = self.phase_inputs(phase, x, labels)
             try:
-                loss, grads = self.model.phase_grads(phase, x, z_prior, eps)
+                loss, grads = self.model.phase_grads(phase, xb, **inputs)
             except NonFiniteError as err:
                 raise self._diverged(phase, str(err)) from err
             if not math.isfinite(loss):
                 raise self._diverged(phase, f"the loss is not finite ({loss})")
-            optimizer.step(grads)
+            self.optimizers[phase].step(grads)
             stats.update(self.model.last_stats)
         return stats
+
+    def phase_inputs(self, phase: str, x: np.ndarray,
+                     labels: np.ndarray | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The batch and the inputs ``phase`` takes (the model's phase table names them),
+        drawn from ``self.rng``: prior samples, and posterior noise when the model has it."""
+        spec, model = self.model.phases[phase], self.model
+        inputs = {}
+        if "z_prior" in spec.needs:
+            inputs["z_prior"] = model.prior.sample(len(x), self.rng, model.dtype)
+        if "eps" in spec.uses and model.config.posterior_std > 0:
+            inputs["eps"] = self.rng.standard_normal((len(x), model.config.latent_dim)).astype(model.dtype)
+        return x, inputs
 
     def _diverged(self, phase: str, what: str) -> TrainingDiverged:
         kept = (f" The last good checkpoint is {self.checkpoint_path} (epoch {self.epoch})."
@@ -207,16 +216,14 @@ class Trainer:
         total = max(1, self.config.epochs * len(batches))
         for count, start in enumerate(bar, 1):
             progress = (self.epoch * len(batches) + count - 1) / total
-            stats = self._train_step(order[start:start + bs], progress)
+            idx = order[start:start + bs]
+            stats = self.step(self.x_train[idx], progress, None if self.labels is None else self.labels[idx])
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             if count % 10 == 0:
                 bar.set_postfix({k: f"{v / count:.4f}" for k, v in sums.items()})
         bar.close()
         return {k: v / len(batches) for k, v in sums.items()}
-
-    def _train_step(self, idx: np.ndarray, progress: float) -> dict[str, float]:
-        return self.step(self.x_train[idx], progress)
 
     def fit(self, epochs: int | None = None,
             on_epoch: Callable[["Trainer", dict[str, float]], None] | None = None) -> dict[str, list[float]]:
@@ -270,15 +277,16 @@ class Trainer:
     @classmethod
     def resume(cls, path: str | os.PathLike, x_train: np.ndarray, x_test: np.ndarray | None = None,
                epochs: int | None = None, out_dir: str | os.PathLike | None = None,
-               progress: bool = True) -> "Trainer":
+               progress: bool = True, backend: str | None = None) -> "Trainer":
         """Rebuild a trainer from a checkpoint; ``fit()`` then continues as if never stopped."""
-        return cls._resume(path, epochs, lambda model, config: cls(
+        return cls._resume(path, epochs, backend, lambda model, config: cls(
             model, config, x_train, x_test, out_dir=Path(path).parent if out_dir is None else out_dir,
             progress=progress))
 
     @classmethod
-    def _resume(cls, path, epochs: int | None, build: Callable[[Any, Any], "Trainer"]) -> "Trainer":
-        model, extra = cls.model_class.load_with_extras(path)
+    def _resume(cls, path, epochs: int | None, backend: str | None,
+                build: Callable[[Any, Any], "Trainer"]) -> "Trainer":
+        model, extra = cls.model_class.load_with_extras(path, backend)
         if "__trainer__" not in extra:
             raise ValueError(f"{path} is a model file without trainer state; resume needs a checkpoint.npz")
         state = json.loads(str(extra["__trainer__"]))

@@ -16,20 +16,17 @@ unsupervised variant use none.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from aae_np.eval import metrics
-from aae_np.nn.base import NonFiniteError
+from aae_np.eval.report import held_out_metrics, test_mse
+from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam
 from aae_np.train.trainer import TrainConfig, Trainer
-from aae_np.models.variants import UNLABELLED, VariantAAE
 
-__all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset", "evaluate_variant"]
+__all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset"]
 
 
 @dataclass
@@ -105,59 +102,53 @@ class VariantTrainer(Trainer):
             self.labels[self.labelled] = self.y_train[self.labelled]
         super().__init__(model, config, x_train, x_test, out_dir, progress)
 
-    def schedule(self) -> dict[str, tuple[str, ...]]:
-        phases = {"reconstruction": ("encoder", "decoder"), "discriminator": self.model.discriminators,
-                  "generator": ("encoder",)}
-        if self.model.config.variant == "semi-supervised":
-            phases["supervised"] = ("encoder",)
-        return phases
+    def schedule(self) -> tuple[str, ...]:
+        return tuple(self.model.phases)
+
+    def describe(self) -> str:
+        labels = f", {len(self.labelled):,} labels" if self.model.config.uses_labels else ""
+        return (f"{self.model.num_params():,} parameters, {self.config.epochs} epochs{labels}, "
+                f"{self.model.backend} backend")
+
+    def facts(self) -> dict[str, int]:
+        return {**super().facts(), "n_labels": int(len(self.labelled))}
 
     def _rule(self, phase: str) -> Adam:
         if phase == "supervised":
             return Adam(lr=self.config.lr_sup, betas=(self.config.beta1_ae, 0.999))
         return super()._rule(phase)
 
-    def _train_step(self, idx: np.ndarray, progress: float) -> dict[str, float]:
-        return self.step(self.x_train[idx], progress, self.labels[idx])
-
-    def step(self, x: np.ndarray, progress: float = 0.0, labels: np.ndarray | None = None) -> dict[str, float]:
-        model, dtype, n = self.model, self.model.dtype, len(x)
-        stats: dict[str, float] = {}
-        phases = self._phase_order(progress)
+    def _phase_order(self, progress: float) -> list[str]:
+        phases = super()._phase_order(progress)
         if self.epoch < self.config.warmup_epochs:     # let the codes spread before the adversaries push
             phases = [p for p in phases if p not in ("discriminator", "generator")]
-        for phase in phases:
-            xb, lb, z_prior, y_prior = x, labels, None, None
-            if phase == "discriminator":
-                if model.config.variant == "conditioned":   # labelled rows: their class's component
-                    drawn = self.rng.integers(0, model.config.n_classes, n)
-                    z_prior, _ = model.prior.sample_with_labels(n, self.rng, dtype,
-                                                                labels=np.where(lb >= 0, lb, drawn))
-                else:
-                    z_prior = model.prior.sample(n, self.rng, dtype)
-                if model.prior_y is not None:
-                    y_prior = model.prior_y.sample(n, self.rng, dtype)
-                    if self.config.y_instance_noise > 0:
-                        y_prior = y_prior + self._y_noise(n)
-            elif phase == "supervised":
-                pick = self.labelled[self.rng.integers(0, len(self.labelled), self.config.sup_batch_size)]
-                xb, lb = self.x_train[pick], self.labels[pick]
-            y_noise = None
-            if model.prior_y is not None and self.config.y_instance_noise > 0 and phase in (
-                    "discriminator", "generator"):
-                y_noise = self._y_noise(n)
-            x_in = None
-            if self.config.input_noise > 0:
-                x_in = xb + (self.config.input_noise * self.rng.standard_normal(xb.shape)).astype(dtype)
-            try:
-                loss, grads = model.phase_grads(phase, xb, lb, z_prior, y_prior, x_in, y_noise)
-            except NonFiniteError as err:
-                raise self._diverged(phase, str(err)) from err
-            if not math.isfinite(loss):
-                raise self._diverged(phase, f"the loss is not finite ({loss})")
-            self.optimizers[phase].step(grads)
-            stats.update(model.last_stats)
-        return stats
+        return phases
+
+    def phase_inputs(self, phase: str, x: np.ndarray,
+                     labels: np.ndarray | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The batch (the supervised phase draws its own from the labelled subset) and what the
+        phase takes: labels, prior samples (a labelled row's from its class's component in the
+        conditioned variant), instance noise on y, noisy encoder inputs."""
+        model, dtype, n = self.model, self.model.dtype, len(x)
+        inputs = {"labels": labels}
+        if phase == "discriminator":
+            if model.config.variant == "conditioned":   # labelled rows: their class's component
+                drawn = self.rng.integers(0, model.config.n_classes, n)
+                inputs["z_prior"], _ = model.prior.sample_with_labels(n, self.rng, dtype,
+                                                                      labels=np.where(labels >= 0, labels, drawn))
+            else:
+                inputs["z_prior"] = model.prior.sample(n, self.rng, dtype)
+            if model.prior_y is not None:
+                y_prior = model.prior_y.sample(n, self.rng, dtype)
+                inputs["y_prior"] = y_prior + self._y_noise(n) if self.config.y_instance_noise > 0 else y_prior
+        elif phase == "supervised":
+            pick = self.labelled[self.rng.integers(0, len(self.labelled), self.config.sup_batch_size)]
+            x, inputs["labels"] = self.x_train[pick], self.labels[pick]
+        if model.prior_y is not None and self.config.y_instance_noise > 0 and phase in ("discriminator", "generator"):
+            inputs["y_noise"] = self._y_noise(n)
+        if self.config.input_noise > 0:
+            inputs["x_in"] = x + (self.config.input_noise * self.rng.standard_normal(x.shape)).astype(dtype)
+        return x, inputs
 
     def _y_noise(self, n: int) -> np.ndarray:
         k = self.model.config.n_classes
@@ -171,61 +162,11 @@ class VariantTrainer(Trainer):
     def test_mse(self) -> float:
         if self.x_test is None:
             return float("nan")
-        return _test_mse(self.model, self.x_test, self.y_test)
+        return test_mse(self.model, self.x_test, self.y_test)
 
     @classmethod
     def resume(cls, path, x_train, y_train=None, x_test=None, y_test=None, epochs=None, out_dir=None,
-               progress: bool = True) -> "VariantTrainer":
-        return cls._resume(path, epochs, lambda model, config: cls(
+               progress: bool = True, backend: str | None = None) -> "VariantTrainer":
+        return cls._resume(path, epochs, backend, lambda model, config: cls(
             model, config, x_train, y_train, x_test, y_test,
             out_dir=Path(path).parent if out_dir is None else out_dir, progress=progress))
-
-
-def _test_mse(model: VariantAAE, x_test: np.ndarray, y_test: np.ndarray | None) -> float:
-    labels = y_test if model.config.variant == "supervised" else None     # its decoder takes the label
-    return metrics.reconstruction_mse(x_test, model.reconstruct(x_test, labels))
-
-
-def held_out_metrics(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray | None,
-                     x_test: np.ndarray, y_test: np.ndarray | None) -> dict[str, Any]:
-    """Held-out MSE and, for a y head with labels, the test error (classification for the
-    semi-supervised variant; clustering, with clusters mapped on the training set, otherwise)."""
-    out: dict[str, Any] = {"test_mse": _test_mse(model, x_test, y_test)}
-    if model.config.has_y and y_test is not None:
-        predicted = model.classify(x_test).argmax(1)
-        if model.config.variant == "semi-supervised":
-            out["test_error"] = metrics.classification_error(predicted, y_test)
-        else:
-            out["test_error"] = metrics.clustering_error(model.classify(x_train).argmax(1), y_train,
-                                                         predicted, y_test, model.config.n_classes)
-        out["clusters_used"] = int(len(np.unique(predicted)))
-    return out
-
-
-def evaluate_variant(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray | None,
-                     x_test: np.ndarray, y_test: np.ndarray | None, parzen: bool = False,
-                     seed: int = 0) -> dict[str, Any]:
-    """The paper's numbers for one trained variant, as a JSON-able dict.
-
-    Always: held-out reconstruction MSE, Fréchet and MMD between q(z) (encoded test set)
-    and p(z). Semi-supervised: test classification error. Clustering: clustering error
-    (clusters mapped to labels on the training set). Conditioned with a mixture prior:
-    the fraction of test codes nearest their own class's mode. ``parzen``: Parzen-window
-    log-likelihood of the test set under 10,000 decoded prior samples, sigma chosen on
-    the last 1,000 training images (the paper's Table 1 protocol).
-    """
-    c = model.config
-    rng = np.random.default_rng(seed)
-    out: dict[str, Any] = {"variant": c.variant}
-    out.update(held_out_metrics(model, x_train, y_train, x_test, y_test))
-    z = model.encode(x_test)
-    prior_z = model.prior.sample(len(z), rng, np.float64)
-    mean, cov = model.prior.moments()
-    out["frechet"] = metrics.frechet_to_prior(z, mean, cov)
-    out["mmd"] = metrics.mmd_rbf(z, prior_z, seed=seed)
-    if c.variant == "conditioned" and y_test is not None and hasattr(model.prior, "component_means"):
-        out["nearest_component_fraction"] = metrics.nearest_component_fraction(
-            z, y_test, model.prior.component_means())
-    if parzen:
-        out.update(metrics.parzen_evaluation(model.sample(10_000, rng), x_train[-1000:], x_test))
-    return out

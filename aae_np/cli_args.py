@@ -1,0 +1,114 @@
+"""The arguments of the ``aae-np`` command line (``aae_np.cli`` runs the commands)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and a pointer to --help), not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with the four IDX files (else $AAE_NP_DATA, data/<dataset>, "
+                                      "or download)")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")
+
+
+def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
+    """The parser of ``aae-np``; ``commands`` maps each sub-command to the function that runs it."""
+    from aae_np.models.priors import PRIORS
+    from aae_np.models.variants import VARIANTS
+    from aae_np.train.presets import PRESETS
+
+    parser = _Parser(prog="aae-np", description="Adversarial Autoencoders in NumPy.")
+    parser.add_argument("--threads", type=_positive_int,
+                        help="BLAS threads (sets OMP/OPENBLAS/MKL_NUM_THREADS; default: all cores)")
+    parser.add_argument("--backend", choices=["numpy", "numba"],
+                        help="numpy: the readable layers; numba: fused kernels (default: $AAE_NP_BACKEND, "
+                             "else numba when installed)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help: str, model: bool = False, data: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(func=commands[name])
+        if model:
+            p.add_argument("--model", required=True, help="a model.npz written by aae-np train")
+        if data:
+            _data_args(p)
+        return p
+
+    p = command("train", "train an AAE; writes model.npz, history.json, metrics.json and plots", data=True)
+    p.add_argument("--out", default="runs/default", help="output folder (default runs/default)")
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    p.add_argument("--schedule", choices=["phased", "joint"], help="phased (paper, default) or joint (tutorial)")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--latent-dim", type=_positive_int)
+    p.add_argument("--lr", type=_positive_float, help="one learning rate for all optimizers")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--variant", choices=list(VARIANTS),
+                   help="one of the paper's variants instead of the plain AAE (its own preset; see README)")
+    p.add_argument("--labels", type=int, metavar="N",
+                   help="labelled training images, N/10 per class (semi-supervised, conditioned; -1: all)")
+    p.add_argument("--label-seed", type=int, help="which labelled images are drawn (default 0)")
+    p.add_argument("--clusters", type=_positive_int, help="number of clusters (clustering variant)")
+    p.add_argument("--prior", choices=sorted(PRIORS), help="prior of z for the variants")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
+
+    p = command("sample", "decode prior samples into a PNG grid (or .npy)", model=True)
+    p.add_argument("--n", type=_positive_int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="samples.png")
+
+    p = command("reconstruct", "test images above their reconstructions, as a PNG", model=True, data=True)
+    p.add_argument("--n", type=_positive_int, default=10)
+    p.add_argument("--out", default="reconstructions.png")
+
+    p = command("encode", "latent codes of a data split (.npy, or .npz with labels)", model=True, data=True)
+    p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--out", default="z.npz")
+    p.add_argument("--plot", help="also write a latent scatter PNG here")
+
+    p = command("evaluate", "held-out reconstruction MSE, Frechet(q(z), p(z)) [, MNIST score, Parzen]; "
+                "the variants' errors", model=True, data=True)
+    p.add_argument("--score", action="store_true",
+                   help="also the MNIST score of 10,000 prior samples (trains/caches a small classifier)")
+    p.add_argument("--classifier-cache", help="classifier cache file (default ~/.cache/aae_np/...)")
+    p.add_argument("--parzen", action="store_true",
+                   help="also the Parzen-window log-likelihood of the test set (10,000 samples, sigma "
+                        "chosen on the last 1,000 training images; the paper's Table 1)")
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+
+    p = command("gradcheck", "finite-difference check of every layer, loss and model phase")
+    p.add_argument("--seed", type=int, default=0)
+    return parser

@@ -1,0 +1,140 @@
+"""What a trained model is measured and shown by: the numbers ``aae-np`` prints and saves,
+and the figures it writes. Public, so a notebook reports a run the way the CLI does.
+
+``evaluate``      held-out numbers of any model of the family (a dict of floats)
+``write_figures`` reconstructions, samples, latent codes, losses [, manifold, styles, clusters]
+``epoch_line``    the one-line summary of an epoch
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aae_np.eval import latent_plots, metrics, plots
+from aae_np.eval.mnist_score import load_or_train_classifier, mnist_score
+from aae_np.eval.parzen import parzen_evaluation
+from aae_np.models.network_set import NetworkSet
+from aae_np.models.variants import VariantAAE
+
+__all__ = ["evaluate", "evaluate_variant", "held_out_metrics", "test_mse", "write_figures", "epoch_line"]
+
+N_SAMPLES = 10_000          # prior samples for the MNIST score and the Parzen window
+N_SCATTER = 5_000           # test codes in latent.png
+
+
+def test_mse(model: VariantAAE, x_test: np.ndarray, y_test: np.ndarray | None) -> float:
+    """Held-out reconstruction MSE of a variant (the supervised variant's decoder takes the label)."""
+    return metrics.reconstruction_mse(x_test, model.reconstruct(x_test, y_test))
+
+
+def held_out_metrics(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray | None,
+                     x_test: np.ndarray, y_test: np.ndarray | None) -> dict[str, Any]:
+    """Held-out MSE and, for a y head with labels, the test error (classification for the
+    semi-supervised variant; clustering, with clusters mapped on the training set, otherwise)."""
+    out: dict[str, Any] = {"test_mse": test_mse(model, x_test, y_test)}
+    if model.config.has_y and y_test is not None:
+        predicted = model.classify(x_test).argmax(1)
+        if model.config.variant == "semi-supervised":
+            out["test_error"] = metrics.classification_error(predicted, y_test)
+        else:
+            out["test_error"] = metrics.clustering_error(model.classify(x_train).argmax(1), y_train,
+                                                         predicted, y_test, model.config.n_classes)
+        out["clusters_used"] = int(len(np.unique(predicted)))
+    return out
+
+
+def evaluate_variant(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray | None,
+                     x_test: np.ndarray, y_test: np.ndarray | None, parzen: bool = False,
+                     seed: int = 0) -> dict[str, Any]:
+    """The paper's numbers for one trained variant, as a JSON-able dict.
+
+    Always: held-out reconstruction MSE, Fréchet and MMD between q(z) (encoded test set)
+    and p(z). Semi-supervised: test classification error. Clustering: clustering error
+    (clusters mapped to labels on the training set). Conditioned with a mixture prior:
+    the fraction of test codes nearest their own class's mode. ``parzen``: Parzen-window
+    log-likelihood of the test set under 10,000 decoded prior samples, sigma chosen on
+    the last 1,000 training images (the paper's Table 1 protocol).
+    """
+    c = model.config
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {"variant": c.variant}
+    out.update(held_out_metrics(model, x_train, y_train, x_test, y_test))
+    z = model.encode(x_test)
+    prior_z = model.prior.sample(len(z), rng, np.float64)
+    mean, cov = model.prior.moments()
+    out["frechet"] = metrics.frechet_to_prior(z, mean, cov)
+    out["mmd"] = metrics.mmd_rbf(z, prior_z, seed=seed)
+    if c.variant == "conditioned" and y_test is not None and hasattr(model.prior, "component_means"):
+        out["nearest_component_fraction"] = metrics.nearest_component_fraction(
+            z, y_test, model.prior.component_means())
+    if parzen:
+        out.update(parzen_evaluation(model.sample(N_SAMPLES, rng), x_train[-1000:], x_test))
+    return out
+
+
+def evaluate(model: NetworkSet, data: Any, score: bool = False, parzen: bool = False,
+             cache: str | None = None) -> dict[str, Any]:
+    """Held-out numbers of ``model`` on ``data`` (``aae_np.data.MnistData``).
+
+    Plain AAE: reconstruction MSE, Fréchet(q(z), p(z)) and, on request, the MNIST score of
+    10,000 prior samples (``score``, classifier cached at ``cache``) and the Parzen-window
+    log-likelihood (``parzen``). A variant: ``evaluate_variant`` (its own metrics; no score).
+    """
+    if isinstance(model, VariantAAE):
+        if score:
+            raise ValueError("--score is for plain AAE models; the variants report their own metrics")
+        return evaluate_variant(model, data.x_train, data.y_train, data.x_test, data.y_test, parzen=parzen)
+    z = model.encode(data.x_test)
+    result = {"test_mse": metrics.reconstruction_mse(data.x_test, model.reconstruct(data.x_test)),
+              "frechet": metrics.frechet_to_prior(z, prior_cov=model.config.prior_std ** 2
+                                                  * np.eye(model.config.latent_dim))}
+    if score:
+        clf = load_or_train_classifier(data.x_train, data.y_train, cache=cache)
+        samples = model.decode(model.prior.sample(N_SAMPLES, np.random.default_rng(0)))
+        result["mnist_score"] = mnist_score(clf, samples)
+        result["mnist_score_real_test"] = mnist_score(clf, data.x_test)
+    if parzen:
+        samples = model.decode(model.prior.sample(N_SAMPLES, np.random.default_rng(0)))
+        result.update(parzen_evaluation(samples, data.x_train[-1000:], data.x_test))
+    return {k: float(v) for k, v in result.items()}
+
+
+def write_figures(model: NetworkSet, data: Any, history: dict[str, list[float]] | None, out: Path,
+                  seed: int = 0) -> list[Path]:
+    """The figures of a trained model in ``out``; returns their paths."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    x, y = data.x_test[:10], data.y_test[:10]
+    variant = isinstance(model, VariantAAE)
+    written = [plots.reconstructions(x, model.reconstruct(x, y), out / "reconstructions.png"),
+               plots.samples(model.sample(100, rng), out / "samples.png"),
+               latent_plots.latent_scatter(model.encode(data.x_test[:N_SCATTER]), data.y_test[:N_SCATTER],
+                                    out / "latent.png",
+                                    **({"title": f"Test codes z ({model.config.variant})"} if variant else {}))]
+    c = model.config
+    if variant and c.decoder_gets_label:           # the paper's style/content figure
+        written.append(plots.style_grid(model.decode, model.prior.sample(10, rng), c.n_classes,
+                                        out / "styles.png"))
+    if variant and c.variant == "clustering":
+        clusters = model.classify(data.x_test).argmax(1)
+        heads = model.decode(np.zeros((c.n_classes, c.style_dim)), np.arange(c.n_classes))
+        members = [data.x_test[clusters == k][:10] for k in range(c.n_classes)]
+        written.append(plots.cluster_grid(heads, members, out / "clusters.png"))
+    if history:
+        written.append(plots.loss_curves(history, out / "losses.png"))
+    if (c.style_dim == 2 and not c.decoder_gets_label) if variant else c.latent_dim == 2:
+        written.append(latent_plots.latent_manifold(model.decode, out / "manifold.png"))
+    return written
+
+
+def epoch_line(epoch: int, epochs: int, means: dict[str, float]) -> str:
+    """``epoch  3/22  recon 0.1012  D 0.690 (acc 0.55)  G 0.702  test MSE 0.0312  [1.8s]``."""
+    nan = float("nan")
+    error = f"  test error {means['test_error']:.4f}" if "test_error" in means else ""
+    return (f"epoch {epoch:3d}/{epochs}  recon {means.get('recon_loss', nan):.4f}  "
+            f"D {means.get('d_loss', nan):.3f} (acc {means.get('d_accuracy', nan):.2f})  "
+            f"G {means.get('g_loss', nan):.3f}  test MSE {means.get('test_mse', nan):.4f}{error}  "
+            f"[{means['seconds']:.1f}s]")

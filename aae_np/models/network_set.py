@@ -1,0 +1,227 @@
+"""``NetworkSet``: the plumbing every model of the family shares.
+
+Named ``Sequential`` networks whose parameters share one flat buffer (qualified names
+such as ``encoder.0.W``), the backend chosen once (``aae_np.fast.backend``), the phase
+table and the one ``phase_grads`` that runs it, input checks, batched inference, and
+save/load. A model subclass declares its networks and its ``phases`` table, and writes
+one ``_phase_<name>(x, **inputs)`` method per phase: the hand-written gradient.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from aae_np.fast.backend import Backend
+from aae_np.models.checkpoint import NOT_A_MODEL, read_model_arrays, write_model_file
+from aae_np.nn.base import NonFiniteError
+from aae_np.nn.layers import Sequential
+from aae_np.nn.optim import SGD, Adam, Momentum
+
+__all__ = ["Phase", "NetworkSet"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase: the networks whose gradients it produces (and whose optimizer it
+    has), the inputs it must be given besides ``x``, and those it uses when given."""
+
+    trains: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+
+
+class NetworkSet:
+    """Base class of ``AAE`` and ``VariantAAE``. Subclasses set ``config_class``, ``kind`` and
+    ``INPUTS`` (every input name a phase may take -> what it is), define ``phases``, and call
+    ``_setup(nets, backend)`` from ``__init__``."""
+
+    config_class: type = None            # a dataclass with to_dict/from_dict
+    kind = "aae"                         # stored in the file, so a loader knows what to rebuild
+    INPUTS: dict[str, str] = {}
+
+    def _setup(self, nets: dict[str, Sequential], backend: str | None) -> None:
+        self.nets = nets
+        for name, net in self.nets.items():
+            net._set_name(name)
+        self._flatten()
+        self.set_backend(backend)
+        self.last_stats: dict[str, float] = {}
+        self.intermediates: dict[str, np.ndarray] = {}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(dtype={self.dtype.name},\n"
+                + "\n".join(f"  {n}={net!r}" for n, net in self.nets.items()) + ")")
+
+    @property
+    def phases(self) -> dict[str, Phase]:  # pragma: no cover - abstract
+        """The phase table: name -> ``Phase``, in the order a training step runs them."""
+        raise NotImplementedError
+
+    def _flatten(self) -> None:
+        """Move every parameter (and gradient) into one flat buffer, network after network.
+
+        Each layer keeps a view of its slice, so ``encoder.0.W`` is still an
+        ``(in, out)`` array; optimizers of the fast path update a network's whole
+        contiguous slice in one loop.
+        """
+        sizes = [p.size for _, p in self.named_params()]
+        self.flat_params = np.empty(sum(sizes), self.dtype)
+        self.flat_grads = np.zeros(sum(sizes), self.dtype)
+        self._offsets: dict[str, tuple[int, int]] = {}
+        offset = 0
+        for name, net in self.nets.items():
+            start = offset
+            for layer in net.layers:
+                for key, value in list(layer.params.items()):
+                    view = self.flat_params[offset:offset + value.size].reshape(value.shape)
+                    view[...] = value
+                    layer.params[key] = view
+                    layer.grads[key] = self.flat_grads[offset:offset + value.size].reshape(value.shape)
+                    offset += value.size
+            net._collect()
+            self._offsets[name] = (start, offset)
+        self.params = dict(self.named_params())
+        self.grads = {f"{n}.{k}": g for n, net in self.nets.items() for k, g in net.grads.items()}
+        self._dirty: set[str] = set()        # networks whose gradients may be non-zero
+
+    def flat_slice(self, *nets: str) -> tuple[np.ndarray, np.ndarray]:
+        """(params, grads) views covering the named networks, which must be adjacent."""
+        spans = sorted(self._offsets[n] for n in nets)
+        if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
+            raise ValueError(f"flat_slice: {nets} are not adjacent in the parameter buffer")
+        start, stop = spans[0][0], spans[-1][1]
+        return self.flat_params[start:stop], self.flat_grads[start:stop]
+
+    def set_backend(self, backend: str | None) -> None:
+        """Choose how the phases compute: "numpy" (the layers), "numba" (fused kernels), or
+        None for ``aae_np.fast.backend.default_backend()``."""
+        self._backend = Backend(backend)
+        self.backend = self._backend.name
+        self.run = {name: self._backend.runner(net) for name, net in self.nets.items()}
+        self._recon_loss = self._backend.recon_loss(self.config.recon_loss)
+
+    def optimizer(self, phase: str, rule: SGD | Momentum | Adam):
+        """The optimizer of ``phase``: ``rule`` over the parameters of the networks it trains."""
+        return self._backend.optimizer(self, self.phases[phase].trains, rule)
+
+    # -- parameters ----------------------------------------------------------
+    def named_params(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``("encoder.0.W", array)``, ... for every network."""
+        for name, net in self.nets.items():
+            yield from net.named_params(prefix=f"{name}.")
+
+    def params_of(self, *nets: str) -> dict[str, np.ndarray]:
+        """The parameters of the named networks, e.g. ``params_of("encoder", "decoder")``."""
+        return {k: v for k, v in self.params.items() if k.split(".", 1)[0] in nets}
+
+    def grads_of(self, *nets: str) -> dict[str, np.ndarray]:
+        """The gradient buffers of the named networks (views, valid until the next phase)."""
+        return {k: g for k, g in self.grads.items() if k.split(".", 1)[0] in nets}
+
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    # -- phases ------------------------------------------------------------------------
+    def phase_grads(self, phase: str, x: np.ndarray, **inputs: Any) -> tuple[float, dict[str, np.ndarray]]:
+        """Loss and gradients of one training phase; changes no parameter.
+
+        Returns ``(loss, grads)``: ``grads`` maps the qualified names of the parameters the
+        phase trains (``phases[phase].trains``) to the model's gradient buffers (valid until
+        the next call); every other gradient buffer is zero. ``inputs`` are keyword arrays
+        named in ``INPUTS``; those the phase does not use are ignored. Extra numbers
+        (D accuracy...) land in ``self.last_stats``, intermediate gradients in
+        ``self.intermediates``.
+        """
+        spec = self.phases.get(phase)
+        if spec is None:
+            raise ValueError(self._no_phase(phase))
+        unknown = sorted(set(inputs) - set(self.INPUTS))
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.phase_grads: unknown inputs {unknown}; "
+                             f"its phases take {sorted(self.INPUTS)}")
+        for name in spec.needs:
+            if inputs.get(name) is None:
+                raise ValueError(f"the {phase} phase needs {name}: {self.INPUTS[name]}")
+        x = self._as_input(x, self.config.input_dim, "x")
+        self._begin_phase(spec.trains)
+        self.last_stats, self.intermediates = {}, {}
+        loss = getattr(self, f"_phase_{phase}")(x, **{k: inputs.get(k) for k in spec.needs + spec.uses})
+        return loss, self.grads_of(*spec.trains)
+
+    def _no_phase(self, phase: str) -> str:
+        return f"phase must be one of {tuple(self.phases)}, got {phase!r}"
+
+    def _begin_phase(self, trains: tuple[str, ...]) -> None:
+        """Zero the gradients: those of the trained networks through their runners (the fused
+        runner's first backward then overwrites instead of adding), the others only if an
+        earlier phase wrote them, so no phase ever reports a stale gradient."""
+        for name, runner in self.run.items():
+            if name in trains:
+                runner.zero_grad()
+                self._dirty.add(name)
+            elif name in self._dirty:
+                self.nets[name].zero_grad()
+                self._dirty.discard(name)
+
+    # -- inference -------------------------------------------------------------
+    def _as_input(self, x: np.ndarray, dim: int, what: str) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != dim:
+            raise ValueError(f"{type(self).__name__}: {what} must have shape (N, {dim}), got {x.shape}")
+        if not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"{type(self).__name__}: {what} must be numeric, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        if not np.isfinite(x).all():          # the fused path has no per-layer checks: check here
+            raise NonFiniteError(f"{type(self).__name__}: {what} of shape {x.shape} contains NaN or inf")
+        return x
+
+    def _batched(self, name: str, x: np.ndarray, batch_size: int) -> np.ndarray:
+        net = self.run[name]
+        return np.concatenate([net.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+                              or [np.zeros((0, self.nets[name].layers[-1].out_dim), self.dtype)])
+
+    def sample(self, n: int, rng: np.random.Generator, labels: Any = None) -> np.ndarray:
+        """``n`` images decoded from prior samples, (n, input_dim) in (0, 1)."""
+        return self.decode(self.prior.sample(n, rng, self.dtype), labels)
+
+    # -- persistence -------------------------------------------------------------
+    def save(self, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None):
+        """Write config (JSON) and parameters to one ``.npz``, atomically (temp file + rename)."""
+        return write_model_file(path, self.kind, self.config.to_dict(), self.params, extra)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str | None = None) -> "NetworkSet":
+        """Rebuild a model saved by ``save`` (no pickle is ever loaded)."""
+        model, _ = cls.load_with_extras(path, backend)
+        return model
+
+    @classmethod
+    def load_with_extras(cls, path: str | os.PathLike,
+                         backend: str | None = None) -> tuple["NetworkSet", dict[str, np.ndarray]]:
+        arrays = read_model_arrays(path)
+        kind = str(arrays.pop("__kind__", "aae"))
+        if kind != cls.kind:
+            raise ValueError(f"{path} holds a {kind!r} model, not {cls.kind!r}; load it with aae_np.load_model")
+        return cls.from_arrays(path, arrays, backend)
+
+    @classmethod
+    def from_arrays(cls, path, arrays: dict[str, np.ndarray],
+                    backend: str | None = None) -> tuple["NetworkSet", dict[str, np.ndarray]]:
+        """The model in ``arrays`` (read from ``path``) and the arrays that are not its own."""
+        try:
+            config = cls.config_class.from_dict(json.loads(str(arrays.pop("__config__"))))
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not a readable aae_np model file ({err}); {NOT_A_MODEL}") from err
+        model = cls(config, backend=backend)
+        for name, param in model.params.items():
+            stored = arrays.pop(f"param/{name}", None)
+            if stored is None or stored.shape != param.shape:
+                raise ValueError(f"{path}: parameter {name} is missing or has the wrong shape "
+                                 f"({None if stored is None else stored.shape} vs {param.shape})")
+            param[...] = stored
+        return model, arrays

@@ -6,7 +6,7 @@ against float64 central differences (``aae_np.nn.gradcheck``). A corrected form 
 to a relative error below 1e-7; a tutorial form that the document calls wrong must
 *measurably* disagree (a sign flip, a ratio, or a relative error far above 0.5).
 
-Notation (the package's, see ``aae_np/layers.py``): a batch is rows, ``x (N, D_x)``;
+Notation (the package's, see ``aae_np/nn/layers.py``): a batch is rows, ``x (N, D_x)``;
 ``W`` is ``(D_in, D_out)`` and ``y = x W + b``; ``delta`` is dL/d(pre-activation) with
 its shape. The tutorial writes column vectors, ``W x + b``; its ``W'`` (decoder) is
 ``(D_x, D_z)``, i.e. ``W' = W_d^T``.

@@ -206,3 +206,34 @@ def test_nan_input_is_refused_by_both_backends(backend):
         model.phase_grads("reconstruction", x)
     with pytest.raises(ValueError, match="contains NaN"):
         model.encode(x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradients_a_phase_does_not_produce_are_zero_never_stale(backend):
+    """Every phase after every other: the networks it does not train report zero gradients
+    (the numba runner zeroes lazily, so a stale buffer would show here), the others non-zero."""
+    model = AAE(**SMALL, image_discriminator_hidden=(5,), backend=backend)
+    x, z_prior = batch()
+    phases = list(model.phases)
+    for first in phases:
+        for second in phases:
+            model.phase_grads(first, x, z_prior=z_prior)
+            _, grads = model.phase_grads(second, x, z_prior=z_prior)
+            trained = set(model.phases[second].trains)
+            assert set(grads) == set(model.params_of(*trained))
+            for name, g in model.grads.items():
+                if name.split(".")[0] in trained:
+                    continue
+                assert not g.any(), f"{backend}: {name} holds a stale gradient after {first} -> {second}"
+            assert all(np.abs(grads[k]).sum() > 0 for k in grads if k.endswith(".W")), (first, second)
+
+
+def test_phase_grads_names_unknown_inputs_and_ignores_unused_ones():
+    model = AAE(**SMALL)
+    x, z_prior = batch()
+    with pytest.raises(ValueError, match=r"unknown inputs \['labels'\]"):
+        model.phase_grads("reconstruction", x, labels=np.zeros(4, int))
+    # z_prior is not an input of the reconstruction phase: the same result with or without it
+    a, _ = model.phase_grads("reconstruction", x)
+    b, _ = model.phase_grads("reconstruction", x, z_prior=z_prior)
+    assert a == b

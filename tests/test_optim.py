@@ -101,3 +101,26 @@ def test_flat_optimizer_matches_the_per_tensor_optimizer(rule, backend):
         flat.step()
     for k in views:
         np.testing.assert_allclose(views[k], reference[k], rtol=1e-12)
+
+
+def test_flat_optimizer_refuses_gradients_of_other_tensors():
+    """A phase's optimizer updates one flat slice; the gradients handed to it must name exactly
+    the tensors of that slice (the model's phase table and the slice cannot disagree silently)."""
+    from aae_np.models import AAE
+
+    model = AAE(input_dim=6, latent_dim=2, encoder_hidden=(5,), decoder_hidden=(4,), discriminator_hidden=(3,),
+                backend="numba" if _numba() else "numpy")
+    opt = model.optimizer("reconstruction", Adam(1e-3))
+    x = np.full((4, 6), 0.5)
+    _, grads = model.phase_grads("reconstruction", x)
+    opt.step(grads)                                            # the right tensors: fine
+    if _numba():
+        _, wrong = model.phase_grads("generator", x)
+        with pytest.raises(ValueError, match="owns"):
+            opt.step(wrong)
+
+
+def _numba() -> bool:
+    from aae_np.fast.kernels import numba_available
+
+    return numba_available()

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the Parzen window, the MNIST score, figures, and the report of a run."""

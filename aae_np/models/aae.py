@@ -10,7 +10,7 @@ Networks (all ``Sequential`` MLPs, batches as rows):
 
 The sigmoids on the decoder and discriminator outputs are kept out of the
 ``Sequential``s on purpose: every loss is taken on logits (fused sigmoid +
-BCE), see ``losses.py`` and ``docs/derivations.md``.
+BCE), see ``aae_np/nn/losses.py`` and ``docs/derivations.md``.
 
 Training phases (``PHASES``, run by ``phase_grads``), each a deterministic function of
 its inputs that changes no parameter:

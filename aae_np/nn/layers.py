@@ -9,7 +9,7 @@ Conventions for the whole package (see ``docs/derivations.md``):
 * ``delta`` (also called ``dout``) is dL/dy, the gradient of the scalar loss with
   respect to a layer's output, with the output's shape.
 
-Every layer follows the contract written in ``aae_np/base.py`` (``forward`` keeps what
+Every layer follows the contract written in ``aae_np/nn/base.py`` (``forward`` keeps what
 ``backward`` needs; ``backward(dout)`` returns dx and *adds* into ``grads``).
 
 Nothing here changes a weight: only an optimizer does that.

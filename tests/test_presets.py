@@ -1,0 +1,41 @@
+"""presets.resolve: a preset with a user's overrides, every config re-validated."""
+
+import pytest
+
+from aae_np.train.presets import get_preset, get_variant_preset, resolve
+
+
+def test_no_overrides_is_the_preset():
+    assert resolve("tutorial") == get_preset("tutorial")
+    assert resolve(variant="clustering") == get_variant_preset("clustering")
+
+
+def test_lr_sets_every_learning_rate_and_seed_both_configs():
+    model, train = resolve("default", lr=1e-3, seed=7, latent_dim=3, epochs=4, schedule="joint")
+    rates = {k: v for k, v in vars(train).items() if k.startswith("lr_") and k != "lr_decay_start"}
+    assert rates == dict.fromkeys(["lr_ae", "lr_d", "lr_g", "lr_image_d", "lr_image_g"], 1e-3)
+    assert (model.seed, train.seed, model.latent_dim, train.epochs, train.schedule) == (7, 7, 3, 4, "joint")
+    _, vtrain = resolve(variant="semi-supervised", lr=2e-3)
+    assert vtrain.lr_sup == vtrain.lr_ae == vtrain.lr_d == 2e-3
+    assert get_preset("default")[1].lr_ae == 2e-3            # the preset itself is untouched
+
+
+def test_a_short_variant_run_keeps_adversarial_epochs():
+    assert get_variant_preset("clustering")[1].warmup_epochs == 3
+    assert resolve(variant="clustering", epochs=2)[1].warmup_epochs == 1
+    assert resolve(variant="clustering", epochs=10)[1].warmup_epochs == 3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=0), "batch_size must be >= 1"),              # the config's own check ran
+    (dict(latent_dim=0), "latent_dim must be >= 1"),
+    (dict(labels=100), "applies to the variants only"),
+    (dict(variant="supervised", labels=100), "--labels applies to --variant semi-supervised"),
+    (dict(variant="unsupervised", clusters=5), "--clusters applies to --variant clustering"),
+    (dict(variant="conditioned", latent_dim=3), "is 2-D; use --latent-dim 2"),
+    (dict(variant="clustering", schedule="joint"), "phased schedule only"),
+    (dict(variant="nope"), "unknown variant"),
+])
+def test_bad_overrides_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        resolve(**kwargs)

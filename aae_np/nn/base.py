@@ -10,6 +10,13 @@
 ``params`` / ``grads``
     dicts with identical keys (``"W"``, ``"b"`` for Dense, empty for
     activations).
+``state``
+    arrays a layer keeps that no optimizer trains but a model file must hold
+    (BatchNorm's running mean and variance); empty for most layers.
+``training``
+    ``train()`` / ``eval()`` switch it: BatchNorm normalises with the batch's
+    statistics in training mode and with its running ones in evaluation mode;
+    Dropout drops only in training mode.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ class Layer:
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.state: dict[str, np.ndarray] = {}
+        self.training = True
         self.name: str = type(self).__name__
 
     # -- the contract -----------------------------------------------------
@@ -54,6 +63,19 @@ class Layer:
         for key, value in self.params.items():
             yield prefix + key, value
 
+    def named_state(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(qualified_name, array)`` for every state array (see ``state``)."""
+        for key, value in self.state.items():
+            yield prefix + key, value
+
+    def train(self, mode: bool = True) -> "Layer":
+        """Training mode (``mode=True``) or evaluation mode; returns the layer."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> "Layer":
+        return self.train(False)
+
     def named_grads(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
         """Yield ``(qualified_name, gradient)`` in the same order as ``named_params``."""
         for key, value in self.grads.items():
@@ -69,6 +91,8 @@ class Layer:
         for key in self.params:
             self.params[key] = self.params[key].astype(dtype)
             self.grads[key] = np.zeros_like(self.params[key])
+        for key in self.state:
+            self.state[key] = self.state[key].astype(dtype)
         if hasattr(self, "dtype"):
             self.dtype = dtype
 

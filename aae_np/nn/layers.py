@@ -117,11 +117,19 @@ class Sequential(Layer):
         self._collect()
 
     def _collect(self) -> None:
-        self.params, self.grads = {}, {}
+        self.params, self.grads, self.state = {}, {}, {}
         for i, layer in enumerate(self.layers):
             for key, value in layer.params.items():
                 self.params[f"{i}.{key}"] = value
                 self.grads[f"{i}.{key}"] = layer.grads[key]
+            for key, value in layer.state.items():
+                self.state[f"{i}.{key}"] = value
+
+    def train(self, mode: bool = True) -> "Sequential":
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
 
     def _cast(self, dtype: np.dtype) -> None:
         for layer in self.layers:
@@ -151,6 +159,8 @@ class Sequential(Layer):
             layer = self.layers[i]
             if isinstance(layer, Dense):
                 dout = layer.backward(dout, need_dx=need_dx or i > 0, param_grads=param_grads)
+            elif layer.params:
+                dout = layer.backward(dout, param_grads=param_grads)
             else:
                 dout = layer.backward(dout)
         return dout

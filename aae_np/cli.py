@@ -56,7 +56,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         model_cfg, train_cfg = resolve(args.preset, args.variant, **{k: getattr(args, k) for k in (
             "latent_dim", "seed", "epochs", "batch_size", "schedule", "lr", "labels", "label_seed", "clusters",
-            "prior")})
+            "prior", "encoder_batchnorm", "input_dropout")})
         if checkpoint.exists() and not args.overwrite:
             raise CLIError(f"{out} already holds a run; pass --resume to continue it, "
                            f"--overwrite to start again, or another --out")

@@ -75,6 +75,10 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--latent-dim", type=_positive_int)
     p.add_argument("--lr", type=_positive_float, help="one learning rate for all optimizers")
     p.add_argument("--seed", type=int)
+    p.add_argument("--encoder-batchnorm", action="store_true", default=None,
+                   help="BatchNorm after every encoder layer, its output included (the paper's appendix)")
+    p.add_argument("--input-dropout", type=float, metavar="P",
+                   help="drop each input pixel with probability P while training (the paper: 0.2)")
     p.add_argument("--variant", choices=list(VARIANTS),
                    help="one of the paper's variants instead of the plain AAE (its own preset; see README)")
     p.add_argument("--labels", type=int, metavar="N",

@@ -37,13 +37,14 @@ from pathlib import Path
 import numpy as np
 
 from aae_np.models.aae import AAE
-from aae_np.train.presets import get_preset
+from aae_np.train.presets import get_preset, resolve
 from aae_np.train.trainer import Trainer
 
 
-def ours(preset: str, schedule: str, backend: str, x: np.ndarray):
-    model_cfg, train_cfg = get_preset(preset)
-    train_cfg.schedule = schedule
+def ours(preset: str, schedule: str, backend: str, x: np.ndarray, **options):
+    """One training step of ``preset``; ``options``: model overrides of ``presets.resolve``
+    (``encoder_batchnorm``, ``input_dropout``)."""
+    model_cfg, train_cfg = resolve(preset, schedule=schedule, **options)
     trainer = Trainer(AAE(model_cfg, backend=backend), train_cfg, x, progress=False)
     return lambda batch: trainer.step(batch)
 
@@ -201,6 +202,9 @@ def main() -> None:
                              "idle BLAS/OpenMP threads have stopped spinning (OpenBLAS spins ~0.1 s)")
     parser.add_argument("--gemm-floor", action="store_true",
                         help="also time only the matrix products of a numba step (NumPy's BLAS and torch.mm)")
+    parser.add_argument("--encoder-batchnorm", action="store_true", default=None,
+                        help="BatchNorm in the encoder (our backends only: PyTorch and the GEMM floor are skipped)")
+    parser.add_argument("--input-dropout", type=float, help="input dropout probability (our backends only)")
     parser.add_argument("--smoke", action="store_true", help="2 rounds of 3 steps: checks it runs")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "step.json"))
     args = parser.parse_args()
@@ -216,10 +220,15 @@ def main() -> None:
     schedules = ["joint", "phased"] if args.schedule == "both" else [args.schedule]
     rows = []
     for schedule in schedules:
-        contestants = {"numpy backend": ours(args.preset, schedule, "numpy", x),
-                       "numba backend": ours(args.preset, schedule, "numba", x)}
-        torch_step = pytorch(args.preset, schedule, args.threads)
-        if torch_step is None:
+        options = {k: v for k, v in (("encoder_batchnorm", args.encoder_batchnorm),
+                                     ("input_dropout", args.input_dropout)) if v is not None}
+        contestants = {"numpy backend": ours(args.preset, schedule, "numpy", x, **options),
+                       "numba backend": ours(args.preset, schedule, "numba", x, **options)}
+        torch_step = None if options else pytorch(args.preset, schedule, args.threads)
+        if options:
+            print(f"model options {options}: our two backends only")
+            args.gemm_floor = False
+        elif torch_step is None:
             print("PyTorch is not installed: skipping it (pip install torch==2.13.0 to compare)")
         else:
             contestants["pytorch eager"] = torch_step
@@ -257,6 +266,8 @@ def main() -> None:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine(args.threads), "preset": args.preset,
+                               "options": {"encoder_batchnorm": args.encoder_batchnorm,
+                                           "input_dropout": args.input_dropout},
                                "batch_size": train_cfg.batch_size, "rows": rows}, indent=1))
     print(f"wrote {out}")
 

@@ -39,3 +39,12 @@ def test_a_short_variant_run_keeps_adversarial_epochs():
 def test_bad_overrides_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         resolve(**kwargs)
+
+
+def test_batchnorm_and_input_dropout_for_the_aae_and_every_variant():
+    model, _ = resolve("default", encoder_batchnorm=True, input_dropout=0.2)
+    assert model.encoder_batchnorm and model.input_dropout == 0.2
+    vmodel, _ = resolve(variant="clustering", encoder_batchnorm=True, input_dropout=0.2)
+    assert vmodel.encoder_batchnorm and vmodel.input_dropout == 0.2
+    with pytest.raises(ValueError, match="input_dropout"):
+        resolve(input_dropout=1.5)

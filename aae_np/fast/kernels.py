@@ -28,7 +28,8 @@ signature, fused so that each array is walked once:
     default everywhere else; ``tests/test_kernels.py`` holds it to NumPy's).
 
 Activation codes: 0 identity, 1 ReLU, 2 LeakyReLU(alpha), 3 sigmoid, 4 tanh. All
-kernels write into caller-provided arrays and work for float32 and float64.
+kernels write into caller-provided arrays and work for float32 and float64. BatchNorm's
+kernels (``bn_forward``, ``bn_backward``) are in ``bn_kernels.py``, built on these.
 """
 
 from __future__ import annotations

@@ -73,6 +73,8 @@ class AAEConfig(ModelConfig):
     # codes land, to a digit-like image (docs/training.md).
     image_discriminator_hidden: tuple[int, ...] = ()
     image_adv_weight: float = 1.0       # its weight in the decoder's image_generator loss
+    encoder_batchnorm: bool = False     # BatchNorm after every encoder layer (the paper's appendix)
+    input_dropout: float = 0.0          # probability of dropping an input pixel while training
     dtype: str = "float32"
     seed: int = 0
 
@@ -91,7 +93,8 @@ class AAE(NetworkSet):
 
     config_class = AAEConfig
     INPUTS = {"z_prior": "samples of the prior, (N, latent_dim)",
-              "eps": "standard normal noise, (N, latent_dim): z = enc(x) + posterior_std * eps"}
+              "eps": "standard normal noise, (N, latent_dim): z = enc(x) + posterior_std * eps",
+              "dropout_mask": "the input dropout's mask, (N, input_dim) of 0 (dropped) and 1 (kept)"}
 
     def __init__(self, config: AAEConfig | None = None, *, backend: str | None = None,
                  **overrides: Any) -> None:
@@ -105,7 +108,8 @@ class AAE(NetworkSet):
         self.dtype = np.dtype(config.dtype)
         rng = np.random.default_rng(config.seed)
         c = config
-        self.encoder = mlp([c.input_dim, *c.encoder_hidden, c.latent_dim], c.activation, rng, self.dtype)
+        self.encoder = mlp([c.input_dim, *c.encoder_hidden, c.latent_dim], c.activation, rng, self.dtype,
+                           c.encoder_batchnorm, c.input_dropout)
         self.decoder = mlp([c.latent_dim, *c.decoder_hidden, c.input_dim], c.activation, rng, self.dtype)
         self.discriminator = mlp([c.latent_dim, *c.discriminator_hidden, 1], c.activation, rng, self.dtype)
         self.prior: Prior = Gaussian(c.latent_dim, c.prior_std)
@@ -115,12 +119,9 @@ class AAE(NetworkSet):
             self.image_discriminator = mlp([c.input_dim, *c.image_discriminator_hidden, 1],
                                            IMAGE_DISCRIMINATOR_ACTIVATION, rng, self.dtype)
             nets["image_discriminator"] = self.image_discriminator
-        self._setup(nets, backend)
-
-    @property
-    def phases(self) -> dict[str, Phase]:
-        """The phases this model can run: ``PHASES``, and ``IMAGE_PHASES`` with an image discriminator."""
-        return {**PHASES, **IMAGE_PHASES} if self.image_discriminator is not None else PHASES
+        # the phases this model can run: PHASES, and IMAGE_PHASES with an image discriminator
+        table = {**PHASES, **IMAGE_PHASES} if self.image_discriminator is not None else PHASES
+        self._setup(nets, backend, table, encoding=("reconstruction", "discriminator", "generator", "joint"))
 
     def _no_phase(self, phase: str) -> str:
         if phase in IMAGE_PHASES:

@@ -23,12 +23,14 @@ FORMAT_VERSION = 1
 NOT_A_MODEL = "was it written by AAE.save / aae-np train?"
 
 
-def write_model_file(path: str | os.PathLike, kind: str, config: dict[str, Any],
-                     params: dict[str, np.ndarray], extra: dict[str, np.ndarray] | None = None) -> Path:
-    """Write config (JSON), kind and parameters to one ``.npz``, atomically (temp file + rename)."""
+def write_model_file(path: str | os.PathLike, kind: str, config: dict[str, Any], params: dict[str, np.ndarray],
+                     state: dict[str, np.ndarray] | None = None, extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write config (JSON), kind, parameters (``param/NAME``) and state arrays (``state/NAME``,
+    e.g. BatchNorm's running statistics) to one ``.npz``, atomically (temp file + rename)."""
     arrays = {"__config__": np.array(json.dumps(config)), "__format__": np.array(FORMAT_VERSION),
               "__kind__": np.array(kind)}
     arrays.update({f"param/{k}": v for k, v in params.items()})
+    arrays.update({f"state/{k}": v for k, v in (state or {}).items()})
     arrays.update(extra or {})
     return atomic_savez(path, arrays)
 

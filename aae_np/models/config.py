@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from aae_np.nn.activations import ACTIVATIONS
+from aae_np.nn.batchnorm import BatchNorm
+from aae_np.nn.dropout import Dropout
 from aae_np.nn.layers import Dense, Sequential
 
 __all__ = ["ModelConfig", "network_problems", "config_to_dict", "config_from_dict", "mlp"]
@@ -43,6 +45,11 @@ def network_problems(config: Any, sizes: tuple[str, ...]) -> list[str]:
     for name in hidden:
         if any(h < 1 for h in getattr(config, name)):
             problems.append(f"{name}: hidden layer sizes must be >= 1")
+    if not isinstance(config.encoder_batchnorm, bool):
+        problems.append(f"encoder_batchnorm must be True or False, got {config.encoder_batchnorm!r}")
+    if not (isinstance(config.input_dropout, (int, float)) and 0 <= config.input_dropout < 1):
+        problems.append(f"input_dropout (the probability of dropping an input pixel) must be in [0, 1), "
+                        f"got {config.input_dropout!r}")
     return problems
 
 
@@ -58,13 +65,20 @@ def config_from_dict(cls: type, d: dict[str, Any]) -> Any:
     return cls(**d)
 
 
-def mlp(sizes: list[int], activation: str, rng: np.random.Generator, dtype: np.dtype) -> Sequential:
-    """Dense -> act -> ... -> Dense (linear output). He init before ReLU-family, Glorot otherwise."""
-    layers = []
+def mlp(sizes: list[int], activation: str, rng: np.random.Generator, dtype: np.dtype,
+        batchnorm: bool = False, input_dropout: float = 0.0) -> Sequential:
+    """Dense -> act -> ... -> Dense (linear output). He init before ReLU-family, Glorot otherwise.
+
+    ``batchnorm``: a BatchNorm after every Dense, the output layer's included (the paper's
+    encoders normalise their linear z and the logits of q(y|x) too). ``input_dropout``: a
+    Dropout of the input first, dropping each element with that probability."""
+    layers: list = [Dropout(input_dropout, rng=0)] if input_dropout > 0 else []
     hidden_init = "he" if activation in ("relu", "leaky_relu") else "glorot"
     for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         layers.append(Dense(d_in, d_out, rng=rng, dtype=dtype, init="glorot" if last else hidden_init))
+        if batchnorm:
+            layers.append(BatchNorm(d_out, dtype=dtype))
         if not last:
             layers.append(ACTIVATIONS[activation]())
     return Sequential(*layers)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 import numpy as np
@@ -19,6 +19,7 @@ import numpy as np
 from aae_np.fast.backend import Backend
 from aae_np.models.checkpoint import NOT_A_MODEL, read_model_arrays, write_model_file
 from aae_np.nn.base import NonFiniteError
+from aae_np.nn.dropout import Dropout
 from aae_np.nn.layers import Sequential
 from aae_np.nn.optim import SGD, Adam, Momentum
 
@@ -37,19 +38,29 @@ class Phase:
 
 class NetworkSet:
     """Base class of ``AAE`` and ``VariantAAE``. Subclasses set ``config_class``, ``kind`` and
-    ``INPUTS`` (every input name a phase may take -> what it is), define ``phases``, and call
-    ``_setup(nets, backend)`` from ``__init__``."""
+    ``INPUTS`` (every input name a phase may take -> what it is) and call
+    ``_setup(nets, backend, phases, encoding)`` from ``__init__``."""
 
     config_class: type = None            # a dataclass with to_dict/from_dict
     kind = "aae"                         # stored in the file, so a loader knows what to rebuild
     INPUTS: dict[str, str] = {}
 
-    def _setup(self, nets: dict[str, Sequential], backend: str | None) -> None:
+    def _setup(self, nets: dict[str, Sequential], backend: str | None, phases: dict[str, Phase],
+               encoding: tuple[str, ...]) -> None:
+        """``phases``: the model's phase table; ``encoding``: the phases that run the encoder on x,
+        which need a ``dropout_mask`` when the encoder starts with a Dropout."""
         self.nets = nets
         for name, net in self.nets.items():
             net._set_name(name)
+        first = nets["encoder"].layers[0]
+        self._input_dropout = first if isinstance(first, Dropout) else None
+        if self._input_dropout is not None:
+            phases = {name: replace(spec, needs=spec.needs + ("dropout_mask",)) if name in encoding else spec
+                      for name, spec in phases.items()}
+        self._phases = phases
         self._flatten()
         self.set_backend(backend)
+        self._training: bool | None = None
         self.last_stats: dict[str, float] = {}
         self.intermediates: dict[str, np.ndarray] = {}
 
@@ -58,9 +69,9 @@ class NetworkSet:
                 + "\n".join(f"  {n}={net!r}" for n, net in self.nets.items()) + ")")
 
     @property
-    def phases(self) -> dict[str, Phase]:  # pragma: no cover - abstract
+    def phases(self) -> dict[str, Phase]:
         """The phase table: name -> ``Phase``, in the order a training step runs them."""
-        raise NotImplementedError
+        return self._phases
 
     def _flatten(self) -> None:
         """Move every parameter (and gradient) into one flat buffer, network after network.
@@ -87,6 +98,8 @@ class NetworkSet:
             self._offsets[name] = (start, offset)
         self.params = dict(self.named_params())
         self.grads = {f"{n}.{k}": g for n, net in self.nets.items() for k, g in net.grads.items()}
+        # arrays no optimizer trains but a model file holds (BatchNorm's running statistics)
+        self.state = {f"{n}.{k}": s for n, net in self.nets.items() for k, s in net.state.items()}
         self._dirty: set[str] = set()        # networks whose gradients may be non-zero
 
     def flat_slice(self, *nets: str) -> tuple[np.ndarray, np.ndarray]:
@@ -148,10 +161,22 @@ class NetworkSet:
             if inputs.get(name) is None:
                 raise ValueError(f"the {phase} phase needs {name}: {self.INPUTS[name]}")
         x = self._as_input(x, self.config.input_dim, "x")
+        self._set_training(True)                     # batch statistics, dropout
+        if "dropout_mask" in spec.needs:
+            self._input_dropout.set_mask(self._as_input(inputs["dropout_mask"], self.config.input_dim,
+                                                        "dropout_mask"))
         self._begin_phase(spec.trains)
         self.last_stats, self.intermediates = {}, {}
-        loss = getattr(self, f"_phase_{phase}")(x, **{k: inputs.get(k) for k in spec.needs + spec.uses})
+        own = [k for k in spec.needs + spec.uses if k != "dropout_mask"]     # the mask was set above
+        loss = getattr(self, f"_phase_{phase}")(x, **{k: inputs.get(k) for k in own})
         return loss, self.grads_of(*spec.trains)
+
+    def _set_training(self, training: bool) -> None:
+        """Training mode in the phases, evaluation mode (running statistics, no dropout) in inference."""
+        if self._training is not training:
+            for net in self.nets.values():
+                net.train(training)
+            self._training = training
 
     def _no_phase(self, phase: str) -> str:
         return f"phase must be one of {tuple(self.phases)}, got {phase!r}"
@@ -181,6 +206,7 @@ class NetworkSet:
         return x
 
     def _batched(self, name: str, x: np.ndarray, batch_size: int) -> np.ndarray:
+        self._set_training(False)
         net = self.run[name]
         return np.concatenate([net.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
                               or [np.zeros((0, self.nets[name].layers[-1].out_dim), self.dtype)])
@@ -192,7 +218,7 @@ class NetworkSet:
     # -- persistence -------------------------------------------------------------
     def save(self, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None):
         """Write config (JSON) and parameters to one ``.npz``, atomically (temp file + rename)."""
-        return write_model_file(path, self.kind, self.config.to_dict(), self.params, extra)
+        return write_model_file(path, self.kind, self.config.to_dict(), self.params, self.state, extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None) -> "NetworkSet":
@@ -218,10 +244,11 @@ class NetworkSet:
         except (ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path} is not a readable aae_np model file ({err}); {NOT_A_MODEL}") from err
         model = cls(config, backend=backend)
-        for name, param in model.params.items():
-            stored = arrays.pop(f"param/{name}", None)
-            if stored is None or stored.shape != param.shape:
-                raise ValueError(f"{path}: parameter {name} is missing or has the wrong shape "
-                                 f"({None if stored is None else stored.shape} vs {param.shape})")
-            param[...] = stored
+        for what, prefix, targets in (("parameter", "param", model.params), ("state array", "state", model.state)):
+            for name, value in targets.items():
+                stored = arrays.pop(f"{prefix}/{name}", None)
+                if stored is None or stored.shape != value.shape:
+                    raise ValueError(f"{path}: {what} {name} is missing or has the wrong shape "
+                                     f"({None if stored is None else stored.shape} vs {value.shape})")
+                value[...] = stored
         return model, arrays

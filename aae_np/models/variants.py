@@ -77,6 +77,8 @@ class VariantConfig(ModelConfig):
     activation: str = "relu"
     recon_loss: str = "bce"
     prior: dict[str, Any] = field(default_factory=dict)   # p(z) as Prior.config(); {}: N(0, I)
+    encoder_batchnorm: bool = False      # BatchNorm after every encoder layer, the z and y heads included
+    input_dropout: float = 0.0           # probability of dropping an input pixel while training
     dtype: str = "float32"
     seed: int = 0
 
@@ -125,7 +127,8 @@ class VariantAAE(NetworkSet):
               "z_prior": "prior samples of the style z, (N, style_dim)",
               "y_prior": "one-hot rows, (N, n_classes): samples of the categorical prior",
               "x_in": "what the encoder sees instead of x, (N, input_dim), e.g. x plus noise",
-              "y_noise": "instance noise on y where D_y sees it, (N, n_classes)"}
+              "y_noise": "instance noise on y where D_y sees it, (N, n_classes)",
+              "dropout_mask": "the input dropout's mask, (N, input_dim) of 0 (dropped) and 1 (kept)"}
 
     def __init__(self, config: VariantConfig | None = None, *, backend: str | None = None,
                  **overrides: Any) -> None:
@@ -138,7 +141,8 @@ class VariantAAE(NetworkSet):
         s, k = c.style_dim, c.n_classes
         rng = np.random.default_rng(c.seed)
         nets = {
-            "encoder": mlp([c.input_dim, *c.encoder_hidden, s + (k if c.has_y else 0)], c.activation, rng, self.dtype),
+            "encoder": mlp([c.input_dim, *c.encoder_hidden, s + (k if c.has_y else 0)], c.activation, rng, self.dtype,
+                           c.encoder_batchnorm, c.input_dropout),
             "decoder": mlp([s + (k if c.decoder_gets_label else 0), *c.decoder_hidden, c.input_dim],
                            c.activation, rng, self.dtype),
             "disc_z": mlp([s + (k + 1 if c.variant == "conditioned" else 0), *c.discriminator_hidden, 1],
@@ -148,15 +152,15 @@ class VariantAAE(NetworkSet):
             nets["disc_y"] = mlp([k, *c.discriminator_hidden, 1], c.activation, rng, self.dtype)
         self.prior: Prior = c.make_prior()
         self.prior_y: Prior | None = Categorical(k) if c.has_y else None
-        self._setup(nets, backend)
+        self._setup(nets, backend, self._phase_table(), encoding=("reconstruction", "discriminator", "generator",
+                                                                  "supervised"))
 
     @property
     def discriminators(self) -> tuple[str, ...]:
         return ("disc_z", "disc_y") if self.config.has_y else ("disc_z",)
 
-    @property
-    def phases(self) -> dict[str, Phase]:
-        """The phase table of this variant, in training order (see ``phase_grads``)."""
+    def _phase_table(self) -> dict[str, Phase]:
+        """The phase table of this variant, in training order (see the phase methods)."""
         c = self.config
         condition = ("labels",) if c.variant == "conditioned" else ()
         y_noise = ("y_noise",) if c.has_y else ()

@@ -27,7 +27,8 @@ import numpy as np
 
 from aae_np.nn.base import Layer
 
-__all__ = ["BatchNorm", "batchnorm_forward", "batchnorm_backward"]
+__all__ = ["BatchNorm", "batchnorm_forward", "batchnorm_backward", "batchnorm_eval_forward",
+           "batchnorm_eval_backward", "update_running"]
 
 
 def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
@@ -50,6 +51,26 @@ def batchnorm_backward(dy: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray,
     # dx = gamma / (N sigma) * (N dy - sum(dy) - x_hat * sum(dy * x_hat))
     dx = (gamma * inv_sigma / n) * (n * dy - dbeta - x_hat * dgamma)
     return dx, dgamma, dbeta
+
+
+def batchnorm_eval_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
+                           running_var: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluation-mode forward with the running statistics: ``(y, x_hat, inv_sigma)``."""
+    inv_sigma = 1 / np.sqrt(running_var + eps)
+    x_hat = (x - running_mean) * inv_sigma
+    return gamma * x_hat + beta, x_hat, inv_sigma
+
+
+def batchnorm_eval_backward(dy: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray,
+                            inv_sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluation-mode backward, an affine map per column: ``(dx, dgamma, dbeta)``."""
+    dx = dy * (gamma * inv_sigma)                         # dx = dy * gamma / sigma_running
+    return dx, (dy * x_hat).sum(axis=0), dy.sum(axis=0)
+
+
+def update_running(running: np.ndarray, batch_stat: np.ndarray, momentum: float) -> None:
+    """``running = momentum * running + (1 - momentum) * batch_stat``, in place."""
+    running[...] = momentum * running + (1 - momentum) * batch_stat
 
 
 class BatchNorm(Layer):
@@ -84,27 +105,23 @@ class BatchNorm(Layer):
         gamma, beta = self.params["gamma"], self.params["beta"]
         self.trained_forward = self.training
         if not self.training:                              # the running averages are constants here
-            self.inv_sigma = 1 / np.sqrt(self.state["running_var"] + self.eps)
-            self.x_hat = (x - self.state["running_mean"]) * self.inv_sigma
-            return gamma * self.x_hat + beta
+            y, self.x_hat, self.inv_sigma = batchnorm_eval_forward(
+                x, gamma, beta, self.state["running_mean"], self.state["running_var"], self.eps)
+            return y
         if x.shape[0] < 2:
             raise ValueError(f"{self.name}.forward: training mode needs a batch of at least 2 rows (the "
                              f"variance of one row is 0), got {x.shape[0]}; use eval() for single examples")
         y, self.x_hat, mu, var, self.inv_sigma = batchnorm_forward(x, gamma, beta, self.eps)
-        m = self.momentum
-        self.state["running_mean"][...] = m * self.state["running_mean"] + (1 - m) * mu
-        self.state["running_var"][...] = m * self.state["running_var"] + (1 - m) * var
+        update_running(self.state["running_mean"], mu, self.momentum)
+        update_running(self.state["running_var"], var, self.momentum)
         return y
 
     def backward(self, dout: np.ndarray, param_grads: bool = True) -> np.ndarray:
         x_hat = self._need_forward("x_hat")
         self._check(dout, "dout", dim=self.dim, rows=x_hat.shape[0], dtype=self.dtype)
         gamma, inv_sigma = self.params["gamma"], self.inv_sigma
-        if self.trained_forward:
-            dx, dgamma, dbeta = batchnorm_backward(dout, x_hat, gamma, inv_sigma)
-        else:                                              # evaluation mode: an affine map per column
-            dx = dout * (gamma * inv_sigma)                # dx = dy * gamma / sigma_running
-            dgamma, dbeta = (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+        backward = batchnorm_backward if self.trained_forward else batchnorm_eval_backward
+        dx, dgamma, dbeta = backward(dout, x_hat, gamma, inv_sigma)
         if param_grads:
             self.grads["gamma"] += dgamma
             self.grads["beta"] += dbeta

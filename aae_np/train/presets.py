@@ -86,14 +86,15 @@ def get_variant_preset(variant: str) -> tuple[VariantConfig, VariantTrainConfig]
 def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: int | None = None,
             seed: int | None = None, epochs: int | None = None, batch_size: int | None = None,
             schedule: str | None = None, lr: float | None = None, labels: int | None = None,
-            label_seed: int | None = None, clusters: int | None = None,
-            prior: str | None = None) -> tuple[Any, Any]:
+            label_seed: int | None = None, clusters: int | None = None, prior: str | None = None,
+            encoder_batchnorm: bool | None = None, input_dropout: float | None = None) -> tuple[Any, Any]:
     """(model config, train config) of ``preset`` (or of ``variant``'s preset) with the given
     overrides; ``None`` keeps the preset's value. Every config is rebuilt with
     ``dataclasses.replace``, so a bad value fails its config's own check.
 
     ``lr`` sets every learning rate of the run; ``seed`` seeds both the weights and the
-    training draws; ``latent_dim`` is z's size (a variant's style). Only the variants take
+    training draws; ``latent_dim`` is z's size (a variant's style); ``encoder_batchnorm`` and
+    ``input_dropout`` add BatchNorm to the encoder and Dropout to its input. Only the variants take
     ``labels`` (semi-supervised, conditioned), ``label_seed``, ``clusters`` (clustering) and
     ``prior``; a variant's short run keeps adversarial epochs after its warm-up.
     """
@@ -103,10 +104,12 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             if value is not None:
                 raise ValueError(f"--{name.replace('_', '-')} applies to the variants only; add --variant NAME")
         model, train = get_preset(preset)
-        model = replace(model, **_given(latent_dim=latent_dim, seed=seed))
+        model = replace(model, **_given(latent_dim=latent_dim, seed=seed, encoder_batchnorm=encoder_batchnorm,
+                                        input_dropout=input_dropout))
     else:
         model, train = get_variant_preset(variant)
-        model = replace(model, **_variant_model_overrides(model, seed, clusters, prior, latent_dim))
+        model = replace(model, **_variant_model_overrides(model, seed, clusters, prior, latent_dim),
+                        **_given(encoder_batchnorm=encoder_batchnorm, input_dropout=input_dropout))
         if schedule not in (None, "phased"):
             raise ValueError("the variants train with the phased schedule only")
         if labels is not None and variant not in ("semi-supervised", "conditioned"):

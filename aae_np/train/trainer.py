@@ -195,7 +195,14 @@ class Trainer:
             inputs["z_prior"] = model.prior.sample(len(x), self.rng, model.dtype)
         if "eps" in spec.uses and model.config.posterior_std > 0:
             inputs["eps"] = self.rng.standard_normal((len(x), model.config.latent_dim)).astype(model.dtype)
-        return x, inputs
+        return x, self._with_dropout_mask(spec, x, inputs)
+
+    def _with_dropout_mask(self, spec, x: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Add the input dropout's keep mask (1 with probability 1 - input_dropout) if the phase needs one."""
+        if "dropout_mask" in spec.needs:
+            keep = self.rng.random(x.shape) >= self.model.config.input_dropout
+            inputs["dropout_mask"] = keep.astype(self.model.dtype)
+        return inputs
 
     def _diverged(self, phase: str, what: str) -> TrainingDiverged:
         kept = (f" The last good checkpoint is {self.checkpoint_path} (epoch {self.epoch})."

@@ -148,7 +148,7 @@ class VariantTrainer(Trainer):
             inputs["y_noise"] = self._y_noise(n)
         if self.config.input_noise > 0:
             inputs["x_in"] = x + (self.config.input_noise * self.rng.standard_normal(x.shape)).astype(dtype)
-        return x, inputs
+        return x, self._with_dropout_mask(model.phases[phase], x, inputs)
 
     def _y_noise(self, n: int) -> np.ndarray:
         k = self.model.config.n_classes

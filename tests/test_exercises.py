@@ -6,6 +6,7 @@ import pytest
 from aae_np.teach import exercises
 from aae_np.teach import solutions as ref
 from aae_np.nn.activations import sigmoid
+from aae_np.nn.batchnorm import batchnorm_backward as nn_batchnorm_backward, batchnorm_forward
 from aae_np.nn.gradcheck import numerical_gradient, rel_error
 
 
@@ -47,6 +48,37 @@ def _disc_from(delta_real_fn, delta_fake_fn):
 def _naive_bce(s, t):
     p = 1 / (1 + np.exp(-s))
     return float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))), (p - t) / s.size
+
+
+def _bn_staged(mean_div=None, var_div=None, mean_path=True, var_path=True, use_gamma=True, use_eps=True):
+    """batchnorm_backward written stage by stage (dx_hat, dvar, dmu), as a student derives it from the
+    graph; each argument breaks one stage. mean_div / var_div: the N of dmu/dx_i, dvar/dx_i."""
+    def fn(x, gamma, dout, eps):
+        n = len(x)
+        mu = x.mean(0)
+        var = ((x - mu) ** 2).mean(0)
+        sigma = np.sqrt(var + (eps if use_eps else 0.0))
+        x_hat = (x - mu) / sigma
+        dx_hat = dout * gamma if use_gamma else dout
+        dvar = np.sum(dx_hat * (x - mu), 0) * -0.5 * sigma ** -3
+        dmu = -np.sum(dx_hat, 0) / sigma                    # + dvar * mean(-2 (x - mu)), which is 0
+        dx = dx_hat / sigma
+        if var_path:
+            dx = dx + dvar * 2 * (x - mu) / (var_div or n)
+        if mean_path:
+            dx = dx + dmu / (mean_div or n)
+        return dx, np.sum(dout * x_hat, 0), np.sum(dout, 0)
+    return fn
+
+
+def _bn_compact(dx_fn, dgamma_from_x=False):
+    """batchnorm_backward in compact form, dx = dx_fn(dout, x_hat, gamma, sigma, N)."""
+    def fn(x, gamma, dout, eps):
+        sigma = np.sqrt(x.var(0) + eps)
+        x_hat = (x - x.mean(0)) / sigma
+        dgamma = np.sum(dout * (x if dgamma_from_x else x_hat), 0)
+        return dx_fn(dout, x_hat, gamma, sigma, len(x)), dgamma, np.sum(dout, 0)
+    return fn
 
 
 WRONG = {   # exercise -> [(wrong function, expected diagnosis), ...]
@@ -101,13 +133,39 @@ WRONG = {   # exercise -> [(wrong function, expected diagnosis), ...]
         (_gen_from(lambda D, n: D - 1), "factor"),
         (_gen_from(lambda D, n: (1 - D) / n), "sign"),
     ],
+    "dropout_backward": [
+        (lambda mask, keep, dout: dout / keep, "mask_not_applied"),
+        (lambda mask, keep, dout: dout * mask, "missing_1_over_keep"),
+        (lambda mask, keep, dout: dout * mask * keep, "times_keep"),
+        (lambda mask, keep, dout: dout * mask / (1 - keep), "divided_by_p"),
+        (lambda mask, keep, dout: dout * (mask == 0) / keep, "inverted_mask"),
+        (lambda mask, keep, dout: -dout * mask / keep, "sign"),
+    ],
+    "batchnorm_backward": [
+        (_bn_compact(lambda dy, xh, g, s, n: dy * g / s), "naive_form"),
+        (_bn_staged(mean_path=False, var_path=False), "naive_form"),
+        (_bn_staged(use_gamma=False), "missing_gamma"),
+        (_bn_compact(lambda dy, xh, g, s, n: g / s * (n * dy - dy.sum(0) - xh * (dy * xh).sum(0))),
+         "missing_1_over_N"),
+        (_bn_compact(lambda dy, xh, g, s, n: g / s * (dy - dy.sum(0) - xh * (dy * xh).sum(0))), "sums_not_means"),
+        (_bn_staged(mean_div=1), "mean_path_without_1_over_N"),
+        (_bn_staged(var_div=1), "variance_path_without_1_over_N"),
+        (_bn_staged(mean_path=False), "missing_mean_path"),
+        (_bn_staged(var_path=False), "missing_variance_path"),
+        (_bn_staged(use_eps=False), "eps_ignored"),
+        (_bn_compact(lambda dy, xh, g, s, n: g / s * (dy - dy.mean(0) - xh * (dy * xh).mean(0)), True),
+         "dgamma_from_x"),
+        (lambda x, gamma, dout, eps: (*ref.batchnorm_backward(x, gamma, dout, eps)[:2], dout.mean(0)), "factor"),
+        (lambda x, gamma, dout, eps: (ref.batchnorm_backward(x, gamma, dout, eps)[0], dout.sum(1), dout.sum(0)),
+         "shape"),
+    ],
 }
 
 
 def test_every_exercise_has_at_least_two_classic_wrong_answers():
     assert set(WRONG) == set(exercises.EXERCISES)
     assert all(len(v) >= 2 for v in WRONG.values())
-    assert len(exercises.EXERCISES) >= 6
+    assert len(exercises.EXERCISES) >= 9
 
 
 @pytest.mark.parametrize("name", list(exercises.EXERCISES))
@@ -141,15 +199,31 @@ def test_messages_name_the_pattern_and_the_worst_element():
     assert "NaN or inf" in r.message and "log1p" in r.message
     r = exercises.check("discriminator_grad", WRONG["discriminator_grad"][2][0])
     assert "1/2 times" in r.message and "0.5 (L_real + L_fake)" in r.message
+    r = exercises.check("batchnorm_backward", WRONG["batchnorm_backward"][0][0])
+    assert "EVALUATION-mode gradient" in r.message and "section 6" in r.message
+    assert "dgamma   (D,)           max rel error" in r.message and r.message.count("WRONG") == 1
+    r = exercises.check("batchnorm_backward", WRONG["batchnorm_backward"][-2][0])
+    assert "1/N times" in r.message and "plain sums over the batch" in r.message
+    r = exercises.check("dropout_backward", WRONG["dropout_backward"][1][0])
+    assert "the 1/keep is missing" in r.message
 
 
-def test_stub_reports_not_implemented_and_crashes_show_the_exception(capsys):
-    def stub(x, W, dout):
-        raise NotImplementedError("Exercise 1")
+def test_a_staged_batchnorm_backward_passes_too():
+    """The checker accepts the graph's stages (dx_hat, dvar, dmu) as well as the compact form."""
+    assert exercises.check("batchnorm_backward", _bn_staged()).passed
 
-    r = exercises.check("dense_backward", stub)
+
+@pytest.mark.parametrize("name", list(exercises.EXERCISES))
+def test_stub_reports_not_implemented(name):
+    def stub(*args):
+        raise NotImplementedError(f"Exercise {name}")
+
+    r = exercises.check(name, stub)
     assert r.status == "not implemented" and not r.passed and "not implemented yet" in r.message
+    assert r.diagnosis == "not implemented"
 
+
+def test_crashes_show_the_exception(capsys):
     def buggy(x, W, dout):
         dx = dout @ W                                              # missing .T: (N,3)(7,3)
         return dx, x.T @ dout, dout.sum(0)
@@ -179,7 +253,7 @@ def test_summary_lists_every_exercise(capsys):
     exercises.check("relu_backward", ref.relu_backward)
     results = exercises.summary()
     out = capsys.readouterr().out
-    assert set(results) == {"relu_backward"} and "1 of 7 passed" in out
+    assert set(results) == {"relu_backward"} and "1 of 9 passed" in out
     assert all(name in out for name in exercises.EXERCISES) and "not checked yet" in out
     exercises.check("mse_grad", ref.mse_grad, record=False)
     assert "mse_grad" not in exercises.summary()
@@ -195,6 +269,32 @@ def test_reference_solutions_agree_with_finite_differences_on_other_shapes():
     s, t = rng.normal(0, 3, (2, 6)), rng.uniform(0, 1, (2, 6))
     assert rel_error(ref.bce_with_logits(s, t)[1],
                      numerical_gradient(lambda _a: ref.bce_with_logits(s, t)[0], s)) < 1e-7
+    x, gamma, beta, dy = rng.normal(2, 3, (3, 4)), rng.normal(size=4), rng.normal(size=4), rng.normal(size=(3, 4))
+    mine = ref.batchnorm_backward(x, gamma, dy, 1e-5)
+    for g, arr in zip(mine, (x, gamma, beta)):
+        assert rel_error(g, numerical_gradient(lambda _a: np.sum(batchnorm_forward(x, gamma, beta, 1e-5)[0] * dy),
+                                               arr)) < 1e-7
+    _, x_hat, _, _, inv_sigma = batchnorm_forward(x, gamma, beta, 1e-5)
+    for a, b in zip(mine, nn_batchnorm_backward(dy, x_hat, gamma, inv_sigma)):    # the layer's own function
+        assert rel_error(a, b) < 1e-12
+
+
+def test_the_batchnorm_facts_of_derivations_section_6():
+    """docs/derivations.md section 6: the naive dx is right only for constant statistics (evaluation
+    mode); dx sums to 0 down every column, so a Dense bias right before BatchNorm gets no gradient."""
+    rng = np.random.default_rng(12)
+    x, W, b = rng.normal(size=(6, 3)), rng.normal(size=(3, 4)), rng.normal(size=4)
+    gamma, beta, dy, eps = rng.uniform(0.5, 2, 4), rng.normal(size=4), rng.normal(size=(6, 4)), 1e-5
+    u = x @ W + b
+    dx = ref.batchnorm_backward(u, gamma, dy, eps)[0]
+    assert np.abs(dx.sum(axis=0)).max() < 1e-12                              # 1^T dx = 0, column by column
+    naive = dy * gamma / np.sqrt(u.var(0) + eps)
+    assert rel_error(naive, dx) > 0.1                                       # wrong in training mode
+    m, v = rng.normal(size=4), rng.uniform(0.5, 2, 4)                      # running statistics: constants
+    eval_loss = lambda _a: np.sum((gamma * (u - m) / np.sqrt(v + eps) + beta) * dy)       # noqa: E731
+    assert rel_error(dy * gamma / np.sqrt(v + eps), numerical_gradient(eval_loss, u)) < 1e-7
+    train_loss = lambda _a: np.sum(batchnorm_forward(x @ W + b, gamma, beta, eps)[0] * dy)  # noqa: E731
+    assert np.abs(numerical_gradient(train_loss, b)).max() < 1e-8             # db = 1^T dx = 0: b cannot move y
 
 
 def test_diagnose_is_usable_on_its_own():

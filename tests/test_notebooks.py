@@ -165,7 +165,7 @@ def test_exercise_notebook_runs(variant, kernel_env, record_property):
     execute(nb, record_property)
     text = outputs_text(nb)
     expected = "PASS" if variant == "with solutions" else "not implemented yet"
-    assert text.count(f": {expected}") == 7, text
+    assert text.count(f": {expected}") == 9, text
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ differences of the forward computation (``aae_np.nn.gradcheck``); edge trials (R
 logits of +-800) compare with the reference solution (``aae_np.teach.solutions``). A pass is
 a relative error below ``TOL`` everywhere. A failure names its pattern: a shape a transpose
 fixes, a flipped sign, a constant factor (N, 2, ...), one of the exercise's classic mistakes
-(a wrong activation derivative, ...), or the exception and the line that raised it.
+(a wrong activation derivative, batch norm's statistics treated as constants, ...), or the
+exception and the line that raised it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from aae_np.nn.activations import sigmoid
+from aae_np.nn.batchnorm import batchnorm_forward
 from aae_np.nn.gradcheck import numerical_gradient
 from aae_np.teach import solutions as ref
 from aae_np.teach.grading import TOL, CheckResult, Exercise, Trial, diagnose, grade
@@ -199,6 +201,73 @@ def _generator() -> list[Trial]:
                   "N=5, D_x=7, H=4, D_z=3", mistakes)]
 
 
+def _dropout() -> list[Trial]:
+    rng = np.random.default_rng(9)
+    keep = 0.7
+    mask = (rng.random((N, 7)) < keep).astype(np.float64)          # 1: kept, 0: dropped
+    dout = rng.normal(size=(N, 7))
+    x = rng.normal(size=(N, 7))
+    want = _numeric(lambda: np.sum(x * mask / keep * dout), x)
+    mistakes = {
+        "mask_not_applied": ((dout / keep,), "the mask is missing: a dropped unit (mask 0) did not reach the "
+                             "output, so it gets no gradient. dx is 0 wherever mask is 0."),
+        "missing_1_over_keep": ((dout * mask,), "the 1/keep is missing: the forward pass scaled the kept units "
+                                "by 1/keep (inverted dropout), so the backward pass scales by it too."),
+        "times_keep": ((dout * mask * keep,), "you multiplied by keep; the forward DIVIDES by keep (that is "
+                       "what makes evaluation mode the identity), so dx = dout * mask / keep."),
+        "divided_by_p": ((dout * mask / (1 - keep),), "you divided by p = 1 - keep, the probability of "
+                         "DROPPING; the scale is 1/keep, the probability of keeping."),
+        "inverted_mask": ((dout * (1 - mask) / keep,), "the mask is inverted: mask is 1 where the unit was "
+                          "KEPT, and those units pass the gradient.")}
+    return [Trial({"mask": mask, "keep": keep, "dout": dout}, want,
+                  "central differences of L = sum(x * mask / keep * dout), keep = 0.7, N=5, D=7", mistakes)]
+
+
+def _batchnorm() -> list[Trial]:
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(N, 7)) * rng.uniform(0.5, 3.0, 7) + rng.normal(0, 2, 7)   # columns of own mean, spread
+    gamma, beta, dout, eps = rng.uniform(0.5, 2.0, 7), rng.normal(size=7), rng.normal(size=(N, 7)), 1e-3
+    want = _numeric(lambda: np.sum(batchnorm_forward(x, gamma, beta, eps)[0] * dout), x, gamma, beta)
+
+    def with_sigma(sigma: np.ndarray, mean_div: float = N, var_div: float = N) -> tuple[np.ndarray, ...]:
+        """(dx, dgamma, dbeta); the compact form's two batch sums divided by mean_div, var_div (inf: left out)."""
+        x_hat = (x - x.mean(0)) / sigma
+        dbeta, dgamma = dout.sum(0), (dout * x_hat).sum(0)
+        return gamma / sigma * (dout - dbeta / mean_div - x_hat * dgamma / var_div), dgamma, dbeta
+
+    sigma = np.sqrt(x.var(0) + eps)
+    right = with_sigma(sigma)
+    wrong_dx = lambda dx: (dx, *right[1:])                                       # noqa: E731
+    paths = "docs/derivations.md, section 6"
+    from_n = "the 1/N comes from dmu/dx_i = 1/N and dvar/dx_i = 2 (x_i - mu)/N."
+    mistakes = {
+        "naive_form": (wrong_dx(dout * gamma / sigma), "dout * gamma / sigma treats mu and sigma as constants: "
+                       "that is the EVALUATION-mode gradient (running statistics). In training mode each x_i "
+                       "also moves mu and var, and through them every x_hat of its column: add those two paths "
+                       f"({paths})."),
+        "missing_gamma": (wrong_dx(right[0] / gamma), "gamma is missing from dx: y = gamma * x_hat + beta, so "
+                          "dL/dx_hat = gamma * dout before anything else."),
+        "missing_1_over_N": (wrong_dx(N * right[0]), f"the values are N = {N} times the right ones: the compact "
+                             f"form is gamma / (N sigma) * (N dout - ...): {from_n}"),
+        "sums_not_means": (wrong_dx(with_sigma(sigma, 1, 1)[0]), "both batch sums lack their 1/N (sums where "
+                           f"means belong): {from_n}"),
+        "mean_path_without_1_over_N": (wrong_dx(with_sigma(sigma, 1, N)[0]), "the mean path's term lacks its "
+                                       "1/N: dmu/dx_i = 1/N, since mu is the MEAN of the column."),
+        "variance_path_without_1_over_N": (wrong_dx(with_sigma(sigma, N, 1)[0]), "the variance path's term "
+                                           "lacks its 1/N: dvar/dx_i = 2 (x_i - mu)/N."),
+        "missing_mean_path": (wrong_dx(with_sigma(sigma, np.inf, N)[0]), "the path through the mean is missing: "
+                              f"moving one x_i moves mu, and with it every x_hat of the column ({paths})."),
+        "missing_variance_path": (wrong_dx(with_sigma(sigma, N, np.inf)[0]), "the path through the variance is "
+                                  "missing: moving one x_i moves var, and with it every x_hat of the column "
+                                  f"({paths})."),
+        "eps_ignored": (with_sigma(np.sqrt(x.var(0))), "sigma must be sqrt(var + eps), as in the forward pass "
+                        "(here eps = 1e-3), not sqrt(var) or x.std(axis=0)."),
+        "dgamma_from_x": ((right[0], (dout * x).sum(0), right[2]), "dgamma sums dout * x_hat over the batch: "
+                          "gamma multiplies the NORMALISED input, not x.")}
+    return [Trial({"x": x, "gamma": gamma, "dout": dout, "eps": eps}, want, "central differences of L = "
+                  "sum(batchnorm_forward(x, gamma, beta, eps)[0] * dout), N=5, D=7, eps=1e-3", mistakes)]
+
+
 _BATCH_NOTE = {"1/N": "The 1/N of the loss is already inside dout: db is a plain sum over the batch.",
                "N": "A 1/N is missing: every loss here is a mean over the batch."}
 EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in [
@@ -221,4 +290,8 @@ EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in [
                      "is the plain sum of the two means.", "N": _BATCH_NOTE["N"]}),
     Exercise("generator_grad", "generator_grad(x, W1, b1, W2, b2, W_D, b_D) -> (dW1, db1)",
              {"dW1": "(D_x, H)", "db1": "(H,)"}, _generator, {"N": N}, {"N": _BATCH_NOTE["N"]}),
+    Exercise("dropout_backward", "dropout_backward(mask, keep, dout) -> dx", {"dx": "(N, D)"}, _dropout, {}),
+    Exercise("batchnorm_backward", "batchnorm_backward(x, gamma, dout, eps) -> (dx, dgamma, dbeta)",
+             {"dx": "(N, D)", "dgamma": "(D,)", "dbeta": "(D,)"}, _batchnorm, {"N": N},
+             {"1/N": "dgamma and dbeta are plain sums over the batch: the 1/N of the loss is already in dout."}),
 ]}

@@ -13,7 +13,7 @@ import numpy as np
 from aae_np.nn.activations import sigmoid
 
 __all__ = ["dense_backward", "sigmoid_backward", "relu_backward", "mse_grad", "bce_with_logits",
-           "discriminator_grad", "generator_grad"]
+           "discriminator_grad", "generator_grad", "dropout_backward", "batchnorm_backward"]
 
 
 def dense_backward(x: np.ndarray, W: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,3 +81,30 @@ def generator_grad(x: np.ndarray, W1: np.ndarray, b1: np.ndarray, W2: np.ndarray
     dh = dz @ W2.T                                    # (N,D_z)(D_z,H) -> (N, H); z is linear
     delta_u = dh * (u > 0)                            # through the ReLU: 1[u > 0]
     return x.T @ delta_u, delta_u.sum(axis=0)         # dW1 = x^T delta_u, db1 = 1^T delta_u
+
+
+def dropout_backward(mask: np.ndarray, keep: float, dout: np.ndarray) -> np.ndarray:
+    """y = x * mask / keep (inverted dropout, training mode).  mask, dout (N, D) -> dx (N, D).
+
+    ``mask`` is the 0/1 draw the forward pass used (1: the unit was kept), ``keep = 1 - p``.
+    """
+    return dout * mask / keep        # dx = dy * m / keep: the forward's slope, elementwise
+
+
+def batchnorm_backward(x: np.ndarray, gamma: np.ndarray, dout: np.ndarray,
+                       eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """y = gamma * x_hat + beta, x_hat = (x - mu) / sqrt(var + eps), batch statistics (training mode).
+
+    x, dout = dL/dy (N, D), gamma (D,) -> dx (N, D), dgamma (D,), dbeta (D,).
+    """
+    n = x.shape[0]
+    mu = x.mean(axis=0)                               # (D,) column means
+    var = ((x - mu) ** 2).mean(axis=0)                # (D,) biased: divides by N, as the forward does
+    sigma = np.sqrt(var + eps)                        # (D,)
+    x_hat = (x - mu) / sigma                          # (N, D)
+    dbeta = dout.sum(axis=0)                          # dbeta = 1^T dy                     (D,)
+    dgamma = (dout * x_hat).sum(axis=0)               # dgamma = 1^T (dy * x_hat)          (D,)
+    # three paths into x (direct, via mu, via var), summed (docs/derivations.md, section 6):
+    # dx = gamma / (N sigma) * (N dy - 1^T dy - x_hat * 1^T (dy * x_hat))      (N, D)
+    dx = gamma / (n * sigma) * (n * dout - dbeta - x_hat * dgamma)
+    return dx, dgamma, dbeta

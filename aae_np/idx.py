@@ -9,6 +9,11 @@ An IDX file is a tiny header followed by a C-order array (all integers big-endia
     the rest     prod(dims) items, exactly: a short or a long file is an error
 
 The file may be gzip-compressed; that is told from its first two bytes (1f 8b), not its name.
+
+The work is bounded by the header, which is read and checked first: a header claiming more
+than ``MAX_IDX_BYTES`` is refused before any of the body is read, and a gzip stream is
+decompressed only up to the size the header implies (plus ``_SLACK`` bytes to tell a file that
+is too long), so a gzip bomb costs what its header claims, not what it would inflate to.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import stat
 import struct
+import sys
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["DataError", "read_idx", "FIX_FILE"]
+__all__ = ["DataError", "read_idx", "FIX_FILE", "MAX_IDX_BYTES"]
 
 
 class DataError(ValueError):
@@ -37,26 +45,80 @@ _IDX_DTYPES: dict[int, np.dtype] = {
     0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
 }
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 2**31           # 2 GiB: 45x Fashion-MNIST's largest file; more is a broken header
+_SLACK = 1 << 16                # bytes read past the header's size to tell "too long" from "exact"
+_CHUNK = 1 << 20                # decompress at most this much at a time
 FIX_FILE = ("delete it and download again, or pass --data-dir to a folder with the four "
              "MNIST IDX files")
 
 
-def _read_bytes(path: Path) -> tuple[bytes, bool]:
-    """The file's contents, gunzipped if it starts with the gzip magic; and whether it did."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; pass --data-dir to a folder with the four "
-                        "MNIST IDX files") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot be read ({err.strerror or err}); check that it is a "
-                        f"readable file, or {FIX_FILE}") from None
-    if raw[:2] != _GZIP_MAGIC:
-        return raw, False
-    try:
-        return gzip.decompress(raw), True
-    except (OSError, EOFError, zlib.error) as err:     # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: corrupt gzip stream ({err}); {FIX_FILE}") from None
+def _read_into(stream: BinaryIO, buffer: memoryview) -> int:
+    """Fill ``buffer`` from ``stream`` a chunk at a time; the number of bytes read (less at EOF)."""
+    filled = 0
+    while filled < len(buffer):
+        n = stream.readinto(buffer[filled:filled + _CHUNK])
+        if not n:
+            break
+        filled += n
+    return filled
+
+
+def _read_up_to(stream: BinaryIO, n: int) -> bytes:
+    buffer = bytearray(n)
+    return bytes(buffer[:_read_into(stream, memoryview(buffer))])
+
+
+def _parse(path: Path, stream: BinaryIO, size: int | None, where: str) -> np.ndarray:
+    """Read the header, check it, then read exactly the body it implies from ``stream``.
+
+    ``size`` is the file's length when known without reading it (an uncompressed regular file).
+    """
+    def bad(what: str) -> DataError:
+        return DataError(f"{path}: {what}; {FIX_FILE}")
+
+    magic = _read_up_to(stream, 4)
+    if len(magic) < 4:
+        raise bad(f"only {len(magic)} bytes{where}, too short for the 4-byte IDX magic number")
+    if magic[:2] != b"\0\0":
+        raise bad(f"not an IDX file: magic number {magic.hex(' ')}, expected "
+                  "00 00 <dtype code> <ndim>")
+    code, ndim = magic[2], magic[3]
+    if code not in _IDX_DTYPES:
+        known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
+        raise bad(f"unknown IDX dtype code 0x{code:02X} (known: {known})")
+    if ndim == 0:
+        raise bad("IDX header has 0 dimensions; at least 1 is needed")
+    header = 4 + 4 * ndim
+    raw_dims = _read_up_to(stream, 4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise bad(f"truncated header: {ndim} dimensions need {header} bytes, "
+                  f"the file has {4 + len(raw_dims)}{where}")
+    dims = struct.unpack(f">{ndim}I", raw_dims)
+    if 0 in dims:
+        raise bad(f"dimension {dims.index(0)} is zero (shape {dims}); every dimension must be >= 1")
+    dtype = _IDX_DTYPES[code]
+    body = math.prod(dims) * dtype.itemsize
+    expected = header + body
+    if body > MAX_IDX_BYTES:
+        raise bad(f"header claims shape {dims} of {dtype.name}, {body} bytes, over this reader's "
+                  f"limit of {MAX_IDX_BYTES} bytes ({MAX_IDX_BYTES / 2**30:g} GiB): a broken header")
+    if size is not None and size != expected:      # known without reading the body
+        kind = "truncated" if size < expected else "trailing bytes"
+        raise bad(f"{kind}: shape {dims} of {dtype.name} needs {expected} bytes, "
+                  f"the file has {size}{where}")
+    # read the big-endian items straight into a native array, then swap in place: one copy
+    flat = np.empty(body, dtype=np.uint8)
+    got = _read_into(stream, memoryview(flat))
+    extra = len(_read_up_to(stream, _SLACK)) if got == body else 0   # the rest is never read
+    if got < body or extra:
+        kind = "truncated" if got < body else "trailing bytes"
+        at_least = "at least " if extra == _SLACK else ""
+        raise bad(f"{kind}: shape {dims} of {dtype.name} needs {expected} bytes, "
+                  f"the file has {at_least}{header + got + extra}{where}")
+    array = flat.view(dtype.newbyteorder("=")).reshape(dims)
+    if dtype.itemsize > 1 and sys.byteorder == "little":
+        array.byteswap(inplace=True)
+    return array
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
@@ -64,39 +126,25 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 
     The dtype is the header's, in native byte order (``uint8`` for MNIST images and labels).
     Raises ``DataError`` naming the file for a missing or unreadable file, a corrupt gzip
-    stream, a bad magic number or dtype code, zero dimensions, or a length that does not
-    match the header exactly (truncated or trailing bytes).
+    stream, a bad magic number or dtype code, zero dimensions, a header claiming more than
+    ``MAX_IDX_BYTES``, or a length that does not match the header exactly (truncated or
+    trailing bytes). Memory and time are bounded by the header's size, whatever the file.
     """
     path = Path(path)
-    data, gzipped = _read_bytes(path)
-    where = " after gunzip" if gzipped else ""
-
-    def bad(what: str) -> DataError:
-        return DataError(f"{path}: {what}; {FIX_FILE}")
-
-    if len(data) < 4:
-        raise bad(f"only {len(data)} bytes{where}, too short for the 4-byte IDX magic number")
-    if data[:2] != b"\0\0":
-        raise bad(f"not an IDX file: magic number {data[:4].hex(' ')}, expected "
-                  "00 00 <dtype code> <ndim>")
-    code, ndim = data[2], data[3]
-    if code not in _IDX_DTYPES:
-        known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
-        raise bad(f"unknown IDX dtype code 0x{code:02X} (known: {known})")
-    if ndim == 0:
-        raise bad("IDX header has 0 dimensions; at least 1 is needed")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise bad(f"truncated header: {ndim} dimensions need {header} bytes, "
-                  f"the file has {len(data)}{where}")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    if 0 in dims:
-        raise bad(f"dimension {dims.index(0)} is zero (shape {dims}); every dimension must be >= 1")
-    dtype = _IDX_DTYPES[code]
-    expected = header + math.prod(dims) * dtype.itemsize
-    if len(data) != expected:
-        kind = "truncated" if len(data) < expected else "trailing bytes"
-        raise bad(f"{kind}: shape {dims} of {dtype.name} needs {expected} bytes, "
-                  f"the file has {len(data)}{where}")
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
-    return array.astype(dtype.newbyteorder("="))          # a writable native-endian copy
+    try:
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == _GZIP_MAGIC
+            f.seek(0)
+            if not gzipped:
+                info = os.fstat(f.fileno())
+                return _parse(path, f, info.st_size if stat.S_ISREG(info.st_mode) else None, "")
+            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                return _parse(path, stream, None, " after gunzip")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; pass --data-dir to a folder with the four "
+                        "MNIST IDX files") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DataError(f"{path}: corrupt gzip stream ({err}); {FIX_FILE}") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err}); check that it is a "
+                        f"readable file, or {FIX_FILE}") from None

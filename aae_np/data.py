@@ -7,8 +7,12 @@ The IDX format and its reader are in ``aae_np/idx.py``.
 1. the ``data_dir`` argument (the CLI's ``--data-dir``): it must be complete, nothing else is tried;
 2. the ``AAE_NP_DATA`` environment variable, if not empty: the same;
 3. ``REPO_DATA_ROOT / dataset``, i.e. ``<repo>/data/mnist``;
-4. ``SYSTEM_DATA_DIRS[dataset]`` (Debian's ``dataset-fashion-mnist`` package);
-5. a download into ``REPO_DATA_ROOT / dataset``.
+4. ``SHARED_DATA_ROOT / dataset``, i.e. ``<repo>/../shared/data/mnist``: the shared copy beside
+   the repository on the project's machines, so a notebook opened directly finds it too;
+5. ``SYSTEM_DATA_DIRS[dataset]`` (Debian's ``dataset-fashion-mnist`` package);
+6. a download into ``REPO_DATA_ROOT / dataset``.
+
+Steps 3 to 5 take a folder only if it holds all four files.
 
 MD5 checksums are checked only on files ``download`` fetched itself. A folder the user points
 at is checked structurally by ``read_idx`` instead, so a subset or a recompressed copy loads.
@@ -33,13 +37,14 @@ from tqdm import tqdm
 from aae_np.idx import FIX_FILE, DataError, read_idx
 
 __all__ = ["DataError", "DatasetSpec", "MnistData", "DATASETS", "FILE_STEMS", "ENV_VAR",
-           "REPO_DATA_ROOT", "SYSTEM_DATA_DIRS", "read_idx", "find_files", "load_mnist",
+           "REPO_DATA_ROOT", "SHARED_DATA_ROOT", "SYSTEM_DATA_DIRS", "read_idx", "find_files", "load_mnist",
            "download", "resolve_data_dir", "load"]
 
 
 # The module-level names below are read at call time, so tests can monkeypatch them.
 ENV_VAR = "AAE_NP_DATA"
 REPO_DATA_ROOT: Path = Path(__file__).resolve().parent.parent / "data"
+SHARED_DATA_ROOT: Path = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SYSTEM_DATA_DIRS: dict[str, tuple[Path, ...]] = {
     "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),
 }
@@ -251,8 +256,9 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None, dataset: st
     """The folder to load ``dataset`` from, searched in the order of the module docstring.
 
     An explicit ``data_dir`` or a non-empty ``AAE_NP_DATA`` must hold the four files (else
-    ``DataError``, and no download elsewhere). Otherwise the repo's ``data/<dataset>`` and the
-    system folders are tried, then a download into ``data/<dataset>`` if ``download_ok``.
+    ``DataError``, and no download elsewhere). Otherwise the repo's ``data/<dataset>``, the
+    shared copy beside the repo and the system folders are tried, then a download into
+    ``data/<dataset>`` if ``download_ok``.
     """
     _spec(dataset)
     if data_dir is not None:
@@ -261,7 +267,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None, dataset: st
     if env:
         return _require_complete(Path(env).expanduser(), dataset, f"{ENV_VAR}={env}")
     target = REPO_DATA_ROOT / dataset
-    candidates = [target, *SYSTEM_DATA_DIRS.get(dataset, ())]
+    candidates = [target, SHARED_DATA_ROOT / dataset, *SYSTEM_DATA_DIRS.get(dataset, ())]
     for folder in candidates:
         if all(path is not None for path in find_files(folder).values()):
             return folder

@@ -28,6 +28,7 @@ from aae_np import data
 from aae_np.data import DataError, load_mnist, read_idx
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
+DEFAULT_SHARED_DATA_ROOT = data.SHARED_DATA_ROOT        # before the autouse fixture moves it
 IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
              np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
 
@@ -68,11 +69,13 @@ def md5_of(path: Path) -> str:
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
-    """No test sees the user's AAE_NP_DATA, the repo's data/, /usr/share or a real mirror."""
+    """No test sees the user's AAE_NP_DATA, the repo's data/, ../shared/data, /usr/share or a
+    real mirror."""
     monkeypatch.delenv(data.ENV_VAR, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setattr(data, "REPO_DATA_ROOT", tmp_path / "repo-data")
+    monkeypatch.setattr(data, "SHARED_DATA_ROOT", tmp_path / "shared-data")
     monkeypatch.setattr(data, "SYSTEM_DATA_DIRS", {})
     dead = f"http://127.0.0.1:{closed_port()}/"
     monkeypatch.setattr(data, "DATASETS", {name: replace(spec, mirrors=(dead,))
@@ -344,6 +347,33 @@ def test_system_dir_for_fashion_mnist(tmp_path, monkeypatch):
     assert data.resolve_data_dir(dataset="fashion-mnist") == tmp_path / "usr-share"
     write_mnist(data.REPO_DATA_ROOT / "fashion-mnist")
     assert data.resolve_data_dir(dataset="fashion-mnist") == data.REPO_DATA_ROOT / "fashion-mnist"
+
+
+def test_shared_copy_comes_after_the_repo_and_before_the_system(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "download", no_download)
+    write_mnist(tmp_path / "usr-share")
+    monkeypatch.setattr(data, "SYSTEM_DATA_DIRS", {"mnist": (tmp_path / "usr-share",)})
+    shared = data.SHARED_DATA_ROOT / "mnist"
+    write_mnist(shared)
+    (shared / "t10k-labels-idx1-ubyte.gz").unlink()                   # incomplete: skipped
+    assert data.resolve_data_dir() == tmp_path / "usr-share"
+    write_mnist(shared)
+    assert data.resolve_data_dir() == shared
+    assert data.load(progress=False).x_test.shape == (7, 784)
+    write_mnist(data.REPO_DATA_ROOT / "mnist")
+    assert data.resolve_data_dir() == data.REPO_DATA_ROOT / "mnist"
+    with pytest.raises(DataError) as info:                              # listed when not found
+        data.resolve_data_dir(dataset="fashion-mnist", download_ok=False)
+    assert f", {data.SHARED_DATA_ROOT / 'fashion-mnist'})" in str(info.value)
+
+
+def test_shared_copy_is_the_one_beside_the_repository(monkeypatch):
+    assert DEFAULT_SHARED_DATA_ROOT == SHARED_MNIST.parent
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"no shared MNIST copy at {SHARED_MNIST}")
+    monkeypatch.setattr(data, "SHARED_DATA_ROOT", DEFAULT_SHARED_DATA_ROOT)
+    monkeypatch.setattr(data, "download", no_download)
+    assert data.resolve_data_dir(download_ok=False) == SHARED_MNIST    # without AAE_NP_DATA
 
 
 def test_download_is_the_last_resort(server, monkeypatch):

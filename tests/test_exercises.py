@@ -28,10 +28,13 @@ def _gen_parts(x, W1, b1, W2, b2, W_D, b_D):
 
 
 def _gen_from(delta_a_fn, mask=True):
-    """A generator_grad built from a given delta_a(D, N), with or without the ReLU mask."""
+    """A generator_grad built from a given delta_a(D, N); mask: True (1[u > 0]), False (none),
+    "dh" (taken from dh > 0) or "relu" (max(0, u), the output)."""
     def fn(x, W1, b1, W2, b2, W_D, b_D):
         u, D = _gen_parts(x, W1, b1, W2, b2, W_D, b_D)
-        delta_u = (delta_a_fn(D, len(x)) @ W_D.T @ W2.T) * ((u > 0) if mask else 1.0)
+        dh = delta_a_fn(D, len(x)) @ W_D.T @ W2.T
+        m = {True: u > 0, False: 1.0, "dh": dh > 0, "relu": np.maximum(u, 0)}[mask]
+        delta_u = dh * m
         return x.T @ delta_u, delta_u.sum(0)
     return fn
 
@@ -81,7 +84,73 @@ def _bn_compact(dx_fn, dgamma_from_x=False):
     return fn
 
 
+def _fd(forward=False, restore=True, two=2.0):
+    """numerical_gradient as students write it, with one slip switched on."""
+    def fn(f, x, h):
+        grad = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] = old + h
+            up = f(x)
+            x[i] = old if forward else old - h
+            down = f(x)
+            if restore:
+                x[i] = old
+            grad[i] = (up - down) / (h if forward else two * h)
+        return grad
+    return fn
+
+
+def _softmax_ce(axis=1, stable=True, onehot=True):
+    def fn(s, y):
+        n = len(s)
+        e = np.exp(s - s.max(axis=axis, keepdims=True) if stable else s)
+        p = e / e.sum(axis=axis, keepdims=True)
+        loss = float(-np.mean(np.log(p[np.arange(n), y])))
+        g = p.copy()
+        if onehot:
+            g[np.arange(n), y] -= 1
+        return loss, g / n
+    return fn
+
+
+def _adam_from(correct=True, sqrt=True, square=True, sign=-1.0, eps_inside=False):
+    def fn(p, g, m, v, t, lr, b1, b2, eps):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * (g ** 2 if square else g)
+        mh, vh = (m / (1 - b1 ** t), v / (1 - b2 ** t)) if correct else (m, v)
+        d = np.sqrt(vh + eps) if eps_inside else (np.sqrt(vh) if sqrt else vh) + eps
+        return p + sign * lr * mh / d, m, v
+    return fn
+
+
 WRONG = {   # exercise -> [(wrong function, expected diagnosis), ...]
+    "numerical_gradient": [
+        (_fd(forward=True), "forward_difference"),
+        (_fd(restore=False), "not_restored"),
+        (_fd(two=1.0), "divided_by_h"),
+        (lambda f, x, h: -ref.numerical_gradient(f, x, h), "sign"),
+    ],
+    "rel_error": [
+        (lambda a, b: float(np.max(np.abs(a - b) / (np.abs(a) + np.abs(b)))), "not finite"),   # no floor
+        (lambda a, b: float(np.mean(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)))), "mean_not_max"),
+        (lambda a, b: float(np.max(np.abs(a - b) / np.abs(b))), "relative_to_b_only"),
+        (lambda a, b: float(np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b))), "whole_array_norms"),
+    ],
+    "softmax_cross_entropy": [
+        (_softmax_ce(onehot=False), "missing_one_hot"),
+        (_softmax_ce(axis=0), "softmax_over_batch"),
+        (_softmax_ce(stable=False), "not finite"),
+        (lambda s, y: (ref.softmax_cross_entropy(s, y)[0], ref.softmax_cross_entropy(s, y)[1] * len(s)), "factor"),
+        (lambda s, y: (ref.softmax_cross_entropy(s, y)[0], -ref.softmax_cross_entropy(s, y)[1]), "sign"),
+    ],
+    "adam_update": [
+        (_adam_from(correct=False), "no_bias_correction"),
+        (_adam_from(sign=+1.0), "ascent"),
+        (_adam_from(sqrt=False), "no_sqrt"),
+        (_adam_from(square=False), "v_not_squared"),
+        (_adam_from(eps_inside=True), "eps_inside_sqrt"),
+    ],
     "dense_backward": [
         (lambda x, W, dout: (dout @ W.T, dout.T @ x, dout.sum(0)), "transposed"),
         (lambda x, W, dout: (dout @ W.T, -(x.T @ dout), dout.sum(0)), "sign"),
@@ -95,12 +164,14 @@ WRONG = {   # exercise -> [(wrong function, expected diagnosis), ...]
         (lambda x, dout: dout * x * (1 - x), "derivative_of_input"),
         (lambda x, dout: sigmoid(x) * (1 - sigmoid(x)), "missing_dout"),
         (lambda x, dout: -dout * sigmoid(x) * (1 - sigmoid(x)), "sign"),
+        (lambda x, dout: dout * sigmoid(sigmoid(x)) * (1 - sigmoid(sigmoid(x))), "sigmoid_of_output"),
     ],
     "relu_backward": [
         (lambda x, dout: dout, "missing_relu_mask"),
         (lambda x, dout: dout * (dout > 0), "mask_from_dout"),
         (lambda x, dout: dout * (x >= 0), "mask_at_zero"),
         (lambda x, dout: (x > 0) * 1.0, "missing_dout"),
+        (lambda x, dout: dout * np.maximum(0, x), "output_not_mask"),
     ],
     "mse_grad": [
         (lambda p, t: t - p, "sign+factor"),                       # the tutorial's (x - x_hat)
@@ -117,9 +188,11 @@ WRONG = {   # exercise -> [(wrong function, expected diagnosis), ...]
         (lambda s, t: (ref.bce_with_logits(s, t)[0] * s.shape[1], ref.bce_with_logits(s, t)[1]), "factor"),
     ],
     "discriminator_grad": [
-        (_disc_from(lambda D, n: -(D - 1) / n, lambda D, n: D / n), "tutorial_real_sign"),
-        (_disc_from(lambda D, n: D / n, lambda D, n: (D - 1) / n), "labels_swapped"),
-        (_disc_from(lambda D, n: (D - 1) / (2 * n), lambda D, n: D / (2 * n)), "factor"),
+        (_disc_from(lambda D, n: -(D - 1) / (2 * n), lambda D, n: D / (2 * n)), "tutorial_real_sign"),
+        (_disc_from(lambda D, n: D / (2 * n), lambda D, n: (D - 1) / (2 * n)), "labels_swapped"),
+        (_disc_from(lambda D, n: (D - 1) / n, lambda D, n: D / n), "factor"),          # the plain sum
+        (lambda zp, zf, W, b: (ref.discriminator_grad(zp, zf, W, b)[0], float(ref.discriminator_grad(zp, zf, W, b)[1][0])),
+         "shape"),                                                                     # a scalar db
         (_disc_from(lambda D, n: D - 1, lambda D, n: D), "factor"),
         (lambda zp, zf, W, b: tuple(-g for g in ref.discriminator_grad(zp, zf, W, b)), "sign"),
         (lambda zp, zf, W, b: (ref.discriminator_grad(zp, zf, W, b)[0].T, ref.discriminator_grad(zp, zf, W, b)[1]),
@@ -128,6 +201,8 @@ WRONG = {   # exercise -> [(wrong function, expected diagnosis), ...]
     "generator_grad": [
         (_gen_from(lambda D, n: (D - 1) / n, mask=False), "missing_relu_mask"),
         (_gen_from(lambda D, n: D / n), "discriminator_target"),
+        (_gen_from(lambda D, n: (D - 1) / n, mask="dh"), "mask_from_dh"),
+        (_gen_from(lambda D, n: (D - 1) / n, mask="relu"), "output_not_mask"),
         (_gen_from(lambda D, n: -D / n), "minimax"),
         (_gen_from(lambda D, n: (D - 1) * D * (1 - D) / n), "extra_sigmoid_derivative"),
         (_gen_from(lambda D, n: D - 1), "factor"),
@@ -165,7 +240,7 @@ WRONG = {   # exercise -> [(wrong function, expected diagnosis), ...]
 def test_every_exercise_has_at_least_two_classic_wrong_answers():
     assert set(WRONG) == set(exercises.EXERCISES)
     assert all(len(v) >= 2 for v in WRONG.values())
-    assert len(exercises.EXERCISES) >= 9
+    assert len(exercises.EXERCISES) >= 13
 
 
 @pytest.mark.parametrize("name", list(exercises.EXERCISES))
@@ -198,7 +273,9 @@ def test_messages_name_the_pattern_and_the_worst_element():
     r = exercises.check("bce_with_logits", _naive_bce)
     assert "NaN or inf" in r.message and "log1p" in r.message
     r = exercises.check("discriminator_grad", WRONG["discriminator_grad"][2][0])
-    assert "1/2 times" in r.message and "0.5 (L_real + L_fake)" in r.message
+    assert "= 2 times" in r.message and "plain sum L_real + L_fake" in r.message
+    r = exercises.check("discriminator_grad", WRONG["discriminator_grad"][3][0])
+    assert "a single number where an array of shape (1,) belongs" in r.message and "keepdims" not in r.message
     r = exercises.check("batchnorm_backward", WRONG["batchnorm_backward"][0][0])
     assert "EVALUATION-mode gradient" in r.message and "section 6" in r.message
     assert "dgamma   (D,)           max rel error" in r.message and r.message.count("WRONG") == 1
@@ -253,7 +330,7 @@ def test_summary_lists_every_exercise(capsys):
     exercises.check("relu_backward", ref.relu_backward)
     results = exercises.summary()
     out = capsys.readouterr().out
-    assert set(results) == {"relu_backward"} and "1 of 9 passed" in out
+    assert set(results) == {"relu_backward"} and f"1 of {len(exercises.EXERCISES)} passed" in out
     assert all(name in out for name in exercises.EXERCISES) and "not checked yet" in out
     exercises.check("mse_grad", ref.mse_grad, record=False)
     assert "mse_grad" not in exercises.summary()
@@ -308,6 +385,15 @@ def test_diagnose_is_usable_on_its_own():
     assert exercises.diagnose(want + np.eye(2, 3), want)[0] == "wrong values"
     with pytest.raises(ValueError, match="unknown exercise"):
         exercises.check("no_such_exercise", print)
+
+
+def test_one_element_answers_are_not_called_a_constant_factor():
+    """Any two numbers differ by 'a factor': for a one-element output only a nameable one is reported."""
+    key, why = exercises.diagnose(np.array([0.7]), np.array([0.3]), {"N": 5})
+    assert key == "wrong values" and "one number shows no pattern" in why
+    assert exercises.diagnose(np.array([1.5]), np.array([0.3]), {"N": 5})[0] == "factor"     # = N times
+    assert exercises.diagnose(2.0, np.array([2.0, 3.0]))[0] == "shape"
+    assert "a sum without axis" in exercises.diagnose(2.0, np.array([2.0, 3.0]))[1]
 
 
 def test_a_transposed_answer_that_is_also_wrong_gets_both_diagnoses():

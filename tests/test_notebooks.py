@@ -77,6 +77,14 @@ def test_an_executed_notebook_is_caught_and_strip_cleans_it(tmp_path):
     assert not dirty_cells(nbformat.read(path, as_version=4))
 
 
+def test_every_question_is_asked_once():
+    nb = nbformat.read(EXERCISES_NB, as_version=4)
+    from aae_np.teach.questions import QUESTIONS
+
+    asked = [c.metadata["question"] for c in nb.cells if "question-stub" in c.metadata.get("tags", [])]
+    assert sorted(asked) == sorted(QUESTIONS)
+
+
 def test_exercise_stubs_are_marked_and_raise():
     nb = nbformat.read(EXERCISES_NB, as_version=4)
     stubs = [c for c in nb.cells if "exercise-stub" in c.metadata.get("tags", [])]
@@ -161,11 +169,20 @@ def test_exercise_notebook_runs(variant, kernel_env, record_property):
         for cell in nb.cells:
             if "exercise-stub" in cell.metadata.get("tags", []):
                 cell.source = f"from aae_np.teach.solutions import {cell.metadata['exercise']}"
+            if "question-stub" in cell.metadata.get("tags", []):
+                name = cell.metadata["question"]
+                cell.source = (f"from aae_np.teach.questions import SOLUTIONS\n"
+                               f"questions.check({name!r}, SOLUTIONS[{name!r}])")
     nb.cells.append(nbformat.v4.new_code_cell(ASSERT_SOLVED if variant == "with solutions" else ASSERT_STUBS))
     execute(nb, record_property)
     text = outputs_text(nb)
+    from aae_np.teach.exercises import EXERCISES
+    from aae_np.teach.questions import QUESTIONS
+
     expected = "PASS" if variant == "with solutions" else "not implemented yet"
-    assert text.count(f": {expected}") == 9, text
+    assert text.count(f": {expected}") == len(EXERCISES), text
+    answered = "right. " if variant == "with solutions" else "not answered yet"
+    assert sum(f"{q}: {answered}" in text for q in QUESTIONS) == len(QUESTIONS), text
 
 
 if __name__ == "__main__":

@@ -24,10 +24,12 @@ import numpy as np
 from aae_np.nn.activations import sigmoid
 from aae_np.nn.batchnorm import batchnorm_forward
 from aae_np.nn.gradcheck import numerical_gradient
+from aae_np.teach import more_exercises as more
 from aae_np.teach import solutions as ref
 from aae_np.teach.grading import TOL, CheckResult, Exercise, Trial, diagnose, grade
 
-__all__ = ["TOL", "CheckResult", "Exercise", "EXERCISES", "check", "diagnose", "summary", "reset"]
+__all__ = ["TOL", "CheckResult", "Exercise", "EXERCISES", "check", "diagnose", "summary", "reset",
+           "mine_or_reference"]
 
 def check(name: str, fn: Callable[..., Any], record: bool = True) -> CheckResult:
     """Check the student's ``fn`` for exercise ``name``; print the verdict and return it."""
@@ -56,6 +58,15 @@ def summary() -> dict[str, CheckResult]:
 
 def reset() -> None:
     _RESULTS.clear()
+
+
+def mine_or_reference(name: str, mine: Callable[..., Any]) -> Callable[..., Any]:
+    """The student's ``mine`` once it has passed exercise ``name``, else the reference solution."""
+    r = _RESULTS.get(name)
+    if r is not None and r.passed:
+        return mine
+    print(f"(using the reference {name} until yours passes its check)")
+    return getattr(ref, name)
 
 
 # ----------------------------------------------------------------------------- the exercises
@@ -92,7 +103,10 @@ def _sigmoid() -> list[Trial]:
         "derivative_of_input": ((dout * x * (1 - x),), "wrong activation derivative: s(1 - s) must use "
                                 "the sigmoid's OUTPUT s = sigma(x), not its input x."),
         "missing_dout": ((s * (1 - s),), "you returned sigma'(x) alone; the chain rule multiplies it by "
-                         "dout, the gradient arriving from above.")})]
+                         "dout, the gradient arriving from above."),
+        "sigmoid_of_output": ((dout * sigmoid(s) * (1 - sigmoid(s)),), "you applied the sigmoid twice: "
+                              "sigma'(x) = s(1 - s) with s = sigma(x) itself, not sigma(s)(1 - sigma(s)), "
+                              "which is sigma'(sigma(x)).")})]
 
 
 def _relu() -> list[Trial]:
@@ -102,7 +116,9 @@ def _relu() -> list[Trial]:
         "missing_relu_mask": ((dout,), "no ReLU mask: the gradient is 0 where the unit was off (x <= 0)."),
         "mask_from_dout": ((dout * (dout > 0),), "the mask must come from the INPUT x (was the unit on?), "
                            "not from dout."),
-        "missing_dout": (((x > 0) * 1.0,), "you returned the mask alone; multiply it by dout.")}
+        "missing_dout": (((x > 0) * 1.0,), "you returned the mask alone; multiply it by dout."),
+        "output_not_mask": ((dout * np.maximum(0, x),), "you multiplied by max(0, x), the ReLU's OUTPUT; "
+                            "the slope is the 0/1 mask 1[x > 0]: where the unit is on, y = x has slope 1.")}
     xk, doutk, _ = _act_trial(4, relu, kink=True)
     kink = {"mask_at_zero": ((doutk * (xk >= 0),), "your mask is 1 where x is exactly 0. The package's ReLU "
                              "(and the derivation) uses 1[x > 0]: a unit that outputs exactly 0 is off and "
@@ -148,25 +164,26 @@ def _discriminator() -> list[Trial]:
     zp, zf = rng.normal(size=(N, 3)), rng.normal(0.5, 0.8, (N, 3))
     W, b = rng.normal(0, 0.8, (3, 1)), rng.normal(0, 0.1, 1)
 
-    def loss() -> float:
+    def loss() -> float:                                              # the mean over all 2N rows
         a_real, a_fake = zp @ W + b, zf @ W + b
-        return ref.bce_with_logits(a_real, np.ones_like(a_real))[0] + ref.bce_with_logits(
-            a_fake, np.zeros_like(a_fake))[0]
+        return 0.5 * (ref.bce_with_logits(a_real, np.ones_like(a_real))[0] + ref.bce_with_logits(
+            a_fake, np.zeros_like(a_fake))[0])
 
     Dp, Df = sigmoid(zp @ W + b), sigmoid(zf @ W + b)
     grads = lambda dr, df, z1=zp, z2=zf: (z1.T @ dr + z2.T @ df, dr.sum(0) + df.sum(0))   # noqa: E731
+    M = 2 * N                                                         # rows in the stacked batch
     mistakes = {
-        "tutorial_real_sign": (grads(-(Dp - 1) / N, Df / N), "the real term's sign is flipped (the tutorial's "
-                               "E11): -log D(z_prior) has dL/da = (D - 1)/N, which is negative."),
-        "labels_swapped": (grads(Dp / N, (Df - 1) / N), "labels swapped: prior samples are 'real' "
-                           "(target 1, delta (D - 1)/N), encoded codes 'fake' (target 0, delta D/N)."),
-        "same_codes": (grads((Df - 1) / N, Df / N, zf, zf), "both terms evaluated at the encoded codes; the "
+        "tutorial_real_sign": (grads(-(Dp - 1) / M, Df / M), "the real term's sign is flipped (the tutorial's "
+                               "E11): -log D(z_prior) has dL/da = (D - 1)/2N, which is negative."),
+        "labels_swapped": (grads(Dp / M, (Df - 1) / M), "labels swapped: prior samples are 'real' "
+                           "(target 1, delta (D - 1)/2N), encoded codes 'fake' (target 0, delta D/2N)."),
+        "same_codes": (grads((Df - 1) / M, Df / M, zf, zf), "both terms evaluated at the encoded codes; the "
                        "real term belongs to z_prior."),
-        "extra_sigmoid_derivative": (grads((Dp - 1) * Dp * (1 - Dp) / N, Df * Df * (1 - Df) / N),
-                                     "you multiplied by D(1 - D) again: the fused deltas (D - 1)/N and "
-                                     "D/N already contain the sigmoid's derivative.")}
+        "extra_sigmoid_derivative": (grads((Dp - 1) * Dp * (1 - Dp) / M, Df * Df * (1 - Df) / M),
+                                     "you multiplied by D(1 - D) again: the fused deltas (D - 1)/2N and "
+                                     "D/2N already contain the sigmoid's derivative.")}
     return [Trial({"z_prior": zp, "z_fake": zf, "W": W, "b": b}, _numeric(loss, W, b),
-                  "central differences of L_D = BCE(D(z_prior), 1) + BCE(D(z_fake), 0)", mistakes)]
+                  "central differences of L_D = 1/2 [BCE(D(z_prior), 1) + BCE(D(z_fake), 0)]", mistakes)]
 
 
 def _generator() -> list[Trial]:
@@ -184,12 +201,17 @@ def _generator() -> list[Trial]:
         return ref.bce_with_logits(a, np.ones_like(a))[0]
 
     def grads(delta_a: np.ndarray, mask: Any = u > 0) -> tuple[np.ndarray, np.ndarray]:
-        delta_u = (delta_a @ WD.T @ W2.T) * mask
+        dh = delta_a @ WD.T @ W2.T
+        delta_u = dh * (mask(dh) if callable(mask) else mask)
         return x.T @ delta_u, delta_u.sum(0)
 
     mistakes = {
         "missing_relu_mask": (grads((D - 1) / N, 1.0), "wrong activation derivative: no ReLU mask 1[u > 0] "
                               "on the hidden layer (a mask from h >= 0 is all ones, too)."),
+        "mask_from_dh": (grads((D - 1) / N, lambda dh: dh > 0), "the ReLU mask must come from the "
+                         "hidden layer's INPUT u (was the unit on in the forward pass?), not from dh > 0."),
+        "output_not_mask": (grads((D - 1) / N, np.maximum(u, 0)), "you multiplied dh by max(0, u), the ReLU's "
+                            "output; the slope is the 0/1 mask 1[u > 0]."),
         "discriminator_target": (grads(D / N), "you used the discriminator's target 0 for the encoded codes; "
                                  "the generator's loss flips it to 1: delta_a = (D - 1)/N."),
         "minimax": (grads(-D / N), "you differentiated the minimax form log(1 - D); the generator loss here "
@@ -271,6 +293,9 @@ def _batchnorm() -> list[Trial]:
 _BATCH_NOTE = {"1/N": "The 1/N of the loss is already inside dout: db is a plain sum over the batch.",
                "N": "A 1/N is missing: every loss here is a mean over the batch."}
 EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in [
+    Exercise("numerical_gradient", "numerical_gradient(f, x, h) -> grad", {"grad": "shape of x"},
+             more.numerical_gradient_trials, {}, {"2": "You divided by h: the two points are 2h apart."}),
+    Exercise("rel_error", "rel_error(a, b) -> float", {"error": "float"}, more.rel_error_trials, {}),
     Exercise("dense_backward", "dense_backward(x, W, dout) -> (dx, dW, db)",
              {"dx": "(N, D_in)", "dW": "(D_in, D_out)", "db": "(D_out,)"}, _dense, {"N": N},
              {"1/N": _BATCH_NOTE["1/N"]}),
@@ -286,12 +311,18 @@ EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in [
               "N*D": "A 1/n is missing: the loss is a mean over all n = N*D elements."}),
     Exercise("discriminator_grad", "discriminator_grad(z_prior, z_fake, W, b) -> (dW, db)",
              {"dW": "(D_z, 1)", "db": "(1,)"}, _discriminator, {"N": N},
-             {"1/2": "That is the gradient of 0.5 (L_real + L_fake), the tutorial program's d_loss; here L_D "
-                     "is the plain sum of the two means.", "N": _BATCH_NOTE["N"]}),
+             {"2": "That is the gradient of the plain sum L_real + L_fake; L_D is their average, the mean "
+                   "BCE over all 2N rows (as the package's model and the tutorial program's d_loss), so "
+                   "each delta is divided by 2N.", "N": _BATCH_NOTE["N"]}),
     Exercise("generator_grad", "generator_grad(x, W1, b1, W2, b2, W_D, b_D) -> (dW1, db1)",
              {"dW1": "(D_x, H)", "db1": "(H,)"}, _generator, {"N": N}, {"N": _BATCH_NOTE["N"]}),
     Exercise("dropout_backward", "dropout_backward(mask, keep, dout) -> dx", {"dx": "(N, D)"}, _dropout, {}),
     Exercise("batchnorm_backward", "batchnorm_backward(x, gamma, dout, eps) -> (dx, dgamma, dbeta)",
              {"dx": "(N, D)", "dgamma": "(D,)", "dbeta": "(D,)"}, _batchnorm, {"N": N},
              {"1/N": "dgamma and dbeta are plain sums over the batch: the 1/N of the loss is already in dout."}),
+    Exercise("softmax_cross_entropy", "softmax_cross_entropy(logits, labels) -> (loss, dlogits)",
+             {"loss": "float", "dlogits": "(N, C)"}, more.softmax_trials, {"N": N, "C": 3},
+             {"N": _BATCH_NOTE["N"], "1/C": "The loss is a mean over the N examples, not over all N*C logits."}),
+    Exercise("adam_update", "adam_update(param, grad, m, v, t, lr, beta1, beta2, eps) -> (param, m, v)",
+             {"param": "(3, 4)", "m": "(3, 4)", "v": "(3, 4)"}, more.adam_trials, {}),
 ]}

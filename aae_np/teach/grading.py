@@ -109,6 +109,11 @@ def diagnose(got: Any, want: Any, symbols: dict[str, int] | None = None,
             return "transposed", (f"{head}, and its transpose is exactly right. Check the order of the "
                                   "product (e.g. x.T @ dout, not dout.T @ x)." if key is None
                                   else f"{head}; transposed back, it is still wrong: {why}")
+        if got.ndim == 0:                                   # a plain number where an array belongs
+            return "shape", (f"a single number where an array of shape {want.shape} belongs: sum over the "
+                             "batch only, .sum(axis=0), which keeps the other axes" +
+                             (" (for one output unit that is an array of shape (1,))." if want.size == 1
+                              else "; a sum without axis adds up every element."))
         if got.size == want.size and _close(got.reshape(want.shape), want):
             return "shape", (f"right numbers, wrong shape: expected {want.shape}, got {got.shape} "
                              "(keepdims=True? a (N, 1) column where a flat vector belongs?)")
@@ -123,8 +128,12 @@ def diagnose(got: Any, want: Any, symbols: dict[str, int] | None = None,
         if _close(got, wrong):
             return key, why
     c = float(np.sum(got * want) / np.sum(want * want)) if np.any(want) else math.nan
+    factor = _name_factor(c, symbols) if math.isfinite(c) and abs(c) > 1e-12 else None
+    if want.size == 1 and factor is None:                   # any two numbers differ by "a factor"
+        return "wrong values", (f"a single number, {float(got.ravel()[0]):.6g} instead of "
+                                f"{float(want.ravel()[0]):.6g}; one number shows no pattern, so check the "
+                                "formula term by term.")
     if math.isfinite(c) and abs(c) > 1e-12 and _close(got, c * want):
-        factor = _name_factor(c, symbols)
         if factor == "1":
             return "sign", ("sign-flipped: -1 times the right values in every element "
                             "(a step along it goes uphill).")
@@ -195,7 +204,8 @@ def grade(ex: Exercise, fn: Callable[..., Any]) -> CheckResult:
             lines.append(f"  {key:<8} {ex.outputs[key]:<14} {stats}  {'ok' if diag is None else 'WRONG'}")
             if diag is not None:
                 lines.append(f"    -> {why}")
-                first = first or diag
+                named = first in trial.mistakes
+                first = diag if first is None or (diag in trial.mistakes and not named) else first
         if first is not None:
             msg = "\n".join([f"{ex.name}: FAIL (compared with {trial.against})", *lines]
                             + ([f"  Note: {trial.note}"] if trial.note else []))

@@ -12,8 +12,9 @@ import numpy as np
 
 from aae_np.nn.activations import sigmoid
 
-__all__ = ["dense_backward", "sigmoid_backward", "relu_backward", "mse_grad", "bce_with_logits",
-           "discriminator_grad", "generator_grad", "dropout_backward", "batchnorm_backward"]
+__all__ = ["numerical_gradient", "rel_error", "dense_backward", "sigmoid_backward", "relu_backward", "mse_grad",
+           "bce_with_logits", "discriminator_grad", "generator_grad", "dropout_backward", "batchnorm_backward",
+           "softmax_cross_entropy", "adam_update"]
 
 
 def dense_backward(x: np.ndarray, W: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,15 +51,16 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.n
 
 def discriminator_grad(z_prior: np.ndarray, z_fake: np.ndarray, W: np.ndarray,
                        b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """a = z W + b, D = sigmoid(a);  L_D = -1/N sum log D(z_prior) - 1/N sum log(1 - D(z_fake)).
+    """a = z W + b, D = sigmoid(a);  L_D = 1/2 [-1/N sum log D(z_prior) - 1/N sum log(1 - D(z_fake))],
+    the mean BCE over all 2N rows (as ``models/adversarial.py: real_vs_fake``).
 
     z_prior, z_fake (N, D_z), W (D_z, 1), b (1,) -> dW (D_z, 1), db (1,).
     """
     n = len(z_prior)
     d_real = sigmoid(z_prior @ W + b)                 # D at the prior samples (N, 1)
     d_fake = sigmoid(z_fake @ W + b)                  # D at the encoded samples (N, 1)
-    delta_real = (d_real - 1) / n                     # dL/da_real = (D - 1)/N   (target 1)
-    delta_fake = d_fake / n                           # dL/da_fake = D/N         (target 0)
+    delta_real = (d_real - 1) / (2 * n)               # dL/da_real = (D - 1)/2N   (target 1)
+    delta_fake = d_fake / (2 * n)                     # dL/da_fake = D/2N         (target 0)
     dW = z_prior.T @ delta_real + z_fake.T @ delta_fake          # two batches, summed
     db = delta_real.sum(axis=0) + delta_fake.sum(axis=0)
     return dW, db
@@ -108,3 +110,46 @@ def batchnorm_backward(x: np.ndarray, gamma: np.ndarray, dout: np.ndarray,
     # dx = gamma / (N sigma) * (N dy - 1^T dy - x_hat * 1^T (dy * x_hat))      (N, D)
     dx = gamma / (n * sigma) * (n * dout - dbeta - x_hat * dgamma)
     return dx, dgamma, dbeta
+
+
+def numerical_gradient(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """Central differences of the scalar f at x (any shape): (f(x + h e_i) - f(x - h e_i)) / 2h.
+
+    ``x`` is nudged in place, one element at a time, and each element is put back exactly.
+    """
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        f_plus = f(x)
+        x[i] = old - h
+        f_minus = f(x)
+        x[i] = old                                    # restore before the next element
+        grad[i] = (f_plus - f_minus) / (2 * h)        # error O(h^2), not O(h) as one-sided
+    return grad
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    """max_i |a_i - b_i| / max(1e-8, |a_i| + |b_i|): 0 when equal, about 1 when unrelated."""
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """L = -1/N sum_n log softmax(logits)[n, labels[n]].  logits (N, C), labels (N,) ints -> (L, dL/dlogits)."""
+    n = len(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)      # softmax is unchanged; exp cannot overflow
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_p[np.arange(n), labels].mean()
+    dlogits = np.exp(log_p)                                   # p, each row sums to 1
+    dlogits[np.arange(n), labels] -= 1                        # p - onehot(y)
+    return float(loss), dlogits / n                           # dL/ds = (p - y) / N
+
+
+def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float,
+                beta1: float, beta2: float, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One Adam step (Kingma & Ba, 2015), t counted from 1.  Returns (new param, new m, new v)."""
+    m = beta1 * m + (1 - beta1) * grad                        # running mean of the gradient
+    v = beta2 * v + (1 - beta2) * grad * grad                 # running mean of its square
+    m_hat = m / (1 - beta1 ** t)                              # bias correction: m, v start at 0
+    v_hat = v / (1 - beta2 ** t)
+    return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v

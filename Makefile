@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make train   set up .venv and train an AAE on MNIST (plots and model in runs/default/)
 #   make test    set up .venv and run the whole test suite (what CI runs)
+#   make lab     set up .venv with JupyterLab and open the teaching notebooks (notebooks/)
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -13,7 +14,12 @@ ifneq ($(wildcard $(SHARED_MNIST)/train-images-idx3-ubyte.gz),)
 export AAE_NP_DATA ?= $(SHARED_MNIST)
 endif
 
-.PHONY: setup train test clean
+.PHONY: setup train test lab clean
+
+# Extra options for the lab server, e.g. make lab LAB_ARGS="--no-browser --port=8899"
+LAB_ARGS ?=
+# Jupyter refuses to run as root (containers, CI) unless told to; the server still binds 127.0.0.1 only
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 setup: $(STAMP)
 
@@ -31,6 +37,10 @@ train: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+lab: setup
+	@$(BIN)/python -c 'import jupyterlab' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[dev,lab]'
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(LAB_ROOT) $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

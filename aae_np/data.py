@@ -1,6 +1,7 @@
 """MNIST and Fashion-MNIST: an IDX reader, a loader, a checked downloader, and where to look.
 
-The IDX format and its reader are in ``aae_np/idx.py``.
+The IDX format and its reader are in ``aae_np/idx.py``; fetching one file over HTTP (overall
+deadline, cut transfers, a full disk, part files of killed downloads) in ``aae_np/download.py``.
 
 ``resolve_data_dir`` looks for the four files in this order and takes the first hit:
 
@@ -20,20 +21,15 @@ at is checked structurally by ``read_idx`` instead, so a subset or a recompresse
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
+from aae_np.download import STALE_AFTER, fetch_file, remove_stale_parts
 from aae_np.idx import FIX_FILE, DataError, read_idx
 
 __all__ = ["DataError", "DatasetSpec", "MnistData", "DATASETS", "FILE_STEMS", "ENV_VAR",
@@ -161,64 +157,20 @@ def load_mnist(root: str | os.PathLike[str], dataset: str = "mnist") -> MnistDat
 
 # ----------------------------------------------------------------------------- downloading
 
-def _fetch(url: str, out_fd: int, timeout: float, progress: bool, desc: str) -> str:
-    """Stream ``url`` into the open file ``out_fd`` (closed on return); return the MD5 hex digest."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    with os.fdopen(out_fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-        with tqdm(total=resp.length, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=desc, disable=not progress, leave=False) as bar:
-            while chunk := resp.read(1 << 16):
-                out.write(chunk)
-                md5.update(chunk)
-                bar.update(len(chunk))
-    return md5.hexdigest()
-
-
-def _download_one(name: str, dest: Path, mirrors: Sequence[str], md5: str, dataset: str,
-                  timeout: float, progress: bool) -> None:
-    """Fetch ``name`` from the first mirror whose copy has MD5 ``md5``; ``os.replace`` it into ``dest``."""
-    attempts: list[str] = []
-    network_only = True           # every failure was a connection error: probably offline
-    for base in mirrors:
-        url = base.rstrip("/") + "/" + name
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".part")
-        try:
-            digest = _fetch(url, fd, timeout, progress, desc=name)
-        except urllib.error.HTTPError as err:
-            err.close()
-            network_only = False
-            attempts.append(f"{url}: HTTP {err.code} {err.reason}")
-        except (OSError, http.client.HTTPException) as err:   # URLError, timeouts, resets
-            reason = getattr(err, "reason", None) or err
-            attempts.append(f"{url}: {str(reason) or type(reason).__name__}")
-        else:
-            if digest == md5:
-                os.chmod(tmp, 0o644)                  # mkstemp makes it private (0600)
-                os.replace(tmp, dest / name)
-                return
-            network_only = False
-            attempts.append(f"{url}: MD5 {digest}, expected {md5}; discarded")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    title = _spec(dataset).title
-    offline = " (no network?)" if attempts and network_only else ""
-    headline = f"could not download {title} file {name}{offline}"
-    tried = "".join(f"\n  {line}" for line in attempts) or "\n  (no mirrors given)"
-    raise DataError(f"{headline}; tried:{tried}\n{_how_to_fix(dataset, dest)}.")
-
-
 def download(dataset: str, dest_dir: str | os.PathLike[str], mirrors: Sequence[str] | None = None,
              progress: bool = True, *, checksums: Mapping[str, str] | None = None,
-             timeout: float = 30.0) -> Path:
+             timeout: float = 30.0, deadline: float = 600.0) -> Path:
     """Download the four official ``.gz`` files of ``dataset`` into ``dest_dir``; return it.
 
     Each file is tried on ``mirrors`` in order (default: the dataset's official ones), written
     to a temporary file beside its destination, checked against ``checksums[name]`` (default:
     the official MD5s) and only then moved into place with ``os.replace``, so a failed or
-    corrupt download leaves nothing behind. Files already in ``dest_dir`` (``.gz`` or
-    uncompressed) are kept as they are. ``timeout`` is in seconds per connect or read.
-    Raises ``DataError`` listing what each mirror did when no mirror delivers a file.
+    corrupt download leaves nothing behind, and part files left by killed processes are
+    removed first. Files already in ``dest_dir`` (``.gz`` or uncompressed) are kept as they
+    are. ``timeout`` is in seconds per connect or read, ``deadline`` for a whole file from
+    one mirror. Raises ``DataError`` listing what each mirror did when no mirror delivers a
+    file, or at once, naming the file, when it cannot be written (a full disk). The HTTP
+    side is ``aae_np/download.py``.
     """
     spec, dest = _spec(dataset), Path(dest_dir)
     mirrors = spec.mirrors if mirrors is None else tuple(mirrors)
@@ -228,13 +180,16 @@ def download(dataset: str, dest_dir: str | os.PathLike[str], mirrors: Sequence[s
     except OSError as err:
         raise DataError(f"cannot create download folder {dest} ({err.strerror or err}); "
                         f"{_how_to_fix(dataset, dest)}") from None
+    remove_stale_parts(dest, [stem + ".gz" for stem in FILE_STEMS], max(STALE_AFTER, deadline))
     for stem, path in find_files(dest).items():
         if path is None:
             name = stem + ".gz"
             if name not in checksums:
                 raise DataError(f"download: no checksum given for {name}; the checksums "
                                 f"mapping needs all four of {', '.join(s + '.gz' for s in FILE_STEMS)}")
-            _download_one(name, dest, mirrors, checksums[name], dataset, timeout, progress)
+            fetch_file(name, dest, mirrors, checksums[name], title=spec.title,
+                       fix=_how_to_fix(dataset, dest), timeout=timeout, deadline=deadline,
+                       progress=progress)
     return dest
 
 

@@ -112,7 +112,8 @@ def test_sane_header_with_missing_body_costs_nothing(tmp_path):
     path = tmp_path / "images.gz"
     path.write_bytes(gzip.compress(idx_header((2_500_000, 28, 28)) + bytes(100)))
     start = time.perf_counter()
-    with pytest.raises(DataError, match=r"truncated: .* needs 1960000016 bytes, the file has 116 after gunzip"):
+    with pytest.raises(DataError, match=r"truncated: .* needs 1960000016 bytes, "
+                                         r"the file has 116 after gunzip"):
         read_idx(path)
     assert time.perf_counter() - start < 0.5
 

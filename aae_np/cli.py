@@ -18,8 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from aae_np.cli_args import EXIT_USAGE, build_parser
+from aae_np.files import atomic_write, atomic_write_text
 
 EXIT_DIVERGED = 3
+MAX_IMAGES = 100_000          # sample / reconstruct --n: 100,000 images of 784 floats are 0.3 GB
+# the settings of a run that train --resume may not change (epochs and lr may): presets.resolve's keywords
+SETTINGS = ("latent_dim", "seed", "epochs", "batch_size", "schedule", "lr", "labels", "label_seed", "clusters",
+            "prior", "encoder_batchnorm", "input_dropout", "variant")
 
 
 class CLIError(Exception):
@@ -42,58 +47,69 @@ def _load_model(args: argparse.Namespace):
 def _cmd_train(args: argparse.Namespace) -> int:
     from aae_np.eval import report
     from aae_np.train.presets import resolve
-    from aae_np.train.run import new_trainer, resume_trainer
+    from aae_np.train.run import RunFolder, new_trainer, resume_trainer
 
     out = Path(args.out)
     checkpoint = out / "checkpoint.npz"
-    if args.resume:
-        if not checkpoint.is_file():
-            raise CLIError(f"--resume: no checkpoint at {checkpoint}; start a run with --out {out} first")
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    progress = not args.quiet and sys.stderr.isatty()        # bars on a terminal; a log gets one line an epoch
+    if args.resume and not checkpoint.is_file():
+        raise CLIError(f"--resume: no checkpoint at {checkpoint}; start a run with --out {out} first")
+    if not args.resume:
+        model_cfg, train_cfg = resolve(args.preset or "default", **settings)
+    with RunFolder(out, resume=args.resume, overwrite=args.overwrite):
         data = _load_data(args)
-        trainer = resume_trainer(checkpoint, data, epochs=args.epochs, backend=args.backend,
-                                 progress=not args.quiet)
-        print(f"resuming {checkpoint} at epoch {trainer.epoch}/{trainer.config.epochs}")
-    else:
-        model_cfg, train_cfg = resolve(args.preset, args.variant, **{k: getattr(args, k) for k in (
-            "latent_dim", "seed", "epochs", "batch_size", "schedule", "lr", "labels", "label_seed", "clusters",
-            "prior", "encoder_batchnorm", "input_dropout")})
-        if checkpoint.exists() and not args.overwrite:
-            raise CLIError(f"{out} already holds a run; pass --resume to continue it, "
-                           f"--overwrite to start again, or another --out")
-        data = _load_data(args)
-        trainer = new_trainer(model_cfg, train_cfg, data, out_dir=out, backend=args.backend,
-                              progress=not args.quiet)
-        name = f"the {args.variant} variant" if args.variant else f"preset {args.preset!r}"
-        print(f"training {name} ({trainer.describe()}) on {len(data.x_train):,} {args.dataset} images -> {out}/")
+        if args.resume:
+            if args.preset is not None:
+                raise CLIError("--preset cannot change on --resume: the run keeps its own settings")
+            trainer = resume_trainer(checkpoint, data, epochs=args.epochs, backend=args.backend, progress=progress,
+                                     lr=args.lr, same={k: v for k, v in settings.items() if v is not None
+                                                       and k not in ("epochs", "lr")})
+            print(f"resuming {checkpoint} at epoch {trainer.epoch}/{trainer.config.epochs}")
+        else:
+            trainer = new_trainer(model_cfg, train_cfg, data, out_dir=out, backend=args.backend, progress=progress)
+            name = f"the {args.variant} variant" if args.variant else f"preset {args.preset or 'default'!r}"
+            print(f"training {name} ({trainer.describe()}) on {len(data.x_train):,} {args.dataset} images -> {out}/")
 
-    def on_epoch(t, means: dict[str, float]) -> None:
-        if not args.quiet:
-            print(report.epoch_line(t.epoch, t.config.epochs, means), flush=True)
+        def on_epoch(t, means: dict[str, float]) -> None:
+            if not args.quiet:
+                print(report.epoch_line(t.epoch, t.config.epochs, means), flush=True)
 
-    start = time.perf_counter()
-    trainer.fit(on_epoch=on_epoch)
-    seconds = time.perf_counter() - start
-    model = trainer.model
-    model.save(out / "model.npz")
-    summary = report.evaluate(model, data)
-    summary.update(train_seconds=round(seconds, 2), **trainer.facts())
-    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
-    written = report.write_figures(model, data, trainer.history, out, seed=trainer.config.seed)
+        start = time.perf_counter()
+        trainer.fit(on_epoch=on_epoch)
+        seconds = time.perf_counter() - start
+        model = trainer.model
+        model.save(out / "model.npz")
+        summary = report.evaluate(model, data)
+        summary.update(train_seconds=round(seconds, 2), **trainer.facts())
+        warnings = report.sanity_warnings(summary, model, data)
+        if warnings:
+            summary["warnings"] = warnings
+        atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
+        written = report.write_figures(model, data, trainer.history, out, seed=trainer.config.seed)
     print(f"done in {seconds:.1f}s: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()
                                                  if isinstance(v, float) and k != "train_seconds"))
+    for warning in warnings:
+        print(f"aae-np: warning: {warning}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in [out / "model.npz", out / "history.json",
                                                  out / "metrics.json", *written]))
     return 0
 
 
 # -- sample / reconstruct / encode / evaluate -------------------------------------------
+def _check_n(n: int) -> None:
+    if n > MAX_IMAGES:
+        raise CLIError(f"--n {n} is more than {MAX_IMAGES:,} images; ask for fewer, or call the library in batches")
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from aae_np.eval import plots
 
+    _check_n(args.n)
     images = _load_model(args).sample(args.n, np.random.default_rng(args.seed))
     out = Path(args.out)
     if out.suffix == ".npy":
-        np.save(out, images)
+        atomic_write(out, lambda f: np.save(f, images))
     else:
         plots.samples(images, out)
     print(f"wrote {args.n} samples to {out}")
@@ -103,6 +119,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from aae_np.eval import plots
 
+    _check_n(args.n)
     model, data = _load_model(args), _load_data(args)
     x = data.x_test[:args.n]
     plots.reconstructions(x, model.reconstruct(x, data.y_test[:args.n]), Path(args.out), n=args.n)
@@ -115,7 +132,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
     z = model.encode(x)
     out = Path(args.out)
-    np.savez(out, z=z, labels=y) if out.suffix == ".npz" else np.save(out, z)
+    atomic_write(out, (lambda f: np.savez(f, z=z, labels=y)) if out.suffix == ".npz" else (lambda f: np.save(f, z)))
     print(f"wrote codes of {len(z)} {args.split} images, shape {z.shape}, to {out}")
     if args.plot:
         from aae_np.eval import latent_plots
@@ -133,7 +150,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for key, value in result.items():
         print(f"{key:24s} {value:.4f}" if isinstance(value, float) else f"{key:24s} {value}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.json, json.dumps(result, indent=1))
     return 0
 
 
@@ -180,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, ValueError, OSError) as err:
         if os.environ.get("AAE_NP_DEBUG"):
             raise
-        print(f"aae-np: error: {err}", file=sys.stderr)
+        where = f"{err.filename}: " if isinstance(err, OSError) and err.filename else ""
+        what = err.strerror if isinstance(err, OSError) and err.strerror else err
+        print(f"aae-np: error: {where}{what}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("aae-np: interrupted (the last epoch's checkpoint is kept; --resume continues)", file=sys.stderr)

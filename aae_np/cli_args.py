@@ -68,7 +68,7 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
 
     p = command("train", "train an AAE; writes model.npz, history.json, metrics.json and plots", data=True)
     p.add_argument("--out", default="runs/default", help="output folder (default runs/default)")
-    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    p.add_argument("--preset", choices=sorted(PRESETS), help="the model and its training (default: default)")
     p.add_argument("--schedule", choices=["phased", "joint"], help="phased (paper, default) or joint (tutorial)")
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--batch-size", type=_positive_int)

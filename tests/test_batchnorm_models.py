@@ -187,7 +187,7 @@ def test_model_files_hold_the_running_statistics(tmp_path, backend):
     arrays = dict(np.load(tmp_path / "m.npz"))
     del arrays["state/encoder.2.running_var"]
     np.savez(tmp_path / "broken.npz", **arrays)
-    with pytest.raises(ValueError, match="state array encoder.2.running_var is missing"):
+    with pytest.raises(ValueError, match="state/encoder.2.running_var is missing"):
         load_model(tmp_path / "broken.npz", backend=backend)
 
 

@@ -19,7 +19,8 @@ from aae_np.eval.parzen import parzen_evaluation
 from aae_np.models.network_set import NetworkSet
 from aae_np.models.variants import VariantAAE
 
-__all__ = ["evaluate", "evaluate_variant", "held_out_metrics", "test_mse", "write_figures", "epoch_line"]
+__all__ = ["evaluate", "evaluate_variant", "held_out_metrics", "test_mse", "sanity_warnings", "write_figures",
+           "epoch_line"]
 
 N_SAMPLES = 10_000          # prior samples for the MNIST score and the Parzen window
 N_SCATTER = 5_000           # test codes in latent.png
@@ -100,6 +101,26 @@ def evaluate(model: NetworkSet, data: Any, score: bool = False, parzen: bool = F
         samples = model.decode(model.prior.sample(N_SAMPLES, np.random.default_rng(0)))
         result.update(parzen_evaluation(samples, data.x_train[-1000:], data.x_test))
     return {k: float(v) for k, v in result.items()}
+
+
+def sanity_warnings(summary: dict[str, Any], model: NetworkSet, data: Any) -> list[str]:
+    """What says a finished run went wrong: reconstructions no better than the mean training
+    image, codes far off the prior (Fréchet above the code's dimension; healthy runs are ~0.1),
+    or numbers that are not finite."""
+    out = []
+    numbers = {k: v for k, v in summary.items() if isinstance(v, float)}
+    bad = [k for k, v in numbers.items() if not np.isfinite(v)]
+    if bad:
+        out.append(f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite: training went wrong")
+    mean_image = metrics.reconstruction_mse(data.x_test, np.broadcast_to(data.x_train.mean(axis=0), data.x_test.shape))
+    if summary.get("test_mse", 0.0) >= mean_image:
+        out.append(f"held-out MSE {summary['test_mse']:.4f} is no better than the mean training image's "
+                   f"({mean_image:.4f}): the autoencoder did not learn; try smaller learning rates")
+    dim = model.config.style_dim if isinstance(model, VariantAAE) else model.config.latent_dim
+    if summary.get("frechet", 0.0) > dim:
+        out.append(f"Frechet(q(z), p(z)) = {summary['frechet']:.3g} is far from 0: the codes do not match the "
+                   "prior (the discriminator won, or training diverged); try smaller learning rates")
+    return out
 
 
 def write_figures(model: NetworkSet, data: Any, history: dict[str, list[float]] | None, out: Path,

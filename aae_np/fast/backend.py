@@ -73,7 +73,7 @@ class Backend:
         named = model.params_of(*nets)
         if self.name == "numpy":
             return Optimizer(named, rule)
-        return FlatOptimizer(*model.flat_slice(*nets), rule, self.kernels, names=named)
+        return FlatOptimizer(*model.flat_slice(*nets), rule, self.kernels, named=named)
 
     def recon_loss(self, kind: str) -> Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]:
         """``(logits, x) -> (loss, dL/dlogits)``: "bce" on logits or "mse" of their sigmoid."""

@@ -10,30 +10,36 @@ rule to float rounding (``tests/test_optim.py``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Mapping
 from types import SimpleNamespace
 
 import numpy as np
 
-from aae_np.nn.optim import SGD, Adam, Momentum, State
+from aae_np.nn.optim import SGD, Adam, Momentum, State, StateFile
 
 __all__ = ["FlatOptimizer"]
 
 
-class FlatOptimizer:
+class FlatOptimizer(StateFile):
     """One rule over the flat views ``params``/``grads`` (1-D, the same size).
 
-    ``names``: the qualified names of the tensors those views cover. When given, ``step``
-    checks that the gradients a phase hands it are exactly those tensors, so the slice
-    and the phase cannot silently disagree.
+    ``named``: the tensors those views cover, name -> array, in buffer order (a model's
+    ``params_of(...)``). When given, ``step`` checks that the gradients a phase hands it are
+    exactly those tensors, so the slice and the phase cannot silently disagree, and checkpoints
+    store the state per tensor (``nn.optim.StateFile``), the format the per-tensor optimizer
+    reads too. Without it the buffer is one tensor named "flat".
     """
 
     def __init__(self, params: np.ndarray, grads: np.ndarray, rule: SGD | Momentum | Adam,
-                 kernels: SimpleNamespace, names: Iterable[str] | None = None) -> None:
+                 kernels: SimpleNamespace, named: Mapping[str, np.ndarray] | None = None) -> None:
         if params.ndim != 1 or params.shape != grads.shape:
             raise ValueError("FlatOptimizer: params and grads must be 1-D views of the same size")
         self.params, self.grads, self.rule, self.kernels = params, grads, rule, kernels
-        self.names = None if names is None else frozenset(names)
+        self.names = None if named is None else frozenset(named)
+        self.shapes = {"flat": params.shape} if named is None else {n: a.shape for n, a in named.items()}
+        if sum(math.prod(s) for s in self.shapes.values()) != params.size:
+            raise ValueError("FlatOptimizer: the named tensors do not cover the flat buffer")
         self.state: State = rule.init_state(params)
 
     def __repr__(self) -> str:
@@ -60,10 +66,19 @@ class FlatOptimizer:
         else:
             p -= rule.lr * g
 
-    def state_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}/flat/{key}": np.asarray(value) for key, value in self.state.items()}
+    # -- checkpointing (the format is StateFile's) ----------------------------
+    def views(self, key: str) -> dict[str, np.ndarray]:
+        out, start = {}, 0
+        for name, shape in self.shapes.items():
+            size = math.prod(shape)
+            out[name] = self.state[key][start:start + size].reshape(shape)
+            start += size
+        return out
 
-    def load_state_arrays(self, arrays: Mapping[str, np.ndarray], prefix: str) -> None:
-        for key in list(self.state):
-            stored = arrays[f"{prefix}/flat/{key}"]
-            self.state[key] = int(stored) if key == "t" else np.array(stored, dtype=self.params.dtype)
+    @property
+    def step_count(self) -> int:
+        return self.state.get("t", 0)
+
+    @step_count.setter
+    def step_count(self, t: int) -> None:
+        self.state["t"] = t

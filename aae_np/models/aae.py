@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from aae_np.models.adversarial import fool, real_vs_fake
-from aae_np.models.config import ModelConfig, mlp, network_problems
+from aae_np.models.config import ModelConfig, NetSpec, mlp, network_problems
 from aae_np.models.network_set import NetworkSet, Phase
 from aae_np.models.priors import Gaussian, Prior
 from aae_np.nn.activations import sigmoid
@@ -107,21 +107,25 @@ class AAE(NetworkSet):
         self.config = config
         self.dtype = np.dtype(config.dtype)
         rng = np.random.default_rng(config.seed)
-        c = config
-        self.encoder = mlp([c.input_dim, *c.encoder_hidden, c.latent_dim], c.activation, rng, self.dtype,
-                           c.encoder_batchnorm, c.input_dropout)
-        self.decoder = mlp([c.latent_dim, *c.decoder_hidden, c.input_dim], c.activation, rng, self.dtype)
-        self.discriminator = mlp([c.latent_dim, *c.discriminator_hidden, 1], c.activation, rng, self.dtype)
-        self.prior: Prior = Gaussian(c.latent_dim, c.prior_std)
-        nets = {"encoder": self.encoder, "decoder": self.decoder, "discriminator": self.discriminator}
-        self.image_discriminator = None
-        if c.image_discriminator_hidden:      # drawn last: the other three start the same with or without it
-            self.image_discriminator = mlp([c.input_dim, *c.image_discriminator_hidden, 1],
-                                           IMAGE_DISCRIMINATOR_ACTIVATION, rng, self.dtype)
-            nets["image_discriminator"] = self.image_discriminator
+        nets = {name: mlp(spec, rng, self.dtype) for name, spec in self.network_specs(config).items()}
+        self.encoder, self.decoder, self.discriminator = nets["encoder"], nets["decoder"], nets["discriminator"]
+        self.image_discriminator = nets.get("image_discriminator")
+        self.prior: Prior = Gaussian(config.latent_dim, config.prior_std)
         # the phases this model can run: PHASES, and IMAGE_PHASES with an image discriminator
         table = {**PHASES, **IMAGE_PHASES} if self.image_discriminator is not None else PHASES
         self._setup(nets, backend, table, encoding=("reconstruction", "discriminator", "generator", "joint"))
+
+    @staticmethod
+    def network_specs(c: AAEConfig) -> dict[str, NetSpec]:
+        """The networks ``c`` describes, in the order their weights are drawn."""
+        specs = {"encoder": NetSpec([c.input_dim, *c.encoder_hidden, c.latent_dim], c.activation,
+                                    c.encoder_batchnorm, c.input_dropout),
+                 "decoder": NetSpec([c.latent_dim, *c.decoder_hidden, c.input_dim], c.activation),
+                 "discriminator": NetSpec([c.latent_dim, *c.discriminator_hidden, 1], c.activation)}
+        if c.image_discriminator_hidden:     # drawn last: the other three start the same with or without it
+            specs["image_discriminator"] = NetSpec([c.input_dim, *c.image_discriminator_hidden, 1],
+                                                   IMAGE_DISCRIMINATOR_ACTIVATION)
+        return specs
 
     def _no_phase(self, phase: str) -> str:
         if phase in IMAGE_PHASES:

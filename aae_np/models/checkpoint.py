@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def read_model_arrays(path: str | os.PathLike, only: tuple[str, ...] | None = No
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files if only is None or k in only}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise ValueError(f"{path} is not a readable aae_np model file ({err}); {NOT_A_MODEL}") from err
     if "__config__" not in arrays:
         raise ValueError(f"{path} is not a readable aae_np model file (no config inside); {NOT_A_MODEL}")

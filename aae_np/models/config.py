@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from aae_np.nn.batchnorm import BatchNorm
 from aae_np.nn.dropout import Dropout
 from aae_np.nn.layers import Dense, Sequential
 
-__all__ = ["ModelConfig", "network_problems", "config_to_dict", "config_from_dict", "mlp"]
+__all__ = ["ModelConfig", "NetSpec", "network_problems", "config_to_dict", "config_from_dict", "mlp", "spec_shapes"]
 
 
 class ModelConfig:
@@ -65,20 +65,58 @@ def config_from_dict(cls: type, d: dict[str, Any]) -> Any:
     return cls(**d)
 
 
-def mlp(sizes: list[int], activation: str, rng: np.random.Generator, dtype: np.dtype,
-        batchnorm: bool = False, input_dropout: float = 0.0) -> Sequential:
+class NetSpec(NamedTuple):
+    """One network of a model: layer sizes ``[in, hidden..., out]`` and its options."""
+
+    sizes: list[int]
+    activation: str
+    batchnorm: bool = False
+    input_dropout: float = 0.0
+
+
+def _plan(spec: NetSpec) -> list[tuple[str, int, int]]:
+    """The layers of ``mlp(spec)`` in order, as (kind, in, out)."""
+    layers = [("dropout", 0, 0)] if spec.input_dropout > 0 else []
+    pairs = list(zip(spec.sizes[:-1], spec.sizes[1:]))
+    for i, (d_in, d_out) in enumerate(pairs):
+        layers.append(("dense", d_in, d_out))
+        if spec.batchnorm:
+            layers.append(("batchnorm", d_out, d_out))
+        if i < len(pairs) - 1:
+            layers.append(("activation", d_out, d_out))
+    return layers
+
+
+def mlp(spec: NetSpec, rng: np.random.Generator, dtype: np.dtype) -> Sequential:
     """Dense -> act -> ... -> Dense (linear output). He init before ReLU-family, Glorot otherwise.
 
     ``batchnorm``: a BatchNorm after every Dense, the output layer's included (the paper's
     encoders normalise their linear z and the logits of q(y|x) too). ``input_dropout``: a
     Dropout of the input first, dropping each element with that probability."""
-    layers: list = [Dropout(input_dropout, rng=0)] if input_dropout > 0 else []
-    hidden_init = "he" if activation in ("relu", "leaky_relu") else "glorot"
-    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        last = i == len(sizes) - 2
-        layers.append(Dense(d_in, d_out, rng=rng, dtype=dtype, init="glorot" if last else hidden_init))
-        if batchnorm:
+    hidden_init = "he" if spec.activation in ("relu", "leaky_relu") else "glorot"
+    last = len(spec.sizes) - 2
+    layers: list = []
+    for kind, d_in, d_out in _plan(spec):
+        if kind == "dropout":
+            layers.append(Dropout(spec.input_dropout, rng=0))
+        elif kind == "dense":
+            n_dense = sum(isinstance(layer, Dense) for layer in layers)
+            layers.append(Dense(d_in, d_out, rng=rng, dtype=dtype, init="glorot" if n_dense == last else hidden_init))
+        elif kind == "batchnorm":
             layers.append(BatchNorm(d_out, dtype=dtype))
-        if not last:
-            layers.append(ACTIVATIONS[activation]())
+        else:
+            layers.append(ACTIVATIONS[spec.activation]())
     return Sequential(*layers)
+
+
+def spec_shapes(spec: NetSpec) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """(parameter shapes, state shapes) of ``mlp(spec)``, keyed as its ``params``/``state``
+    (``"0.W"``...), computed without building it."""
+    params, state = {}, {}
+    for i, (kind, d_in, d_out) in enumerate(_plan(spec)):
+        if kind == "dense":
+            params.update({f"{i}.W": (d_in, d_out), f"{i}.b": (d_out,)})
+        elif kind == "batchnorm":
+            params.update({f"{i}.gamma": (d_out,), f"{i}.beta": (d_out,)})
+            state.update({f"{i}.running_mean": (d_out,), f"{i}.running_var": (d_out,)})
+    return params, state

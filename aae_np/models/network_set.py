@@ -10,6 +10,7 @@ one ``_phase_<name>(x, **inputs)`` method per phase: the hand-written gradient.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, replace
 from typing import Any, Iterator
@@ -18,12 +19,15 @@ import numpy as np
 
 from aae_np.fast.backend import Backend
 from aae_np.models.checkpoint import NOT_A_MODEL, read_model_arrays, write_model_file
+from aae_np.models.config import spec_shapes
 from aae_np.nn.base import NonFiniteError
 from aae_np.nn.dropout import Dropout
 from aae_np.nn.layers import Sequential
 from aae_np.nn.optim import SGD, Adam, Momentum
 
-__all__ = ["Phase", "NetworkSet"]
+__all__ = ["Phase", "NetworkSet", "MAX_MODEL_BYTES"]
+
+MAX_MODEL_BYTES = 4 * 2 ** 30       # parameters and state of one model; the paper's largest is ~0.3 GiB
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,8 @@ class NetworkSet:
         return x
 
     def _batched(self, name: str, x: np.ndarray, batch_size: int) -> np.ndarray:
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self._set_training(False)
         net = self.run[name]
         return np.concatenate([net.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
@@ -243,12 +249,29 @@ class NetworkSet:
             config = cls.config_class.from_dict(json.loads(str(arrays.pop("__config__"))))
         except (ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path} is not a readable aae_np model file ({err}); {NOT_A_MODEL}") from err
+        expected = cls.expected_arrays(config, path)          # checked before anything is allocated
+        for key, shape in expected.items():
+            stored = arrays.get(key)
+            if stored is None or stored.shape != shape or not np.issubdtype(stored.dtype, np.floating):
+                what = "missing" if stored is None else f"{stored.dtype} of shape {stored.shape}"
+                raise ValueError(f"{path}: {key} is {what}, but its config implies floats of shape {shape}; "
+                                 f"the file is damaged or was edited ({NOT_A_MODEL})")
         model = cls(config, backend=backend)
-        for what, prefix, targets in (("parameter", "param", model.params), ("state array", "state", model.state)):
-            for name, value in targets.items():
-                stored = arrays.pop(f"{prefix}/{name}", None)
-                if stored is None or stored.shape != value.shape:
-                    raise ValueError(f"{path}: {what} {name} is missing or has the wrong shape "
-                                     f"({None if stored is None else stored.shape} vs {value.shape})")
-                value[...] = stored
+        for key in expected:
+            {**model.params, **model.state}[key.split("/", 1)[1]][...] = arrays.pop(key)
         return model, arrays
+
+    @classmethod
+    def expected_arrays(cls, config: Any, path: Any = "the config") -> dict[str, tuple[int, ...]]:
+        """``{"param/NAME": shape, "state/NAME": shape}`` of the model ``config`` describes, computed
+        without building it; a ValueError if it would exceed ``MAX_MODEL_BYTES``."""
+        out: dict[str, tuple[int, ...]] = {}
+        for name, spec in cls.network_specs(config).items():
+            params, state = spec_shapes(spec)
+            out.update({f"param/{name}.{k}": s for k, s in params.items()})
+            out.update({f"state/{name}.{k}": s for k, s in state.items()})
+        size = sum(math.prod(s) for s in out.values()) * np.dtype(config.dtype).itemsize
+        if size > MAX_MODEL_BYTES:
+            raise ValueError(f"{path}: its config describes networks of {size / 2 ** 30:.1f} GiB, more than the "
+                             f"{MAX_MODEL_BYTES / 2 ** 30:.0f} GiB this library builds; check the *_hidden sizes")
+        return out

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from aae_np.models.adversarial import fool, real_vs_fake
-from aae_np.models.config import ModelConfig, mlp, network_problems
+from aae_np.models.config import ModelConfig, NetSpec, mlp, network_problems
 from aae_np.models.network_set import NetworkSet, Phase
 from aae_np.models.priors import Categorical, Gaussian, Prior, make_prior
 from aae_np.nn.activations import sigmoid, softmax, softmax_backward
@@ -138,22 +138,28 @@ class VariantAAE(NetworkSet):
             config = VariantConfig.from_dict({**config.to_dict(), **overrides})
         self.config = c = config
         self.dtype = np.dtype(c.dtype)
-        s, k = c.style_dim, c.n_classes
         rng = np.random.default_rng(c.seed)
-        nets = {
-            "encoder": mlp([c.input_dim, *c.encoder_hidden, s + (k if c.has_y else 0)], c.activation, rng, self.dtype,
-                           c.encoder_batchnorm, c.input_dropout),
-            "decoder": mlp([s + (k if c.decoder_gets_label else 0), *c.decoder_hidden, c.input_dim],
-                           c.activation, rng, self.dtype),
-            "disc_z": mlp([s + (k + 1 if c.variant == "conditioned" else 0), *c.discriminator_hidden, 1],
-                          c.activation, rng, self.dtype),
-        }
-        if c.has_y:
-            nets["disc_y"] = mlp([k, *c.discriminator_hidden, 1], c.activation, rng, self.dtype)
+        nets = {name: mlp(spec, rng, self.dtype) for name, spec in self.network_specs(c).items()}
+        k = c.n_classes
         self.prior: Prior = c.make_prior()
         self.prior_y: Prior | None = Categorical(k) if c.has_y else None
         self._setup(nets, backend, self._phase_table(), encoding=("reconstruction", "discriminator", "generator",
                                                                   "supervised"))
+
+    @staticmethod
+    def network_specs(c: VariantConfig) -> dict[str, NetSpec]:
+        """The networks ``c`` describes, in the order their weights are drawn."""
+        s, k = c.style_dim, c.n_classes
+        specs = {
+            "encoder": NetSpec([c.input_dim, *c.encoder_hidden, s + (k if c.has_y else 0)], c.activation,
+                               c.encoder_batchnorm, c.input_dropout),
+            "decoder": NetSpec([s + (k if c.decoder_gets_label else 0), *c.decoder_hidden, c.input_dim], c.activation),
+            "disc_z": NetSpec([s + (k + 1 if c.variant == "conditioned" else 0), *c.discriminator_hidden, 1],
+                              c.activation),
+        }
+        if c.has_y:
+            specs["disc_y"] = NetSpec([k, *c.discriminator_hidden, 1], c.activation)
+        return specs
 
     @property
     def discriminators(self) -> tuple[str, ...]:

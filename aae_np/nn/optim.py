@@ -16,12 +16,13 @@ for step.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["SGD", "Momentum", "Adam", "Optimizer", "momentum_update", "adam_update"]
+__all__ = ["SGD", "Momentum", "Adam", "Optimizer", "StateFile", "momentum_update", "adam_update"]
 
 State = dict[str, Any]
 
@@ -111,7 +112,69 @@ def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarra
     return param - step, m_new, v_new
 
 
-class Optimizer:
+class StateFile:
+    """One on-disk format for an optimizer's state, whatever holds it in memory.
+
+    ``{prefix}/t``: the step count (Adam); ``{prefix}/{name}/{key}``: each parameter's moment
+    (``m``, ``v``), shaped like the parameter. The per-tensor ``Optimizer`` and the flat
+    ``aae_np.fast.FlatOptimizer`` both read and write it, so a checkpoint resumes on either
+    backend. Older files (one ``t`` per tensor, or one flat ``{prefix}/flat/{key}`` buffer in
+    the order of ``shapes``) still load. Every stored array is checked against the parameter
+    it belongs to before it is used. Subclasses provide ``rule``, ``shapes`` (name -> shape, in
+    flat-buffer order), ``views(key)`` (name -> writable array) and ``step_count``.
+    """
+
+    rule: Any
+    shapes: dict[str, tuple[int, ...]]
+    step_count: int
+
+    def views(self, key: str) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _keys(self) -> tuple[str, ...]:
+        return ("m", "v") if isinstance(self.rule, Adam) else ("v",) if isinstance(self.rule, Momentum) else ()
+
+    def state_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """``{prefix/t, prefix/name/key: array}`` for saving in an .npz."""
+        out = {f"{prefix}/t": np.asarray(self.step_count)} if isinstance(self.rule, Adam) else {}
+        for key in self._keys():
+            out.update({f"{prefix}/{name}/{key}": np.array(view) for name, view in self.views(key).items()})
+        return out
+
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray], prefix: str) -> None:
+        """Check every stored array against its parameter, then load them (ValueError if any is off)."""
+        loaded = {key: {name: self._stored(arrays, prefix, key, name) for name in self.shapes} for key in self._keys()}
+        if isinstance(self.rule, Adam):
+            first = next(iter(self.shapes))
+            t = next((arrays[k] for k in (f"{prefix}/t", f"{prefix}/flat/t", f"{prefix}/{first}/t") if k in arrays), None)
+            if t is None or np.ndim(t) != 0 or not np.issubdtype(np.asarray(t).dtype, np.integer) or int(t) < 0:
+                raise ValueError(f"optimizer state {prefix}/t must be a step count (an integer >= 0), got {t!r}")
+            self.step_count = int(t)
+        for key, per_name in loaded.items():
+            for name, view in self.views(key).items():
+                view[...] = per_name[name]
+
+    def _stored(self, arrays: Mapping[str, np.ndarray], prefix: str, key: str, name: str) -> np.ndarray:
+        shape = self.shapes[name]
+        stored = arrays.get(f"{prefix}/{name}/{key}")
+        if stored is None and f"{prefix}/flat/{key}" in arrays:       # the older flat format
+            sizes = {n: math.prod(s) for n, s in self.shapes.items()}
+            flat, total = np.asarray(arrays[f"{prefix}/flat/{key}"]), sum(sizes.values())
+            if flat.shape != (total,):
+                raise ValueError(f"optimizer state {prefix}/flat/{key} has shape {flat.shape}, expected ({total},)")
+            names = list(sizes)
+            start = sum(sizes[n] for n in names[:names.index(name)])
+            stored = flat[start:start + sizes[name]].reshape(shape)
+        if stored is None:
+            raise ValueError(f"optimizer state {prefix}/{name}/{key} is missing")
+        stored = np.asarray(stored)
+        if stored.shape != shape or not np.issubdtype(stored.dtype, np.floating):
+            raise ValueError(f"optimizer state {prefix}/{name}/{key} is {stored.dtype} of shape {stored.shape}; "
+                             f"expected floats of shape {shape}, the shape of {name}")
+        return stored
+
+
+class Optimizer(StateFile):
     """Apply one update rule to a set of named parameters.
 
     ``named_params``: a mapping or iterable of ``(name, array)``, e.g.
@@ -144,17 +207,19 @@ class Optimizer:
             new, self.state[name] = self.rule.update(param, grads[name], self.state[name])
             param[...] = new               # in place: the model's array is the same object
 
-    # -- checkpointing -----------------------------------------------------
-    def state_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """Flat ``{prefix/name/key: array}`` for saving in an .npz."""
-        out = {}
-        for name, state in self.state.items():
-            for key, value in state.items():
-                out[f"{prefix}/{name}/{key}"] = np.asarray(value)
-        return out
+    # -- checkpointing (the format is StateFile's) ----------------------------
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: p.shape for name, p in self.params.items()}
 
-    def load_state_arrays(self, arrays: Mapping[str, np.ndarray], prefix: str) -> None:
-        for name, state in self.state.items():
-            for key in list(state):
-                stored = arrays[f"{prefix}/{name}/{key}"]
-                state[key] = int(stored) if key == "t" else np.array(stored, dtype=self.params[name].dtype)
+    def views(self, key: str) -> dict[str, np.ndarray]:
+        return {name: state[key] for name, state in self.state.items()}
+
+    @property
+    def step_count(self) -> int:
+        return next(iter(self.state.values())).get("t", 0)
+
+    @step_count.setter
+    def step_count(self, t: int) -> None:
+        for state in self.state.values():
+            state["t"] = t

@@ -15,11 +15,12 @@ policy lives (what ``--lr`` sets, a short run's warm-up), not in the CLI.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 from aae_np.models.aae import AAEConfig
 from aae_np.models.variants import VARIANTS, VariantConfig
+from aae_np.train.resume import with_learning_rate
 from aae_np.train.trainer import TrainConfig
 from aae_np.train.variant import VariantTrainConfig
 
@@ -119,9 +120,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             warmup = epochs // 2
         train = replace(train, **_given(n_labels=labels, label_seed=label_seed), warmup_epochs=warmup,
                         epochs=train.epochs if epochs is None else epochs)
-    rates = {f.name: lr for f in fields(train) if f.name.startswith("lr_") and f.name != "lr_decay_start"}
-    train = replace(train, **_given(epochs=epochs, batch_size=batch_size, schedule=schedule, seed=seed),
-                    **(rates if lr is not None else {}))
+    train = replace(with_learning_rate(train, lr), **_given(epochs=epochs, batch_size=batch_size,
+                                                             schedule=schedule, seed=seed))
     return model, train
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from pathlib import Path
 from typing import Any
 
 from aae_np.models.aae import AAE
@@ -11,7 +13,7 @@ from aae_np.models.variants import VariantAAE, VariantConfig
 from aae_np.train.trainer import Trainer
 from aae_np.train.variant import VariantTrainer
 
-__all__ = ["new_trainer", "resume_trainer"]
+__all__ = ["new_trainer", "resume_trainer", "RunFolder", "OUTPUTS"]
 
 
 def new_trainer(model_config: Any, train_config: Any, data: Any, out_dir: str | os.PathLike | None = None,
@@ -26,10 +28,90 @@ def new_trainer(model_config: Any, train_config: Any, data: Any, out_dir: str | 
 
 
 def resume_trainer(checkpoint: str | os.PathLike, data: Any, epochs: int | None = None,
-                   backend: str | None = None, progress: bool = True) -> Trainer:
-    """The trainer saved in ``checkpoint``, ready to ``fit()`` on as if never stopped."""
+                   backend: str | None = None, progress: bool = True, lr: float | None = None,
+                   same: dict[str, Any] | None = None) -> Trainer:
+    """The trainer saved in ``checkpoint``, ready to ``fit()`` on as if never stopped.
+
+    ``epochs`` and ``lr`` (every learning rate) may change and are recorded in the history;
+    ``same`` holds settings the user named again (``resolve``'s keywords): each must equal the
+    checkpoint's, since a resumed run cannot change them."""
     if model_kind(checkpoint) == VariantAAE.kind:
-        return VariantTrainer.resume(checkpoint, data.x_train, data.y_train, data.x_test, data.y_test,
-                                     epochs=epochs, progress=progress, backend=backend)
-    return Trainer.resume(checkpoint, data.x_train, data.x_test, epochs=epochs, progress=progress,
-                          backend=backend)
+        trainer = VariantTrainer.resume(checkpoint, data.x_train, data.y_train, data.x_test, data.y_test,
+                                        epochs=epochs, progress=progress, backend=backend, lr=lr)
+    else:
+        trainer = Trainer.resume(checkpoint, data.x_train, data.x_test, epochs=epochs, progress=progress,
+                                 backend=backend, lr=lr)
+    saved = run_settings(trainer)
+    differ = [f"--{k.replace('_', '-')} {v} (the run has {saved.get(k, 'no recorded value')})"
+              for k, v in (same or {}).items() if saved.get(k, object()) != v]
+    if differ:
+        raise ValueError(f"{checkpoint}: a resumed run keeps its settings, but you asked for {'; '.join(differ)}. "
+                         "Leave those out (--epochs and --lr may change), or start a new run with another --out")
+    return trainer
+
+
+def run_settings(trainer: Trainer) -> dict[str, Any]:
+    """The settings of a run under ``resolve``'s names, to compare with what a user asks for."""
+    m, t = trainer.model.config, trainer.config
+    out = {"seed": t.seed, "batch_size": t.batch_size, "schedule": t.schedule,
+           "encoder_batchnorm": m.encoder_batchnorm, "input_dropout": m.input_dropout}
+    if isinstance(m, VariantConfig):
+        out.update(variant=m.variant, latent_dim=m.style_dim, labels=t.n_labels, label_seed=t.label_seed,
+                   clusters=m.n_classes, prior=m.prior.get("name", "gaussian"))
+    else:
+        out.update(latent_dim=m.latent_dim)
+    return out
+
+
+OUTPUTS = ("checkpoint.npz", "model.npz", "history.json", "metrics.json", "reconstructions.png", "samples.png",
+           "latent.png", "losses.png", "manifold.png", "styles.png", "clusters.png")
+LOCK_NAME = ".aae-np.lock"
+
+
+class RunFolder:
+    """The ``--out`` folder of one training run, held for the run's length.
+
+    ``with RunFolder(out, resume, overwrite):`` refuses a path that is a file, refuses a folder
+    that holds any of a run's outputs unless the run resumes it or ``overwrite`` (which then
+    removes them first), and takes an exclusive lock (``fcntl.flock`` on ``.aae-np.lock``, which
+    the system releases when the process dies, even by kill -9), so a second run into the same
+    folder fails at once. Temp files left by a killed write are removed.
+    """
+
+    def __init__(self, out: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> None:
+        self.out, self.resume, self.overwrite = Path(out), resume, overwrite
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunFolder":
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(self._fd)
+            self._fd = None
+            raise ValueError(f"{out} is in use by another aae-np run (process {holder}); wait for it to "
+                             "finish, or choose another --out") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+        for stale in out.glob(".*.tmp"):                  # a killed atomic write's leftovers
+            if any(stale.name.startswith(f".{name}.") for name in OUTPUTS):
+                stale.unlink(missing_ok=True)
+        found = [name for name in OUTPUTS if (out / name).exists() or (out / name).is_symlink()]
+        if found and not self.resume:
+            if not self.overwrite:
+                self.__exit__(None, None, None)
+                raise ValueError(f"{out} already holds a run ({', '.join(found[:4])}{', ...' if len(found) > 4 else ''}); "
+                                 "pass --resume to continue it, --overwrite to replace it, or another --out")
+            for name in found:
+                (out / name).unlink()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)                            # releases the lock
+            self._fd = None

@@ -25,7 +25,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +36,7 @@ from aae_np.models.aae import AAE, IMAGE_PHASES
 from aae_np.models.network_set import NetworkSet
 from aae_np.nn.base import NonFiniteError
 from aae_np.nn.optim import Adam
+from aae_np.train.resume import read_trainer_state, with_learning_rate
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "SCHEDULES"]
 
@@ -120,6 +121,7 @@ class Trainer:
         self.base_lr = {phase: opt.rule.lr for phase, opt in self.optimizers.items()}
 
     history_keys = HISTORY_KEYS
+    resumes: list[dict[str, Any]] = []    # what changed at each resume (epochs, learning rates)
     model_class: type[NetworkSet] = AAE
     config_class: type[TrainConfig] = TrainConfig
     labels: np.ndarray | None = None      # per training row, for models whose phases take labels
@@ -209,7 +211,8 @@ class Trainer:
                 if self.out_dir is not None and self.epoch > 0 else "")
         where = f"the {phase} phase of " if phase in self.optimizers else ""
         return TrainingDiverged(f"training diverged in {where}epoch {self.epoch + 1}: {what}."
-                                f"{kept} Try smaller learning rates or another --seed.")
+                                f"{kept} Resume it with smaller learning rates (aae-np train --out DIR --resume --lr LR), or start "
+                                f"again with another --seed.")
 
     def train_epoch(self) -> dict[str, float]:
         from tqdm.auto import tqdm
@@ -273,37 +276,46 @@ class Trainer:
         if path is None:
             raise ValueError("save_checkpoint needs a path or a Trainer with out_dir")
         state = {"epoch": self.epoch, "train_config": asdict(self.config), "history": self.history,
-                 "rng": self.rng.bit_generator.state}
+                 "rng": self.rng.bit_generator.state, **({"resumes": self.resumes} if self.resumes else {})}
         extra = {"__trainer__": np.array(json.dumps(state))}
         for phase, opt in self.optimizers.items():
             extra.update(opt.state_arrays(f"optim/{phase}"))
         self.model.save(path, extra)
-        atomic_write_text(path.with_name("history.json"), json.dumps(self.history, indent=1))
+        history = {**self.history, **({"resumes": self.resumes} if self.resumes else {})}
+        atomic_write_text(path.with_name("history.json"), json.dumps(history, indent=1))
         return path
 
     @classmethod
     def resume(cls, path: str | os.PathLike, x_train: np.ndarray, x_test: np.ndarray | None = None,
                epochs: int | None = None, out_dir: str | os.PathLike | None = None,
-               progress: bool = True, backend: str | None = None) -> "Trainer":
-        """Rebuild a trainer from a checkpoint; ``fit()`` then continues as if never stopped."""
+               progress: bool = True, backend: str | None = None, lr: float | None = None) -> "Trainer":
+        """Rebuild a trainer from a checkpoint; ``fit()`` then continues as if never stopped
+        (``epochs``, ``lr``: a longer run, or every learning rate changed, e.g. after a divergence)."""
         return cls._resume(path, epochs, backend, lambda model, config: cls(
             model, config, x_train, x_test, out_dir=Path(path).parent if out_dir is None else out_dir,
-            progress=progress))
+            progress=progress), lr)
 
     @classmethod
-    def _resume(cls, path, epochs: int | None, backend: str | None,
-                build: Callable[[Any, Any], "Trainer"]) -> "Trainer":
+    def _resume(cls, path, epochs: int | None, backend: str | None, build: Callable[[Any, Any], "Trainer"],
+                lr: float | None = None) -> "Trainer":
+        """The checkpoint's trainer; ``epochs`` and ``lr`` (every learning rate) may change, and
+        a change is recorded in ``resumes``. Every part of the file is checked before use."""
         model, extra = cls.model_class.load_with_extras(path, backend)
-        if "__trainer__" not in extra:
-            raise ValueError(f"{path} is a model file without trainer state; resume needs a checkpoint.npz")
-        state = json.loads(str(extra["__trainer__"]))
-        config = cls.config_class.from_dict(state["train_config"])
-        if epochs is not None:
-            config.epochs = epochs
+        state = read_trainer_state(path, extra)
+        try:
+            config = cls.config_class.from_dict(state["train_config"])
+            changes = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
+            config = replace(with_learning_rate(config, lr), **({"epochs": epochs} if epochs is not None else {}))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: cannot resume with these training settings: {err}") from None
         trainer = build(model, config)
         trainer.epoch = state["epoch"]
-        trainer.history = {k: list(state["history"].get(k, [])) for k in trainer.history_keys}
-        trainer.rng.bit_generator.state = state["rng"]
-        for phase, opt in trainer.optimizers.items():
-            opt.load_state_arrays(extra, f"optim/{phase}")
+        trainer.history = {k: [float(v) for v in state["history"].get(k, [])] for k in trainer.history_keys}
+        trainer.resumes = state.get("resumes", []) + ([{"epoch": trainer.epoch, **changes}] if changes else [])
+        try:
+            trainer.rng.bit_generator.state = state["rng"]
+            for phase, opt in trainer.optimizers.items():
+                opt.load_state_arrays(extra, f"optim/{phase}")
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"{path}: {err}; the checkpoint is damaged or from another run") from None
         return trainer

@@ -166,7 +166,7 @@ class VariantTrainer(Trainer):
 
     @classmethod
     def resume(cls, path, x_train, y_train=None, x_test=None, y_test=None, epochs=None, out_dir=None,
-               progress: bool = True, backend: str | None = None) -> "VariantTrainer":
+               progress: bool = True, backend: str | None = None, lr: float | None = None) -> "VariantTrainer":
         return cls._resume(path, epochs, backend, lambda model, config: cls(
             model, config, x_train, y_train, x_test, y_test,
-            out_dir=Path(path).parent if out_dir is None else out_dir, progress=progress))
+            out_dir=Path(path).parent if out_dir is None else out_dir, progress=progress), lr)

@@ -37,6 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the four IDX files (else $AAE_NP_DATA, data/<dataset>, "
+                                      "../shared/data/<dataset>, "
                                       "or download)")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")

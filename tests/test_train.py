@@ -148,3 +148,43 @@ def test_numpy_and_numba_backends_train_the_same_history(data):
                                      progress=False).fit()
     for key in ("recon_loss", "d_loss", "g_loss", "test_mse"):
         np.testing.assert_allclose(histories["numba"][key], histories["numpy"][key], rtol=1e-4, err_msg=key)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("options", [{}, {"adv_steps": 2}])
+def test_reusing_the_encoder_forward_changes_no_bit(data, backend, options):
+    """The generator phase takes the discriminator phase's enc(x): the same numbers, one forward less."""
+    x, x_test = data
+    runs = {}
+    for reuse in (False, True):
+        trainer = Trainer(AAE(**TINY, backend=backend), TrainConfig(epochs=2, batch_size=16, **options), x, x_test,
+                          progress=False)
+        trainer.reuse_encoder = reuse
+        forwards = []
+        original = trainer.model.run["encoder"].forward
+        trainer.model.run["encoder"].forward = lambda xb: (forwards.append(len(xb)), original(xb))[1]
+        trainer.fit()
+        runs[reuse] = trainer, len(forwards)
+    (plain, n_plain), (reused, n_reused) = runs[False], runs[True]
+    for k, v in plain.model.params.items():
+        np.testing.assert_array_equal(reused.model.params[k], v, err_msg=k)
+    assert reused.history["g_loss"] == plain.history["g_loss"]
+    steps = 2 * -(-len(x) // 16)
+    assert n_plain - n_reused == steps * options.get("adv_steps", 1)      # one encoder forward less per D-G pair
+
+
+def test_the_encoder_is_recomputed_unless_the_promise_can_hold():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (8, 20)).astype(np.float32)
+    z_prior = rng.standard_normal((8, 2)).astype(np.float32)
+    model = AAE(**TINY)
+    model.phase_grads("discriminator", x, z_prior=z_prior)
+    fresh, _ = AAE(**TINY).phase_grads("generator", x.copy())
+    assert model.phase_grads("generator", x.copy(), reuse_encoder=True)[0] == fresh   # another array: recomputed
+    noisy = AAE(**TINY, encoder_batchnorm=True)
+    noisy.phase_grads("discriminator", x, z_prior=z_prior)
+    calls = []
+    original = noisy.run["encoder"].forward
+    noisy.run["encoder"].forward = lambda xb: (calls.append(1), original(xb))[1]
+    noisy.phase_grads("generator", x, reuse_encoder=True)
+    assert calls == [1]                          # batch statistics: the promise cannot hold, so no reuse

@@ -203,9 +203,13 @@ class AAE(NetworkSet):
         return w * loss
 
     # -- the pieces the phases share ----------------------------------------------------
+    def _encoder_is_pure(self) -> bool:
+        c = self.config
+        return not c.encoder_batchnorm and c.input_dropout == 0 and c.posterior_std == 0
+
     def _encode_train(self, x: np.ndarray, eps: np.ndarray | None) -> np.ndarray:
         """z = enc(x) (+ posterior_std * eps when the phase was given noise)."""
-        z = self.run["encoder"].forward(x)
+        z = self._run_encoder(x)
         if eps is None or self.config.posterior_std == 0:
             return z
         return z + self.config.posterior_std * self._as_input(eps, self.config.latent_dim, "eps")

@@ -65,6 +65,7 @@ class NetworkSet:
         self._flatten()
         self.set_backend(backend)
         self._training: bool | None = None
+        self._reuse, self._encoded, self._encoded_for = False, None, None
         self.last_stats: dict[str, float] = {}
         self.intermediates: dict[str, np.ndarray] = {}
 
@@ -144,7 +145,8 @@ class NetworkSet:
         return sum(p.size for p in self.params.values())
 
     # -- phases ------------------------------------------------------------------------
-    def phase_grads(self, phase: str, x: np.ndarray, **inputs: Any) -> tuple[float, dict[str, np.ndarray]]:
+    def phase_grads(self, phase: str, x: np.ndarray, reuse_encoder: bool = False,
+                    **inputs: Any) -> tuple[float, dict[str, np.ndarray]]:
         """Loss and gradients of one training phase; changes no parameter.
 
         Returns ``(loss, grads)``: ``grads`` maps the qualified names of the parameters the
@@ -153,6 +155,14 @@ class NetworkSet:
         named in ``INPUTS``; those the phase does not use are ignored. Extra numbers
         (D accuracy...) land in ``self.last_stats``, intermediate gradients in
         ``self.intermediates``.
+
+        ``reuse_encoder``: the caller's promise that the encoder's weights have not changed since
+        the previous phase ran it on this same ``x`` (a phased step's generator right after its
+        discriminator: only D was updated in between). The phase then takes that forward pass's
+        codes and activations instead of computing them again: the same numbers, one encoder
+        forward less. It is ignored unless the encoder is a pure function of x (no BatchNorm,
+        input dropout or posterior noise, whose batch statistics, masks or noise differ per
+        phase) and x is the very array of that forward; without it a phase always recomputes.
         """
         spec = self.phases.get(phase)
         if spec is None:
@@ -171,9 +181,20 @@ class NetworkSet:
                                                         "dropout_mask"))
         self._begin_phase(spec.trains)
         self.last_stats, self.intermediates = {}, {}
+        self._reuse = reuse_encoder and self._encoder_is_pure() and self._encoded_for is x
         own = [k for k in spec.needs + spec.uses if k != "dropout_mask"]     # the mask was set above
         loss = getattr(self, f"_phase_{phase}")(x, **{k: inputs.get(k) for k in own})
         return loss, self.grads_of(*spec.trains)
+
+    def _encoder_is_pure(self) -> bool:
+        """Is enc(x) in a training phase the same function of x in every phase?"""
+        return False                        # a model that can reuse the encoder's forward says so
+
+    def _run_encoder(self, x: np.ndarray) -> np.ndarray:
+        """enc(x) in a training phase, or the previous phase's, when ``phase_grads`` may reuse it."""
+        if not self._reuse:
+            self._encoded, self._encoded_for = self.run["encoder"].forward(x), x
+        return self._encoded
 
     def _set_training(self, training: bool) -> None:
         """Training mode in the phases, evaluation mode (running statistics, no dropout) in inference."""

@@ -121,6 +121,7 @@ class Trainer:
         self.base_lr = {phase: opt.rule.lr for phase, opt in self.optimizers.items()}
 
     history_keys = HISTORY_KEYS
+    reuse_encoder = True                  # a generator phase takes its discriminator phase's enc(x)
     resumes: list[dict[str, Any]] = []    # what changed at each resume (epochs, learning rates)
     model_class: type[NetworkSet] = AAE
     config_class: type[TrainConfig] = TrainConfig
@@ -175,10 +176,14 @@ class Trainer:
         ``progress`` is the fraction of training done, for the learning-rate schedule.
         """
         stats: dict[str, float] = {}
+        previous = None
         for phase in self._phase_order(progress):
             xb, inputs = self.phase_inputs(phase, x, labels)
+            # only D changed since the discriminator phase encoded this batch (see phase_grads)
+            reuse = self.reuse_encoder and phase == "generator" and previous == "discriminator"
+            previous = phase
             try:
-                loss, grads = self.model.phase_grads(phase, xb, **inputs)
+                loss, grads = self.model.phase_grads(phase, xb, reuse_encoder=reuse, **inputs)
             except NonFiniteError as err:
                 raise self._diverged(phase, str(err)) from err
             if not math.isfinite(loss):

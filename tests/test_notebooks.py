@@ -2,12 +2,18 @@
 
 The runner is nbclient, Jupyter's own notebook executor (what ``jupyter nbconvert --execute``
 uses): each run starts a new IPython kernel on this interpreter, runs every cell in order and
-fails on the first cell that raises. The environment sets ``AAE_NP_QUICK=1``, so notebook 03
-trains with its small settings (see notebooks/README.md).
+fails on the first cell that raises. The environment sets ``AAE_NP_QUICK=1``, so notebooks 03
+and 04 train with their small settings (see notebooks/README.md).
 
 The exercise notebook runs twice: as shipped (every checker must say "not implemented" and the
 notebook must still reach its last cell) and with each stub cell replaced by an import of the
 reference solution (every checker must pass). A cell appended by the test asserts each outcome.
+
+The capstone (04) reads the student's functions from the saved notebook 02 beside it. It runs
+twice too: beside notebook 02 as shipped, where it must stop at its first cell that needs them
+with the message that says what to do (and no traceback), and in a folder beside a copy of 02
+with the solutions put in, where it trains in quick mode and its own last cell asserts that the
+student's AAE learns.
 
 Outputs are never committed: ``python tests/test_notebooks.py --strip`` removes them.
 """
@@ -15,6 +21,7 @@ Outputs are never committed: ``python tests/test_notebooks.py --strip`` removes 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,8 +33,10 @@ import pytest
 from conftest import REPO, SHARED_MNIST
 
 NOTEBOOKS = REPO / "notebooks"
-EXPECTED = ("01_derivation.ipynb", "02_gradient_check_exercises.ipynb", "03_train_mnist.ipynb")
+EXPECTED = ("01_derivation.ipynb", "02_gradient_check_exercises.ipynb", "03_train_mnist.ipynb",
+            "04_capstone_train_your_own.ipynb")
 EXERCISES_NB = NOTEBOOKS / "02_gradient_check_exercises.ipynb"
+CAPSTONE_NB = NOTEBOOKS / "04_capstone_train_your_own.ipynb"
 KERNEL = "aae-np-tests"
 STRIP_HOW = "run `.venv/bin/python tests/test_notebooks.py --strip` (or Jupyter's Clear All Outputs, then save)"
 
@@ -48,7 +57,7 @@ def strip(path: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------- committed form
-def test_the_three_notebooks_are_there():
+def test_the_notebooks_are_there():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(EXPECTED)
 
 
@@ -115,10 +124,10 @@ def kernel_env(tmp_path_factory):
         yield
 
 
-def execute(nb, record_property) -> None:
-    """Run every cell in a new kernel, in the notebooks folder; raises on the first error."""
+def execute(nb, record_property, folder: Path = NOTEBOOKS) -> None:
+    """Run every cell in a new kernel, in ``folder``; raises on the first error."""
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name=KERNEL,
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+                                     resources={"metadata": {"path": str(folder)}})
     start = time.perf_counter()
     client.execute()
     record_property("seconds", round(time.perf_counter() - start, 1))
@@ -135,13 +144,17 @@ def test_derivation_notebook_runs(kernel_env, record_property):
     assert "WRONG" in text and "=> PASS" in text and "FAIL" not in text
 
 
-def test_train_notebook_runs_with_quick_settings(kernel_env, record_property):
+def skip_without_mnist() -> None:
     from aae_np.data import DataError, resolve_data_dir
 
     try:
         resolve_data_dir(download_ok=False, progress=False)
     except DataError as err:
         pytest.skip(f"MNIST not found and tests do not download: {err}")
+
+
+def test_train_notebook_runs_with_quick_settings(kernel_env, record_property):
+    skip_without_mnist()
     nb = nbformat.read(NOTEBOOKS / "03_train_mnist.ipynb", as_version=4)
     execute(nb, record_property)
     text = outputs_text(nb)
@@ -162,17 +175,23 @@ assert all(r.passed for r in _results.values()), {n: r.message for n, r in _resu
 """
 
 
+def with_solutions(nb):
+    """Notebook 02 with each stub cell importing its reference solution and each question answered."""
+    for cell in nb.cells:
+        if "exercise-stub" in cell.metadata.get("tags", []):
+            cell.source = f"from aae_np.teach.solutions import {cell.metadata['exercise']}"
+        if "question-stub" in cell.metadata.get("tags", []):
+            name = cell.metadata["question"]
+            cell.source = (f"from aae_np.teach.questions import SOLUTIONS\n"
+                           f"questions.check({name!r}, SOLUTIONS[{name!r}])")
+    return nb
+
+
 @pytest.mark.parametrize("variant", ["as shipped", "with solutions"])
 def test_exercise_notebook_runs(variant, kernel_env, record_property):
     nb = nbformat.read(EXERCISES_NB, as_version=4)
     if variant == "with solutions":
-        for cell in nb.cells:
-            if "exercise-stub" in cell.metadata.get("tags", []):
-                cell.source = f"from aae_np.teach.solutions import {cell.metadata['exercise']}"
-            if "question-stub" in cell.metadata.get("tags", []):
-                name = cell.metadata["question"]
-                cell.source = (f"from aae_np.teach.questions import SOLUTIONS\n"
-                               f"questions.check({name!r}, SOLUTIONS[{name!r}])")
+        with_solutions(nb)
     nb.cells.append(nbformat.v4.new_code_cell(ASSERT_SOLVED if variant == "with solutions" else ASSERT_STUBS))
     execute(nb, record_property)
     text = outputs_text(nb)
@@ -183,6 +202,46 @@ def test_exercise_notebook_runs(variant, kernel_env, record_property):
     assert text.count(f": {expected}") == len(EXERCISES), text
     answered = "right. " if variant == "with solutions" else "not answered yet"
     assert sum(f"{q}: {answered}" in text for q in QUESTIONS) == len(QUESTIONS), text
+
+
+def test_capstone_trains_your_functions_with_quick_settings(kernel_env, record_property, tmp_path):
+    """Beside a notebook 02 whose stubs import the reference solutions, the capstone trains the
+    student's AAE and the package's; its last cell asserts held-out MSE below the mean image's."""
+    skip_without_mnist()
+    nbformat.write(with_solutions(nbformat.read(EXERCISES_NB, as_version=4)), tmp_path / EXERCISES_NB.name)
+    nb = nbformat.read(CAPSTONE_NB, as_version=4)
+    execute(nb, record_property, folder=tmp_path)
+    text = outputs_text(nb)
+    from aae_np.teach.capstone import NEEDED
+
+    assert "quick settings" in text and f"{len(NEEDED)} of {len(NEEDED)} functions are yours" in text, text
+    assert text.count(" PASS\n") == len(NEEDED) and "REFERENCE" not in text, text
+    assert "the same initial weights as yours: True" in text and "your AAE learns: confirmed" in text, text
+    mse = {who: float(re.search(rf"{who} +([0-9.]+)", text).group(1)) for who in ("your AAE", "the mean image")}
+    assert mse["your AAE"] < mse["the mean image"], mse  # held-out, read back from the notebook's table
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert images == 3                                   # curves, reconstructions, prior samples
+
+
+def test_capstone_as_shipped_stops_with_a_clear_message(kernel_env, record_property):
+    """Beside notebook 02 as shipped, the capstone stops at the cell that reads the student's
+    functions: one message naming each function and what to do, no stack of frames."""
+    nb = nbformat.read(CAPSTONE_NB, as_version=4)
+    with pytest.raises(nbclient.exceptions.CellExecutionError):
+        execute(nb, record_property)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    failed = [i for i, c in enumerate(code) if any(o.output_type == "error" for o in c.outputs)]
+    assert len(failed) == 1 and "capstone.my_functions(" in code[failed[0]].source
+    assert not any(c.outputs for c in code[failed[0] + 1:])            # nothing after it ran
+    error = next(o for o in code[failed[0]].outputs if o.output_type == "error")
+    shown = "\n".join(error.traceback)
+    from aae_np.teach.capstone import NEEDED
+
+    assert error.ename == "CapstoneNotReady"
+    assert f"{len(NEEDED)} of the {len(NEEDED)} it needs are not ready" in shown, shown
+    assert shown.count("not implemented yet") == len(NEEDED), shown
+    assert "Ctrl+S" in shown and "FALL_BACK_TO_REFERENCE = True" in shown, shown
+    assert "Traceback" not in shown and "File " not in shown and "---->" not in shown, shown
 
 
 if __name__ == "__main__":

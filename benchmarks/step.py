@@ -1,18 +1,28 @@
-"""Training-step speed: numpy backend vs. numba backend vs. PyTorch CPU eager, side by side.
+"""Training-step speed: numpy backend vs. numba backend vs. PyTorch (eager, torch.compile) vs. JAX jit.
 
-The same model (a preset's sizes), schedule, batch, dtype (float32) and thread count for all
-three. Each contestant runs ``--steps`` training steps per round; rounds alternate between
-contestants (A B C A B C ...) so that a slow spell of this shared machine hits all of them; the
-table reports medians over ``--rounds``. Before each round the benchmark sleeps ``--gap`` seconds:
-an idle OpenBLAS pool keeps its threads spinning for ~0.1 s after its last call, and without the
-gap those threads steal a core from the next contestant (PyTorch measured 5.7 ms per step instead
-of 4.3 ms that way). PyTorch is measured only when it is installed
-(``pip install torch==2.13.0``); otherwise it is skipped with a message.
+The same model (a preset's sizes), schedule, batch, dtype (float32), initial weights and
+thread count for all of them. Each contestant runs ``--steps`` training steps per round; rounds
+alternate between contestants (A B C A B C ...) so that a slow spell of this shared machine hits
+all of them; the table reports medians over ``--rounds``. Before each round the benchmark sleeps
+``--gap`` seconds: an idle OpenBLAS pool keeps its threads spinning for ~0.1 s after its last
+call, and without the gap those threads steal a core from the next contestant (PyTorch measured
+5.7 ms per step instead of 4.3 ms that way). Every contestant is warmed up (JIT compiles,
+allocators) before the first round.
+
+The peers (``benchmarks/peers.py``: how each is written, its compile boundaries, random numbers
+and thread limits) are measured only when installed, and are never dependencies of aae_np:
+``pip install torch==2.13.0`` for "pytorch eager" and "torch.compile", ``pip install jax jaxlib``
+for "jax jit"; a missing one is skipped with a message. ``--peers`` picks some of them.
 
     .venv/bin/python benchmarks/step.py                       # tutorial model, joint + phased
     .venv/bin/python benchmarks/step.py --preset default --schedule phased
     .venv/bin/python benchmarks/step.py --smoke               # seconds; what CI runs
+    .venv/bin/python benchmarks/step.py --check --preset default   # the peers run our step?
     .venv/bin/python benchmarks/step.py --schedule joint --gemm-floor
+
+``--check`` times nothing: it runs two steps of our NumPy backend and of every installed peer
+from the same weights, batches and prior samples and prints the largest relative differences
+of the losses and of the updated layers (exit status 1 if one exceeds ``--tolerance``).
 
 ``--gemm-floor`` adds two contestants that do only the matrix products of one numba-backend step:
 every ``np.dot`` of the step is recorded once (shapes and memory layouts), then replayed into
@@ -39,6 +49,21 @@ import numpy as np
 from aae_np.models.aae import AAE
 from aae_np.train.presets import get_preset, resolve
 from aae_np.train.trainer import Trainer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peers import PEERS, check, our_trainer, spec_of  # noqa: E402  (beside this file)
+
+PEER_KEYS = {"eager": "pytorch eager", "compile": "torch.compile", "jax": "jax jit"}
+INSTALL = {"pytorch eager": ("PyTorch", "torch==2.13.0"), "torch.compile": ("PyTorch", "torch==2.13.0"),
+           "jax jit": ("JAX", "jax jaxlib")}
+
+
+def say_missing(name: str, said: set[str]) -> None:
+    """One line, once per run, for a peer whose package is not installed."""
+    if name not in said:
+        said.add(name)
+        package, pip = INSTALL[name]
+        print(f"{package} is not installed: skipping {name!r} (pip install {pip} to compare)")
 
 
 def ours(preset: str, schedule: str, backend: str, x: np.ndarray, **options):
@@ -102,68 +127,6 @@ def gemm_floor(preset: str, schedule: str, x: np.ndarray):
     return numpy_gemms, torch_gemms, len(calls), gflop
 
 
-def pytorch(preset: str, schedule: str, threads: int):
-    """The identical step in PyTorch eager (fused BCE on logits, Adam, same betas)."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(threads)
-    nn = torch.nn
-    c, t = get_preset(preset)
-
-    def mlp(sizes):
-        layers = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(nn.Linear(a, b))
-            if i < len(sizes) - 2:
-                layers.append(nn.ReLU() if c.activation == "relu" else nn.LeakyReLU(0.2))
-        return nn.Sequential(*layers)
-
-    enc = mlp([c.input_dim, *c.encoder_hidden, c.latent_dim])
-    dec = mlp([c.latent_dim, *c.decoder_hidden, c.input_dim])
-    dis = mlp([c.latent_dim, *c.discriminator_hidden, 1])
-    bce = nn.BCEWithLogitsLoss()
-    beta_adv = (t.beta1_adv if schedule == "phased" else t.beta1_ae, 0.999)
-    opt_ae = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=t.lr_ae, betas=(t.beta1_ae, 0.999))
-    opt_d = torch.optim.Adam(dis.parameters(), lr=t.lr_d, betas=beta_adv)
-    opt_g = torch.optim.Adam(enc.parameters(), lr=t.lr_g, betas=beta_adv)
-
-    def recon(x, z):
-        logits = dec(z)
-        if c.recon_loss == "bce":
-            return bce(logits, x)
-        return torch.mean((torch.sigmoid(logits) - x) ** 2)
-
-    def step(batch):
-        x = torch.from_numpy(batch)
-        n = x.shape[0]
-        ones, zeros = torch.ones(n, 1), torch.zeros(n, 1)
-        if schedule == "joint":
-            opt_ae.zero_grad()
-            z = enc(x)
-            loss = recon(x, z) + c.adv_weight * bce(dis(z), ones)
-            loss.backward()
-            opt_ae.step()
-        else:
-            opt_ae.zero_grad()
-            recon(x, enc(x)).backward()
-            opt_ae.step()
-        opt_d.zero_grad()
-        with torch.no_grad():
-            z_fake = enc(x)
-        z_both = torch.cat([torch.randn(n, c.latent_dim), z_fake])
-        bce(dis(z_both), torch.cat([ones, zeros])).backward()
-        opt_d.step()
-        if schedule == "phased":
-            opt_g.zero_grad()
-            bce(dis(enc(x)), ones).backward()
-            opt_g.step()
-            dis.zero_grad()
-
-    return step
-
-
 def machine(threads: int) -> dict:
     info = {"python": sys.version.split()[0], "numpy": np.__version__, "platform": platform.platform(),
             "threads": threads, "cpu_count": os.cpu_count(),
@@ -181,13 +144,32 @@ def machine(threads: int) -> dict:
                         for p in threadpool_info()]
     except ImportError:
         pass
-    try:
-        import numba
-
-        info["numba"] = numba.__version__
-    except ImportError:
-        pass
+    for package in ("numba", "torch", "jax", "jaxlib"):
+        if package in sys.modules:                     # only what this run imported
+            info[package] = sys.modules[package].__version__
     return info
+
+
+def run_check(preset: str, schedules: list[str], names: list[str], threads: int, x: np.ndarray,
+              tolerance: float, said: set[str]) -> int:
+    """Print ``peers.check``'s differences per schedule and peer; 1 if one exceeds ``tolerance``."""
+    rows = [r for schedule in schedules for r in check(preset, schedule, names, threads, x)]
+    for name in names:
+        if not any(r["peer"] == name for r in rows):
+            say_missing(name, said)
+    if not rows:
+        return 0
+    print(f"preset {preset}: {rows[0]['steps']} steps from the same weights, batches and prior samples; "
+          f"largest relative difference from the numpy backend (tolerance {tolerance:g})")
+    print(f"{'schedule':9s}{'peer':15s}{'losses':>10s}{'layers':>10s}  worst layer")
+    bad = 0
+    for r in rows:
+        ok = r["loss_rel"] <= tolerance and r["weight_rel"] <= tolerance
+        bad += not ok
+        print(f"{r['schedule']:9s}{r['peer']:15s}{r['loss_rel']:10.1e}{r['weight_rel']:10.1e}  "
+              f"{r['worst_layer']}{'' if ok else '  DIFFERENT'}")
+    print("the peers run our step" if not bad else f"{bad} peer step(s) differ from ours")
+    return int(bad > 0)
 
 
 def main() -> None:
@@ -203,11 +185,21 @@ def main() -> None:
     parser.add_argument("--gemm-floor", action="store_true",
                         help="also time only the matrix products of a numba step (NumPy's BLAS and torch.mm)")
     parser.add_argument("--encoder-batchnorm", action="store_true", default=None,
-                        help="BatchNorm in the encoder (our backends only: PyTorch and the GEMM floor are skipped)")
+                        help="BatchNorm in the encoder (our backends only: the peers and the GEMM floor are skipped)")
     parser.add_argument("--input-dropout", type=float, help="input dropout probability (our backends only)")
+    parser.add_argument("--peers", default="eager,compile,jax",
+                        help="comma-separated peers to run when installed: eager (PyTorch eager), "
+                             "compile (torch.compile), jax (jax.jit), or none")
+    parser.add_argument("--check", action="store_true",
+                        help="time nothing: do the peers' steps give our numpy backend's losses and weights?")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest relative difference --check accepts")
     parser.add_argument("--smoke", action="store_true", help="2 rounds of 3 steps: checks it runs")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "step.json"))
     args = parser.parse_args()
+    keys = [k for k in args.peers.split(",") if k and k != "none"]
+    if set(keys) - set(PEER_KEYS):
+        parser.error(f"--peers: unknown {sorted(set(keys) - set(PEER_KEYS))}; choose from {sorted(PEER_KEYS)} or none")
+    peer_names, said = [PEER_KEYS[k] for k in keys], set()
     if args.smoke:
         args.steps, args.rounds, args.gap = 3, 2, 0.0
     from threadpoolctl import threadpool_limits
@@ -218,20 +210,25 @@ def main() -> None:
     x = rng.random((max(train_cfg.batch_size * 4, 512), 784), dtype=np.float32)
     batches = [x[i * train_cfg.batch_size:(i + 1) * train_cfg.batch_size] for i in range(4)]
     schedules = ["joint", "phased"] if args.schedule == "both" else [args.schedule]
+    if args.check:
+        sys.exit(run_check(args.preset, schedules, peer_names, args.threads, x, args.tolerance, said))
     rows = []
     for schedule in schedules:
         options = {k: v for k, v in (("encoder_batchnorm", args.encoder_batchnorm),
                                      ("input_dropout", args.input_dropout)) if v is not None}
         contestants = {"numpy backend": ours(args.preset, schedule, "numpy", x, **options),
                        "numba backend": ours(args.preset, schedule, "numba", x, **options)}
-        torch_step = None if options else pytorch(args.preset, schedule, args.threads)
         if options:
             print(f"model options {options}: our two backends only")
             args.gemm_floor = False
-        elif torch_step is None:
-            print("PyTorch is not installed: skipping it (pip install torch==2.13.0 to compare)")
         else:
-            contestants["pytorch eager"] = torch_step
+            spec = spec_of(our_trainer(args.preset, schedule, x))     # every peer starts from our weights
+            for name in peer_names:
+                peer = PEERS[name](spec, args.threads)
+                if peer is None:
+                    say_missing(name, said)
+                else:
+                    contestants[name] = peer.step
         if args.gemm_floor:
             numpy_gemms, torch_gemms, count, gflop = gemm_floor(args.preset, schedule, x)
             print(f"{schedule}: a numba step makes {count} GEMMs, {gflop:.3f} GFLOP")

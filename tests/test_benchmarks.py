@@ -1,18 +1,35 @@
 """The benchmarks run (smoke mode only: speed claims come from full runs, not from tests)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+STEP = REPO / "benchmarks" / "step.py"
+# The peers are never dependencies (CI has neither): their tests skip without them.
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_JAX = importlib.util.find_spec("jax") is not None
+
+
+def run_step(*args: str) -> subprocess.CompletedProcess:
+    """benchmarks/step.py in its own process (the peers set thread counts for the whole process)."""
+    return subprocess.run([sys.executable, str(STEP), *args], capture_output=True, text=True, timeout=300)
+
+
+def check_rows(stdout: str) -> dict[tuple[str, str], str]:
+    """(schedule, peer) -> the rest of its line in ``step.py --check``'s table."""
+    peers = ("pytorch eager", "torch.compile", "jax jit")
+    return {(line[:9].strip(), peer): line[9 + len(peer):] for line in stdout.splitlines()
+            for peer in peers if line[9:].startswith(peer)}
 
 
 def test_step_benchmark_smoke(tmp_path):
     out = tmp_path / "step.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "step.py"), "--smoke", "--gemm-floor",
-                             "--json", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = run_step("--smoke", "--gemm-floor", "--peers", "eager", "--json", str(out))
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     contestants = {(r["schedule"], r["contestant"]) for r in report["rows"]}
@@ -21,6 +38,58 @@ def test_step_benchmark_smoke(tmp_path):
     assert all(r["steps_per_s"] > 0 for r in report["rows"])
     assert report["machine"]["threads"] == 2 and "ms/step" in result.stdout
     assert "joint: a numba step makes 22 GEMMs" in result.stdout     # tutorial model, first-layer dx skipped
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed (pip install jax jaxlib); its peer is skipped")
+def test_jax_peer_runs_our_step(tmp_path):
+    result = run_step("--check", "--peers", "jax")               # tutorial model, both schedules
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = check_rows(result.stdout)
+    assert set(rows) == {("joint", "jax jit"), ("phased", "jax jit")}, result.stdout
+    assert "DIFFERENT" not in result.stdout and "the peers run our step" in result.stdout
+    out = tmp_path / "step.json"                                  # the timed step: its own jit, keys, donation
+    result = run_step("--smoke", "--peers", "jax", "--schedule", "phased", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert ("phased", "jax jit") in {(r["schedule"], r["contestant"]) for r in report["rows"]}
+    assert "jax" in report["machine"] and "donated" not in result.stderr
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed (pip install torch==2.13.0); its peers are skipped")
+def test_torch_peers_run_our_step():
+    result = run_step("--check", "--peers", "eager,compile", "--schedule", "joint")   # compiling takes ~10 s
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(check_rows(result.stdout)) == {("joint", "pytorch eager"), ("joint", "torch.compile")}
+    assert "DIFFERENT" not in result.stdout
+
+
+WRONG_BETA1 = """
+import sys
+import numpy as np
+sys.path.insert(0, {benchmarks!r})
+from peers import check
+
+def wrong(spec):                    # the discriminator's Adam with the generator's beta1 swapped
+    lr, beta1, beta2, eps = spec.adam["discriminator"]
+    spec.adam["discriminator"] = (lr, 0.9 if beta1 == 0.5 else 0.5, beta2, eps)
+
+x = np.random.default_rng(0).random((512, 784), dtype=np.float32)
+for change in (None, wrong):
+    row = check("tutorial", "phased", [{peer!r}], 2, x, change=change)[0]
+    print(row["loss_rel"], row["weight_rel"])
+"""
+
+
+@pytest.mark.skipif(not (HAS_JAX or HAS_TORCH), reason="neither JAX nor PyTorch is installed")
+def test_check_catches_a_wrong_step():
+    """A peer whose discriminator Adam has the wrong beta1 is caught (one step would not see it)."""
+    code = WRONG_BETA1.format(benchmarks=str(REPO / "benchmarks"), peer="jax jit" if HAS_JAX else "pytorch eager")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (right_loss, right_weights), (wrong_loss, wrong_weights) = (map(float, line.split())
+                                                               for line in result.stdout.split("\n")[:2])
+    assert right_loss < 1e-5 and right_weights < 1e-5
+    assert wrong_loss > 1e-4 and wrong_weights > 1e-4             # over step.py --check's tolerance
 
 
 def test_variants_benchmark_table_and_run_parsing():

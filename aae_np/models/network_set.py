@@ -106,6 +106,7 @@ class NetworkSet:
         # arrays no optimizer trains but a model file holds (BatchNorm's running statistics)
         self.state = {f"{n}.{k}": s for n, net in self.nets.items() for k, s in net.state.items()}
         self._dirty: set[str] = set()        # networks whose gradients may be non-zero
+        self._grads_of: dict[tuple[str, ...], dict[str, np.ndarray]] = {}
 
     def flat_slice(self, *nets: str) -> tuple[np.ndarray, np.ndarray]:
         """(params, grads) views covering the named networks, which must be adjacent."""
@@ -138,8 +139,13 @@ class NetworkSet:
         return {k: v for k, v in self.params.items() if k.split(".", 1)[0] in nets}
 
     def grads_of(self, *nets: str) -> dict[str, np.ndarray]:
-        """The gradient buffers of the named networks (views, valid until the next phase)."""
-        return {k: g for k, g in self.grads.items() if k.split(".", 1)[0] in nets}
+        """The gradient buffers of the named networks (views, valid until the next phase).
+
+        The views never change after ``_flatten``, so each selection is made once (a phase
+        asks for it at every call)."""
+        if nets not in self._grads_of:
+            self._grads_of[nets] = {k: g for k, g in self.grads.items() if k.split(".", 1)[0] in nets}
+        return dict(self._grads_of[nets])
 
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())

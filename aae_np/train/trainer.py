@@ -14,8 +14,8 @@ Joint (the tutorial's program): one step of encoder + decoder on
 the decoder outputs the mean image) is reproducible with
 ``--preset tutorial --schedule joint``.
 
-Each phase has its own Adam optimizer, as the paper's phases are separate
-games. Checkpoints hold the model, every optimizer's state, the random
+Each phase has its own optimizer (Adam, or SGD with momentum as in the paper's
+appendix), as the paper's phases are separate games. Checkpoints hold the model, every optimizer's state, the random
 generator's state and the history, so ``resume`` continues bit for bit.
 """
 
@@ -35,7 +35,7 @@ from aae_np.files import atomic_write_text
 from aae_np.models.aae import AAE, IMAGE_PHASES
 from aae_np.models.network_set import NetworkSet
 from aae_np.nn.base import NonFiniteError
-from aae_np.nn.optim import Adam
+from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.resume import read_trainer_state, with_learning_rate
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "SCHEDULES"]
@@ -44,6 +44,7 @@ __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "SCHEDULES"]
 # needs come from the model's phase table (``AAE.phases``). A model with an image
 # discriminator runs its IMAGE_PHASES after either schedule.
 SCHEDULES = {"phased": ("reconstruction", "discriminator", "generator"), "joint": ("joint", "discriminator")}
+OPTIMIZERS = ("adam", "momentum")
 HISTORY_KEYS = ("recon_loss", "d_loss", "g_loss", "d_accuracy", "test_mse", "seconds")
 IMAGE_HISTORY_KEYS = ("image_d_loss", "image_g_loss", "image_d_accuracy")
 
@@ -63,6 +64,10 @@ class TrainConfig:
     beta1_ae: float = 0.9
     beta1_adv: float = 0.5         # discriminator and generator optimizers
     lr_decay_start: float = 1.0    # fraction of training after which every lr falls linearly to 0
+    optimizer: str = "adam"        # "adam" (beta1_*, 0.999) or "momentum" (SGD, momentum_*; the paper's)
+    momentum_ae: float = 0.9       # SGD momentum of the reconstruction (joint, supervised) phase
+    momentum_adv: float = 0.9      # SGD momentum of the adversarial phases
+    decay_epochs: tuple[int, ...] = ()  # every lr divided by 10 after each of these epochs (step decay)
     adv_steps: int = 1             # discriminator + generator steps per reconstruction step
     lr_image_d: float = 4e-4       # image discriminator and image generator (decoder), when the
     lr_image_g: float = 4e-4       # model has an image discriminator; beta1 = beta1_adv
@@ -78,6 +83,14 @@ class TrainConfig:
             problems.append(f"adv_steps must be >= 1, got {self.adv_steps}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        self.decay_epochs = tuple(self.decay_epochs)
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not (0 <= self.momentum_ae < 1 and 0 <= self.momentum_adv < 1):
+            problems.append("momentum_ae and momentum_adv must lie in [0, 1)")
+        if any(not isinstance(e, int) or e < 1 for e in self.decay_epochs) or list(self.decay_epochs) != sorted(
+                self.decay_epochs):
+            problems.append(f"decay_epochs must be increasing epochs >= 1, got {self.decay_epochs}")
         if not 0 <= self.lr_decay_start <= 1:
             problems.append(f"lr_decay_start must be in [0, 1], got {self.lr_decay_start}")
         for name in ("lr_ae", "lr_d", "lr_g", "lr_image_d", "lr_image_g"):
@@ -141,14 +154,20 @@ class Trainer:
         image = tuple(p for p in IMAGE_PHASES if p in self.model.phases)
         return SCHEDULES[self.config.schedule] + image
 
-    def _rule(self, phase: str) -> Adam:
+    def _rule(self, phase: str) -> Adam | Momentum:
         c = self.config
         if phase in ("reconstruction", "joint"):
-            return Adam(lr=c.lr_ae, betas=(c.beta1_ae, 0.999))
+            return self.make_rule(c.lr_ae, adversarial=False)
         lr = {"discriminator": c.lr_d, "generator": c.lr_g, "image_discriminator": c.lr_image_d,
               "image_generator": c.lr_image_g}[phase]
-        beta1 = c.beta1_adv if c.schedule == "phased" or phase in IMAGE_PHASES else c.beta1_ae
-        return Adam(lr=lr, betas=(beta1, 0.999))
+        return self.make_rule(lr, adversarial=c.schedule == "phased" or phase in IMAGE_PHASES)
+
+    def make_rule(self, lr: float, adversarial: bool) -> Adam | Momentum:
+        """The configured update rule at ``lr``, with the adversarial or the autoencoder's beta1 / momentum."""
+        c = self.config
+        if c.optimizer == "momentum":
+            return Momentum(lr=lr, momentum=c.momentum_adv if adversarial else c.momentum_ae)
+        return Adam(lr=lr, betas=(c.beta1_adv if adversarial else c.beta1_ae, 0.999))
 
     # -- one step / one epoch -------------------------------------------------------
     def lr_factor(self, progress: float) -> float:
@@ -160,7 +179,7 @@ class Trainer:
 
     def _phase_order(self, progress: float) -> list[str]:
         """Set this step's learning rates; the phases to run, adversarial pair repeated ``adv_steps`` times."""
-        factor = self.lr_factor(progress)
+        factor = self.lr_factor(progress) * 0.1 ** sum(self.epoch >= e for e in self.config.decay_epochs)
         for phase, optimizer in self.optimizers.items():
             optimizer.set_lr(self.base_lr[phase] * factor)
         phases = list(self.optimizers)

@@ -46,6 +46,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
     """The parser of ``aae-np``; ``commands`` maps each sub-command to the function that runs it."""
     from aae_np.models.priors import PRIORS
+    from aae_np.models.reduction import REDUCTION
     from aae_np.models.variants import VARIANTS
     from aae_np.train.presets import PRESETS
 
@@ -80,7 +81,7 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
                    help="BatchNorm after every encoder layer, its output included (the paper's appendix)")
     p.add_argument("--input-dropout", type=float, metavar="P",
                    help="drop each input pixel with probability P while training (the paper: 0.2)")
-    p.add_argument("--variant", choices=list(VARIANTS),
+    p.add_argument("--variant", choices=[*VARIANTS, REDUCTION],
                    help="one of the paper's variants instead of the plain AAE (its own preset; see README)")
     p.add_argument("--labels", type=int, metavar="N",
                    help="labelled training images, N/10 per class (semi-supervised, conditioned; -1: all)")

@@ -107,8 +107,8 @@ def small_presets(monkeypatch):
     def shrunk():
         out = {}
         for name, (model, train) in real().items():
-            model = VariantConfig.from_dict({**model.to_dict(), "encoder_hidden": [32], "decoder_hidden": [32],
-                                             "discriminator_hidden": [16]})
+            model = type(model).from_dict({**model.to_dict(), "encoder_hidden": [32], "decoder_hidden": [32],
+                                           "discriminator_hidden": [16]})
             train.epochs, train.warmup_epochs = 1, 0
             train.n_labels = 20 if train.n_labels > 0 else train.n_labels
             out[name] = (model, train)

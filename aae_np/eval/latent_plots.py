@@ -61,12 +61,13 @@ def principal_components(z: np.ndarray, k: int = 2) -> PCA:
 
 
 def latent_scatter(z: np.ndarray, labels: np.ndarray | None, path: str | os.PathLike,
-                   title: str | None = "Latent codes") -> Path:
+                   title: str | None = "Latent codes", marks: np.ndarray | None = None, axis: str = "z") -> Path:
     """Scatter of codes ``z`` (N, d) coloured by digit ``labels`` (N,) (or one colour if None).
 
-    d == 2 is drawn directly (axes z1, z2); d > 2 is drawn in its first two principal
-    components (axes "PC1 (x% of variance)", "PC2 ..."). Equal axis scales, so a round
-    N(0, I) looks round. The legend lists the labels present (0-9 for MNIST).
+    d == 2 is drawn directly (axes z1, z2, or ``axis``1, ``axis``2); d > 2 is drawn in its first
+    two principal components (axes "PC1 (x% of variance)", "PC2 ..."). Equal axis scales, so a
+    round N(0, I) looks round. The legend lists the labels present (0-9 for MNIST). ``marks``
+    (M, d): points drawn on top as numbered black crosses (e.g. cluster heads), in the same axes.
     """
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] < 2:
@@ -75,12 +76,16 @@ def latent_scatter(z: np.ndarray, labels: np.ndarray | None, path: str | os.Path
         labels = np.asarray(labels)
         if labels.shape != (len(z),):
             raise ValueError(f"latent_scatter: labels must have shape ({len(z)},), got {labels.shape}")
+    if marks is not None and (np.ndim(marks) != 2 or np.shape(marks)[1] != z.shape[1]):
+        raise ValueError(f"latent_scatter: marks must be (M, {z.shape[1]}), got shape {np.shape(marks)}")
     if z.shape[1] == 2:
-        xy, xlabel, ylabel = z, "z1", "z2"
+        xy, xlabel, ylabel = z, f"{axis}1", f"{axis}2"
+        marks_xy = None if marks is None else np.asarray(marks, np.float64)
     else:
         pca = principal_components(z, k=2)
         r = 100 * pca.explained_variance_ratio
         xy = pca.scores
+        marks_xy = None if marks is None else (np.asarray(marks, np.float64) - pca.mean) @ pca.components.T
         xlabel, ylabel = f"PC1 ({r[0]:.1f}% of variance)", f"PC2 ({r[1]:.1f}% of variance)"
         title = f"{title} (first 2 principal components of {z.shape[1]}-d z)" if title else title
     fig = Figure(figsize=(6.5, 5.5))
@@ -97,6 +102,10 @@ def latent_scatter(z: np.ndarray, labels: np.ndarray | None, path: str | os.Path
                        label=str(value))
         ax.legend(title="label", markerscale=4, fontsize="small", loc="center left",
                   bbox_to_anchor=(1.01, 0.5), frameon=False)
+    if marks_xy is not None:
+        ax.scatter(marks_xy[:, 0], marks_xy[:, 1], s=40, marker="x", color="black", linewidths=1.5)
+        for i, (u, v) in enumerate(marks_xy):
+            ax.annotate(str(i), (u, v), textcoords="offset points", xytext=(4, 4), fontsize="x-small")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_aspect("equal", adjustable="datalim")

@@ -17,6 +17,7 @@ from aae_np.eval import latent_plots, metrics, plots
 from aae_np.eval.mnist_score import load_or_train_classifier, mnist_score
 from aae_np.eval.parzen import parzen_evaluation
 from aae_np.models.network_set import NetworkSet
+from aae_np.models.reduction import ReductionAAE
 from aae_np.models.variants import VariantAAE
 
 __all__ = ["evaluate", "evaluate_variant", "held_out_metrics", "test_mse", "sanity_warnings", "write_figures",
@@ -144,6 +145,10 @@ def write_figures(model: NetworkSet, data: Any, history: dict[str, list[float]] 
         heads = model.decode(np.zeros((c.n_classes, c.style_dim)), np.arange(c.n_classes))
         members = [data.x_test[clusters == k][:10] for k in range(c.n_classes)]
         written.append(plots.cluster_grid(heads, members, out / "clusters.png"))
+    if isinstance(model, ReductionAAE):            # section 8: the representation r, its heads marked
+        written.append(latent_plots.latent_scatter(
+            model.represent(data.x_test[:N_SCATTER]), data.y_test[:N_SCATTER], out / "reduction.png", axis="r",
+            title=f"Test images at r = y W_c + b + z, {c.n_classes} heads (x)", marks=model.heads()))
     if history:
         written.append(plots.loss_curves(history, out / "losses.png"))
     if (c.style_dim == 2 and not c.decoder_gets_label) if variant else c.latent_dim == 2:

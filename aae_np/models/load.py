@@ -9,11 +9,12 @@ import numpy as np
 from aae_np.models.aae import AAE
 from aae_np.models.checkpoint import read_model_arrays
 from aae_np.models.network_set import NetworkSet
+from aae_np.models.reduction import ReductionAAE
 from aae_np.models.variants import VariantAAE
 
 __all__ = ["MODEL_CLASSES", "load_model"]
 
-MODEL_CLASSES: dict[str, type[NetworkSet]] = {cls.kind: cls for cls in (AAE, VariantAAE)}
+MODEL_CLASSES: dict[str, type[NetworkSet]] = {cls.kind: cls for cls in (AAE, VariantAAE, ReductionAAE)}
 
 
 def load_model(path: str | os.PathLike, backend: str | None = None) -> tuple[NetworkSet, dict[str, np.ndarray]]:

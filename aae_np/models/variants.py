@@ -133,9 +133,9 @@ class VariantAAE(NetworkSet):
     def __init__(self, config: VariantConfig | None = None, *, backend: str | None = None,
                  **overrides: Any) -> None:
         if config is None:
-            config = VariantConfig(**overrides)
+            config = self.config_class(**overrides)
         elif overrides:
-            config = VariantConfig.from_dict({**config.to_dict(), **overrides})
+            config = self.config_class.from_dict({**config.to_dict(), **overrides})
         self.config = c = config
         self.dtype = np.dtype(c.dtype)
         rng = np.random.default_rng(c.seed)

@@ -19,7 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from aae_np.models.aae import AAEConfig
-from aae_np.models.variants import VARIANTS, VariantConfig
+from aae_np.models.reduction import ReductionConfig
+from aae_np.models.variants import VariantConfig
 from aae_np.train.resume import with_learning_rate
 from aae_np.train.trainer import TrainConfig
 from aae_np.train.variant import VariantTrainConfig
@@ -72,6 +73,12 @@ def _variant_presets() -> dict:
         # section 7: 16 clusters; warm-up and instance noise on D_y keep every cluster alive
         "clustering": (VariantConfig(variant="clustering", n_classes=16, style_dim=5, **wide),
                        VariantTrainConfig(epochs=60, n_labels=0, warmup_epochs=3, y_instance_noise=0.15, **adam)),
+        # section 8: a 2-D representation r = y W_c + b + z around 20 learnt cluster heads pushed
+        # eta apart; Adam with the conditioned variant's stronger adversary, one warm-up epoch and
+        # instance noise on D_y (docs/variants.md)
+        "reduction": (ReductionConfig(n_classes=20, style_dim=2, **wide),
+                      VariantTrainConfig(epochs=20, n_labels=0, warmup_epochs=1, y_instance_noise=0.15,
+                                         **{**adam, "lr_d": 4e-4, "lr_g": 1e-3})),
     }
 
 
@@ -79,9 +86,9 @@ def get_variant_preset(variant: str) -> tuple[VariantConfig, VariantTrainConfig]
     """Fresh (VariantConfig, VariantTrainConfig) for ``aae-np train --variant NAME``."""
     presets = _variant_presets()
     if variant not in presets:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")
+        raise ValueError(f"unknown variant {variant!r}; choose one of {list(presets)}")
     model, train = presets[variant]
-    return VariantConfig.from_dict(model.to_dict()), VariantTrainConfig.from_dict(vars(train))
+    return type(model).from_dict(model.to_dict()), VariantTrainConfig.from_dict(vars(train))
 
 
 def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: int | None = None,

@@ -9,7 +9,9 @@ from typing import Any
 
 from aae_np.models.aae import AAE
 from aae_np.models.checkpoint import model_kind
+from aae_np.models.reduction import REDUCTION, ReductionAAE, ReductionConfig
 from aae_np.models.variants import VariantAAE, VariantConfig
+from aae_np.train.reduction import ReductionTrainer
 from aae_np.train.trainer import Trainer
 from aae_np.train.variant import VariantTrainer
 
@@ -21,8 +23,9 @@ def new_trainer(model_config: Any, train_config: Any, data: Any, out_dir: str | 
     """A fresh model built from ``model_config`` and its trainer on ``data`` (``aae_np.data.MnistData``);
     the configs are what ``aae_np.train.presets.resolve`` returns."""
     if isinstance(model_config, VariantConfig):
-        return VariantTrainer(VariantAAE(model_config, backend=backend), train_config, data.x_train, data.y_train,
-                              data.x_test, data.y_test, out_dir=out_dir, progress=progress)
+        cls = ReductionTrainer if isinstance(model_config, ReductionConfig) else VariantTrainer
+        return cls(cls.model_class(model_config, backend=backend), train_config, data.x_train, data.y_train,
+                   data.x_test, data.y_test, out_dir=out_dir, progress=progress)
     return Trainer(AAE(model_config, backend=backend), train_config, data.x_train, data.x_test,
                    out_dir=out_dir, progress=progress)
 
@@ -35,8 +38,10 @@ def resume_trainer(checkpoint: str | os.PathLike, data: Any, epochs: int | None 
     ``epochs`` and ``lr`` (every learning rate) may change and are recorded in the history;
     ``same`` holds settings the user named again (``resolve``'s keywords): each must equal the
     checkpoint's, since a resumed run cannot change them."""
-    if model_kind(checkpoint) == VariantAAE.kind:
-        trainer = VariantTrainer.resume(checkpoint, data.x_train, data.y_train, data.x_test, data.y_test,
+    kind = model_kind(checkpoint)
+    if kind in (VariantAAE.kind, ReductionAAE.kind):
+        cls = ReductionTrainer if kind == ReductionAAE.kind else VariantTrainer
+        trainer = cls.resume(checkpoint, data.x_train, data.y_train, data.x_test, data.y_test,
                                         epochs=epochs, progress=progress, backend=backend, lr=lr)
     else:
         trainer = Trainer.resume(checkpoint, data.x_train, data.x_test, epochs=epochs, progress=progress,
@@ -56,15 +61,17 @@ def run_settings(trainer: Trainer) -> dict[str, Any]:
     out = {"seed": t.seed, "batch_size": t.batch_size, "schedule": t.schedule,
            "encoder_batchnorm": m.encoder_batchnorm, "input_dropout": m.input_dropout}
     if isinstance(m, VariantConfig):
-        out.update(variant=m.variant, latent_dim=m.style_dim, labels=t.n_labels, label_seed=t.label_seed,
-                   clusters=m.n_classes, prior=m.prior.get("name", "gaussian"))
+        out.update(variant=REDUCTION if isinstance(m, ReductionConfig) else m.variant, latent_dim=m.style_dim,
+                   labels=t.n_labels, label_seed=t.label_seed, clusters=m.n_classes,
+                   prior=m.prior.get("name", "gaussian"))
     else:
         out.update(latent_dim=m.latent_dim)
     return out
 
 
 OUTPUTS = ("checkpoint.npz", "model.npz", "history.json", "metrics.json", "reconstructions.png", "samples.png",
-           "latent.png", "losses.png", "manifold.png", "styles.png", "clusters.png")
+           "latent.png", "losses.png", "manifold.png", "styles.png", "clusters.png",
+           "reduction.png")
 LOCK_NAME = ".aae-np.lock"
 
 

@@ -80,15 +80,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - start
         model = trainer.model
         model.save(out / "model.npz")
-        summary = report.evaluate(model, data)
+        held_out = getattr(trainer.config, "validation_images", 0)
+        summary = report.evaluate(model, data, validation_images=held_out)
         summary.update(train_seconds=round(seconds, 2), **trainer.facts())
         warnings = report.sanity_warnings(summary, model, data)
         if warnings:
             summary["warnings"] = warnings
         atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
-        written = report.write_figures(model, data, trainer.history, out, seed=trainer.config.seed)
+        written = report.write_figures(model, data, trainer.history, out, seed=trainer.config.seed,
+                                       validation_images=held_out)
     print(f"done in {seconds:.1f}s: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()
                                                  if isinstance(v, float) and k != "train_seconds"))
+    if report.clustering_line(summary):
+        print(report.clustering_line(summary))
     for warning in warnings:
         print(f"aae-np: warning: {warning}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in [out / "model.npz", out / "history.json",
@@ -144,11 +148,16 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from aae_np.eval import report
+    from aae_np.train.run import saved_train_config
 
     model, data = _load_model(args), _load_data(args)
-    result = report.evaluate(model, data, score=args.score, parzen=args.parzen, cache=args.classifier_cache)
+    held_out = (saved_train_config(args.model) or {}).get("validation_images", 0)   # the run's own split
+    result = report.evaluate(model, data, score=args.score, parzen=args.parzen, cache=args.classifier_cache,
+                             validation_images=held_out)
     for key, value in result.items():
         print(f"{key:24s} {value:.4f}" if isinstance(value, float) else f"{key:24s} {value}")
+    if report.clustering_line(result):
+        print(report.clustering_line(result))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1))
     return 0

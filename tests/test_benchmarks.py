@@ -101,7 +101,15 @@ def test_variants_benchmark_table_and_run_parsing():
     assert bench.parse_run("semi-supervised:labels=100,seed=2") == ("semi-supervised", {"labels": 100, "seed": 2})
     base = dict(n_classes=10, style_dim=4, train_wall_s=120.0, train_cpu_s=230.0)
     lines = [dict(base, variant="semi-supervised", n_labels=100, test_error=e) for e in (0.10, 0.12, 0.14)]
-    lines.append(dict(base, variant="clustering", n_labels=0, n_classes=16, test_error=0.2))
+    lines.append(dict(base, variant="clustering", n_labels=0, n_classes=16, test_error=0.2))   # an older line
+    for seed_error, paper_error in ((0.10, 0.12), (0.20, 0.16)):
+        lines.append(dict(base, variant="clustering", n_labels=0, n_classes=30, test_error=seed_error,
+                          test_error_paper=paper_error, clusters_used=25, kmeans_error=0.26,
+                          kmeans_error_paper=0.27, kmeans_clusters_used=30))
     text = bench.table(lines)
-    assert "| semi-supervised | 100 labels | test error | 12.00 % ± 2.00 % (3) | ≤ 6 % | 1.90 % (± 0.10) | 2.0 / 3.8 min |" in text
-    assert "| clustering | 16 clusters | clustering error | 20.00 % (1) | ≤ 15 % | 9.55 % |" in text
+    assert ("| semi-supervised | 100 labels | test error | 12.00 % ± 2.00 % (3) | — | ≤ 4.0 % | 1.90 % (± 0.10) "
+            "| 2.0 / 3.8 min |") in text
+    assert ("| clustering | 16 clusters | clustering error, majority / paper protocol | 20.00 % / — (1) | — / — "
+            "| ≤ 20 % and ≥ 10 points below k-means | 9.55 % |") in text
+    assert ("| clustering | 30 clusters | clustering error, majority / paper protocol | 15.00 % ± 7.07 % / 14.00 % "
+            "± 2.83 % (2; 25 of 30 used) | 26.00 % / 27.00 % | ≤ 12 % and ≥ 10 points below k-means | 4.10 % |") in text

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aae_np.eval import metrics, parzen
+from aae_np.eval import clustering, metrics, parzen
 
 
 def test_classification_error_counts_mismatches():
@@ -17,27 +17,27 @@ def test_classification_error_counts_mismatches():
 def test_cluster_mapping_takes_the_majority_and_marks_empty_clusters():
     clusters = np.array([0, 0, 0, 1, 1, 3])
     labels = np.array([7, 7, 2, 4, 4, 5])
-    np.testing.assert_array_equal(metrics.cluster_mapping(clusters, labels, k=4), [7, 4, -1, 5])
+    np.testing.assert_array_equal(clustering.cluster_mapping(clusters, labels, k=4), [7, 4, -1, 5])
 
 
 def test_clustering_error_of_a_permuted_perfect_clustering_is_zero():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 500)
     perm = rng.permutation(16)[:10]                       # classes land on 10 of 16 clusters
-    assert metrics.clustering_error(perm[labels], labels, perm[labels], labels, k=16) == 0.0
+    assert clustering.clustering_error(perm[labels], labels, perm[labels], labels, k=16) == 0.0
 
 
 def test_clustering_error_known_value_and_unseen_cluster_counts_as_wrong():
     train_c, train_y = np.array([0, 0, 1, 1]), np.array([3, 3, 5, 5])
     test_c, test_y = np.array([0, 1, 1, 2]), np.array([3, 5, 3, 2])
     # cluster 0 -> 3 (right), 1 -> 5 (right, wrong), cluster 2 never seen in training (wrong)
-    assert metrics.clustering_error(train_c, train_y, test_c, test_y, k=3) == 0.5
+    assert clustering.clustering_error(train_c, train_y, test_c, test_y, k=3) == 0.5
 
 
 def test_one_cluster_for_everything_scores_the_majority_class_rate():
     labels = np.array([1] * 30 + [2] * 70)
     zeros = np.zeros(100, np.int64)
-    assert metrics.clustering_error(zeros, labels, zeros, labels, k=16) == pytest.approx(0.3)
+    assert clustering.clustering_error(zeros, labels, zeros, labels, k=16) == pytest.approx(0.3)
 
 
 def test_nearest_component_fraction():

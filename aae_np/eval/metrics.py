@@ -11,11 +11,10 @@ Batches are rows: ``x`` is ``(N, D)``, ``z`` is ``(N, d)``, as in the rest of th
 * ``mmd_rbf``               unbiased MMD^2 between two samples with a sum of RBF kernels.
 * ``inception_style_score`` exp(E_x KL(p(y|x) || p(y))) for class probabilities.
 * ``classification_error``  fraction of wrong argmax predictions.
-* ``cluster_mapping``, ``clustering_error``  each cluster mapped to its majority label
-                            (on training data), then the error of that classifier.
 * ``nearest_component_fraction`` how many codes lie nearest their own class's prior mode.
 
-The Parzen-window log-likelihood (the paper's Table 1) is in ``parzen.py``.
+The Parzen-window log-likelihood (the paper's Table 1) is in ``parzen.py``; the clustering
+error under both protocols (majority vote, the paper's) in ``clustering.py``.
 """
 
 from __future__ import annotations
@@ -32,10 +31,9 @@ __all__ = [
     "mmd_rbf",
     "inception_style_score",
     "classification_error",
-    "cluster_mapping",
-    "clustering_error",
     "nearest_component_fraction",
     "as_rows",
+    "as_labels",
     "sq_distances",
 ]
 
@@ -271,7 +269,8 @@ def inception_style_score(probs: np.ndarray, eps: float = 1e-12) -> float:
 
 # ----------------------------------------------------------------------------- labels
 
-def _labels(a: np.ndarray, name: str, where: str, n: int | None = None) -> np.ndarray:
+def as_labels(a: np.ndarray, name: str, where: str, n: int | None = None) -> np.ndarray:
+    """``a`` as a 1-D integer array of labels (N,), or a ValueError that says what was wrong."""
     a = np.asarray(a)
     if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{where}: {name} must be a 1-D integer array, got {a.dtype} {a.shape}")
@@ -282,39 +281,11 @@ def _labels(a: np.ndarray, name: str, where: str, n: int | None = None) -> np.nd
 
 def classification_error(predicted: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of ``predicted`` (N,) integer classes that differ from ``labels`` (N,)."""
-    labels = _labels(labels, "labels", "classification_error")
-    predicted = _labels(predicted, "predicted", "classification_error", len(labels))
+    labels = as_labels(labels, "labels", "classification_error")
+    predicted = as_labels(predicted, "predicted", "classification_error", len(labels))
     if not len(labels):
         raise ValueError("classification_error: no examples")
     return float(np.mean(predicted != labels))
-
-
-def cluster_mapping(clusters: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """(k,) the majority label of each of ``k`` clusters over (``clusters``, ``labels``) pairs.
-
-    A cluster that no example falls into maps to -1 (every example later put there counts
-    as an error). Ties go to the smallest label.
-    """
-    labels = _labels(labels, "labels", "cluster_mapping")
-    clusters = _labels(clusters, "clusters", "cluster_mapping", len(labels))
-    if len(clusters) and (clusters.min() < 0 or clusters.max() >= k):
-        raise ValueError(f"cluster_mapping: clusters must lie in [0, {k})")
-    if len(labels) and labels.min() < 0:
-        raise ValueError("cluster_mapping: labels must be >= 0")
-    counts = np.zeros((k, int(labels.max(initial=0)) + 1), np.int64)
-    np.add.at(counts, (clusters, labels), 1)
-    return np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), -1)
-
-
-def clustering_error(train_clusters: np.ndarray, train_labels: np.ndarray, test_clusters: np.ndarray,
-                     test_labels: np.ndarray, k: int) -> float:
-    """The paper's clustering error: map each cluster to its majority training label, then
-    classify the test set by its clusters."""
-    mapping = cluster_mapping(train_clusters, train_labels, k)
-    test_clusters = _labels(test_clusters, "test_clusters", "clustering_error")
-    if len(test_clusters) and (test_clusters.min() < 0 or test_clusters.max() >= k):
-        raise ValueError(f"clustering_error: test_clusters must lie in [0, {k})")
-    return classification_error(mapping[test_clusters], test_labels)
 
 
 def nearest_component_fraction(z: np.ndarray, labels: np.ndarray, means: np.ndarray) -> float:
@@ -322,7 +293,7 @@ def nearest_component_fraction(z: np.ndarray, labels: np.ndarray, means: np.ndar
     own label's: how well a label-conditioned prior tied each class to its mode."""
     z = as_rows(z, "z", "nearest_component_fraction")
     means = as_rows(means, "means", "nearest_component_fraction")
-    labels = _labels(labels, "labels", "nearest_component_fraction", len(z))
+    labels = as_labels(labels, "labels", "nearest_component_fraction", len(z))
     if means.shape[1] != z.shape[1]:
         raise ValueError(f"nearest_component_fraction: z is {z.shape[1]}-D but the means are {means.shape[1]}-D")
     return float(np.mean(np.argmin(sq_distances(z, means), axis=1) == labels))

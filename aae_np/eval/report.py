@@ -1,9 +1,12 @@
 """What a trained model is measured and shown by: the numbers ``aae-np`` prints and saves,
 and the figures it writes. Public, so a notebook reports a run the way the CLI does.
 
-``evaluate``      held-out numbers of any model of the family (a dict of floats)
-``write_figures`` reconstructions, samples, latent codes, losses [, manifold, styles, clusters]
+``evaluate``      held-out numbers of any model of the family (a dict of floats; a clustering
+                  model's also both protocols' errors beside k-means on pixels)
+``write_figures`` reconstructions, samples, latent codes, losses [, manifold, styles, clusters,
+                  confusion]
 ``epoch_line``    the one-line summary of an epoch
+``clustering_line`` a clustering run's errors beside k-means', in one line
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from aae_np.eval import latent_plots, metrics, plots
+from aae_np.eval import clustering, confusion_plot, latent_plots, metrics, plots
+from aae_np.eval.baselines import BaselineUnavailable, kmeans_baseline
 from aae_np.eval.mnist_score import load_or_train_classifier, mnist_score
 from aae_np.eval.parzen import parzen_evaluation
 from aae_np.models.network_set import NetworkSet
@@ -21,7 +25,7 @@ from aae_np.models.reduction import ReductionAAE
 from aae_np.models.variants import VariantAAE
 
 __all__ = ["evaluate", "evaluate_variant", "held_out_metrics", "test_mse", "sanity_warnings", "write_figures",
-           "epoch_line"]
+           "epoch_line", "clustering_line"]
 
 N_SAMPLES = 10_000          # prior samples for the MNIST score and the Parzen window
 N_SCATTER = 5_000           # test codes in latent.png
@@ -33,29 +37,39 @@ def test_mse(model: VariantAAE, x_test: np.ndarray, y_test: np.ndarray | None) -
 
 
 def held_out_metrics(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray | None,
-                     x_test: np.ndarray, y_test: np.ndarray | None) -> dict[str, Any]:
-    """Held-out MSE and, for a y head with labels, the test error (classification for the
-    semi-supervised variant; clustering, with clusters mapped on the training set, otherwise)."""
+                     x_test: np.ndarray, y_test: np.ndarray | None, x_val: np.ndarray | None = None,
+                     y_val: np.ndarray | None = None) -> dict[str, Any]:
+    """Held-out MSE and, for a y head with labels, the test error: classification for the
+    semi-supervised variant; clustering otherwise (``clustering.protocols``): ``test_error``
+    with each cluster mapped to its majority label over ``x_train`` (the images trained on),
+    ``test_error_paper`` with each mapped by the validation example of highest q(y_i|x)
+    (given ``x_val``, ``y_val``), ``clusters_used`` and ``cluster_sizes`` on the test set."""
     out: dict[str, Any] = {"test_mse": test_mse(model, x_test, y_test)}
     if model.config.has_y and y_test is not None:
         predicted = model.classify(x_test).argmax(1)
         if model.config.variant == "semi-supervised":
             out["test_error"] = metrics.classification_error(predicted, y_test)
+            out["clusters_used"] = int(len(np.unique(predicted)))
         else:
-            out["test_error"] = metrics.clustering_error(model.classify(x_train).argmax(1), y_train,
-                                                         predicted, y_test, model.config.n_classes)
-        out["clusters_used"] = int(len(np.unique(predicted)))
+            has_val = x_val is not None and y_val is not None
+            out.update(clustering.protocols(model.classify(x_train).argmax(1), y_train, predicted, y_test,
+                                            model.config.n_classes, model.classify(x_val) if has_val else None,
+                                            y_val))
     return out
 
 
 def evaluate_variant(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray | None,
                      x_test: np.ndarray, y_test: np.ndarray | None, parzen: bool = False,
-                     seed: int = 0) -> dict[str, Any]:
+                     seed: int = 0, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+                     baseline: bool = True) -> dict[str, Any]:
     """The paper's numbers for one trained variant, as a JSON-able dict.
 
-    Always: held-out reconstruction MSE, Fréchet and MMD between q(z) (encoded test set)
-    and p(z). Semi-supervised: test classification error. Clustering: clustering error
-    (clusters mapped to labels on the training set). Conditioned with a mixture prior:
+    ``x_train`` are the images the model trained on; ``x_val``, ``y_val`` the validation split
+    held out of training, if any. Always: held-out reconstruction MSE, Fréchet and MMD between
+    q(z) (encoded test set) and p(z). Semi-supervised: test classification error. Clustering:
+    both protocols' errors (``held_out_metrics``) and, with ``baseline``, k-means on the same
+    pixels at the same k (``baselines.kmeans_baseline``; without scikit-learn,
+    ``kmeans_unavailable`` says what to install). Conditioned with a mixture prior:
     the fraction of test codes nearest their own class's mode. ``parzen``: Parzen-window
     log-likelihood of the test set under 10,000 decoded prior samples, sigma chosen on
     the last 1,000 training images (the paper's Table 1 protocol).
@@ -63,7 +77,12 @@ def evaluate_variant(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray
     c = model.config
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"variant": c.variant}
-    out.update(held_out_metrics(model, x_train, y_train, x_test, y_test))
+    out.update(held_out_metrics(model, x_train, y_train, x_test, y_test, x_val, y_val))
+    if baseline and c.variant == "clustering" and y_train is not None and y_test is not None:
+        try:
+            out.update(kmeans_baseline(x_train, y_train, x_test, y_test, c.n_classes, x_val, y_val, seed=seed))
+        except BaselineUnavailable as err:
+            out["kmeans_unavailable"] = str(err)
     z = model.encode(x_test)
     prior_z = model.prior.sample(len(z), rng, np.float64)
     mean, cov = model.prior.moments()
@@ -78,17 +97,21 @@ def evaluate_variant(model: VariantAAE, x_train: np.ndarray, y_train: np.ndarray
 
 
 def evaluate(model: NetworkSet, data: Any, score: bool = False, parzen: bool = False,
-             cache: str | None = None) -> dict[str, Any]:
+             cache: str | None = None, validation_images: int = 0) -> dict[str, Any]:
     """Held-out numbers of ``model`` on ``data`` (``aae_np.data.MnistData``).
 
     Plain AAE: reconstruction MSE, Fréchet(q(z), p(z)) and, on request, the MNIST score of
     10,000 prior samples (``score``, classifier cached at ``cache``) and the Parzen-window
-    log-likelihood (``parzen``). A variant: ``evaluate_variant`` (its own metrics; no score).
+    log-likelihood (``parzen``). A variant: ``evaluate_variant`` (its own metrics; no score),
+    with the last ``validation_images`` training images as the validation split its run held
+    out of training (the run's ``VariantTrainConfig.validation_images``).
     """
     if isinstance(model, VariantAAE):
         if score:
             raise ValueError("--score is for plain AAE models; the variants report their own metrics")
-        return evaluate_variant(model, data.x_train, data.y_train, data.x_test, data.y_test, parzen=parzen)
+        x_fit, y_fit, x_val, y_val = clustering.split_validation(data.x_train, data.y_train, validation_images)
+        return evaluate_variant(model, x_fit, y_fit, data.x_test, data.y_test, parzen=parzen, x_val=x_val,
+                                y_val=y_val)
     z = model.encode(data.x_test)
     result = {"test_mse": metrics.reconstruction_mse(data.x_test, model.reconstruct(data.x_test)),
               "frechet": metrics.frechet_to_prior(z, prior_cov=model.config.prior_std ** 2
@@ -125,8 +148,9 @@ def sanity_warnings(summary: dict[str, Any], model: NetworkSet, data: Any) -> li
 
 
 def write_figures(model: NetworkSet, data: Any, history: dict[str, list[float]] | None, out: Path,
-                  seed: int = 0) -> list[Path]:
-    """The figures of a trained model in ``out``; returns their paths."""
+                  seed: int = 0, validation_images: int = 0) -> list[Path]:
+    """The figures of a trained model in ``out``; returns their paths. ``validation_images``:
+    the run's validation split (the last training images), for the clustering's confusion matrix."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     x, y = data.x_test[:10], data.y_test[:10]
@@ -145,6 +169,8 @@ def write_figures(model: NetworkSet, data: Any, history: dict[str, list[float]] 
         heads = model.decode(np.zeros((c.n_classes, c.style_dim)), np.arange(c.n_classes))
         members = [data.x_test[clusters == k][:10] for k in range(c.n_classes)]
         written.append(plots.cluster_grid(heads, members, out / "clusters.png"))
+    if variant and c.has_y and c.variant in ("clustering", "semi-supervised"):
+        written.append(_confusion(model, data, validation_images, out / "confusion.png"))
     if isinstance(model, ReductionAAE):            # section 8: the representation r, its heads marked
         written.append(latent_plots.latent_scatter(
             model.represent(data.x_test[:N_SCATTER]), data.y_test[:N_SCATTER], out / "reduction.png", axis="r",
@@ -154,6 +180,45 @@ def write_figures(model: NetworkSet, data: Any, history: dict[str, list[float]] 
     if (c.style_dim == 2 and not c.decoder_gets_label) if variant else c.latent_dim == 2:
         written.append(latent_plots.latent_manifold(model.decode, out / "manifold.png"))
     return written
+
+
+def _confusion(model: VariantAAE, data: Any, validation_images: int, path: Path) -> Path:
+    """confusion.png: clusters (rows ordered by their majority label) or predicted classes
+    against the true test labels, both protocols' errors in the title."""
+    predicted = model.classify(data.x_test).argmax(1)
+    c = model.config
+    if c.variant == "semi-supervised":
+        error = metrics.classification_error(predicted, data.y_test)
+        return confusion_plot.class_confusion(predicted, data.y_test, path, f"semi-supervised, {c.n_classes} "
+                                              f"classes: test error {100 * error:.2f} %", c.n_classes)
+    x_fit, y_fit, x_val, y_val = clustering.split_validation(data.x_train, data.y_train, validation_images)
+    fit_clusters = model.classify(x_fit).argmax(1)
+    numbers = clustering.protocols(fit_clusters, y_fit, predicted, data.y_test, c.n_classes,
+                                   None if x_val is None else model.classify(x_val), y_val)
+    paper = (f", {100 * numbers['test_error_paper']:.1f} % paper protocol ({len(x_val):,} validation images)"
+             if "test_error_paper" in numbers else ", no validation split for the paper protocol")
+    title = (f"{c.n_classes} clusters ({numbers['clusters_used']} used) on the {len(predicted):,} test images\n"
+             f"error {100 * numbers['test_error']:.1f} % majority vote{paper}")
+    return confusion_plot.cluster_confusion(predicted, data.y_test, clustering.cluster_mapping(
+        fit_clusters, y_fit, c.n_classes), path, title)
+
+
+def clustering_line(summary: dict[str, Any]) -> str | None:
+    """A clustering run's errors beside k-means' on the same pixels, split and k, or None for
+    other models: ``clustering error: ours 46.7 % majority / 44.0 % paper protocol (14 of 16
+    clusters used); k-means on pixels 34.3 % / 36.1 % (16 used)``."""
+    if summary.get("variant") != "clustering" or "test_error" not in summary:
+        return None
+
+    def pair(error: str) -> str:
+        paper = summary.get(f"{error}_paper")
+        return f"{100 * summary[error]:.1f} % majority / " + (f"{100 * paper:.1f} % paper protocol"
+                                                              if paper is not None else "no validation split")
+    k = len(summary.get("cluster_sizes", ())) or "?"
+    line = f"clustering error: ours {pair('test_error')} ({summary['clusters_used']} of {k} clusters used)"
+    if "kmeans_error" in summary:
+        return line + f"; k-means on pixels {pair('kmeans_error')} ({summary['kmeans_clusters_used']} used)"
+    return line + f"; k-means: {summary.get('kmeans_unavailable', 'not run')}"
 
 
 def epoch_line(epoch: int, epochs: int, means: dict[str, float]) -> str:

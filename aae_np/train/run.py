@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from aae_np.models.aae import AAE
-from aae_np.models.checkpoint import model_kind
+from aae_np.models.checkpoint import model_kind, read_model_arrays
 from aae_np.models.reduction import REDUCTION, ReductionAAE, ReductionConfig
 from aae_np.models.variants import VariantAAE, VariantConfig
 from aae_np.train.reduction import ReductionTrainer
+from aae_np.train.resume import read_trainer_state
 from aae_np.train.trainer import Trainer
 from aae_np.train.variant import VariantTrainer
 
-__all__ = ["new_trainer", "resume_trainer", "RunFolder", "OUTPUTS"]
+__all__ = ["new_trainer", "resume_trainer", "saved_train_config", "RunFolder", "OUTPUTS"]
 
 
 def new_trainer(model_config: Any, train_config: Any, data: Any, out_dir: str | os.PathLike | None = None,
@@ -69,9 +70,24 @@ def run_settings(trainer: Trainer) -> dict[str, Any]:
     return out
 
 
+def saved_train_config(model_path: str | os.PathLike) -> dict[str, Any] | None:
+    """The training settings (``TrainConfig`` as a dict) of the run ``model_path`` came from: the
+    file's own trainer state if it is a checkpoint, else that of the ``checkpoint.npz`` beside it
+    when it holds the same model config; None when neither does (a model file on its own)."""
+    path = Path(model_path)
+    config = read_model_arrays(path, only=("__config__",))["__config__"]
+    for candidate in (path, path.with_name("checkpoint.npz")):
+        if not candidate.is_file():
+            continue
+        arrays = read_model_arrays(candidate, only=("__config__", "__trainer__"))
+        if "__trainer__" in arrays and str(arrays["__config__"]) == str(config):
+            return read_trainer_state(candidate, arrays)["train_config"]
+    return None
+
+
 OUTPUTS = ("checkpoint.npz", "model.npz", "history.json", "metrics.json", "reconstructions.png", "samples.png",
-           "latent.png", "losses.png", "manifold.png", "styles.png", "clusters.png",
-           "reduction.png")
+           "latent.png", "losses.png", "manifold.png", "styles.png", "clusters.png", "reduction.png",
+           "confusion.png")
 LOCK_NAME = ".aae-np.lock"
 
 

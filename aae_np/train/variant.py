@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aae_np.eval.clustering import split_validation
 from aae_np.eval.report import held_out_metrics, test_mse
 from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam
@@ -38,6 +39,7 @@ class VariantTrainConfig(TrainConfig):
     input_noise: float = 0.0       # std of Gaussian noise added to the encoder's input (denoising)
     warmup_epochs: int = 0         # epochs of reconstruction (+ supervised) only, before the adversarial phases
     y_instance_noise: float = 0.0  # std of Gaussian noise on both inputs of D_y (real one-hots and y)
+    validation_images: int = 0     # the last N training images, held out of training (the clustering protocol's)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,7 +50,8 @@ class VariantTrainConfig(TrainConfig):
                   "input_noise must be >= 0": self.input_noise >= 0,
                   f"warmup_epochs ({self.warmup_epochs}) must lie in [0, epochs = {self.epochs}]":
                       0 <= self.warmup_epochs <= self.epochs,
-                  "y_instance_noise must be >= 0": self.y_instance_noise >= 0}
+                  "y_instance_noise must be >= 0": self.y_instance_noise >= 0,
+                  "validation_images must be >= 0": self.validation_images >= 0}
         problems = [text for text, ok in checks.items() if not ok]
         if problems:
             raise ValueError("VariantTrainConfig: " + "; ".join(problems))
@@ -77,17 +80,23 @@ def labelled_subset(labels: np.ndarray, n: int, seed: int, n_classes: int = 10) 
 
 
 class VariantTrainer(Trainer):
-    """``Trainer`` for a ``VariantAAE``: the same epochs, progress bars, checkpoints and resume."""
+    """``Trainer`` for a ``VariantAAE``: the same epochs, progress bars, checkpoints and resume.
+
+    With ``config.validation_images = n > 0`` the last n training images and labels are held
+    out (``x_val``, ``y_val``): never trained on, they name the clusters in the paper's protocol
+    (history key ``test_error_paper``). ``x_train``, ``y_train`` are the images trained on.
+    """
 
     model_class = VariantAAE
     config_class = VariantTrainConfig
     history_keys = ("recon_loss", "d_loss", "g_loss", "d_accuracy", "d_loss_y", "g_loss_y", "d_accuracy_y",
-                    "sup_loss", "test_mse", "test_error", "seconds")
+                    "sup_loss", "test_mse", "test_error", "test_error_paper", "seconds")
 
     def __init__(self, model: VariantAAE, config: VariantTrainConfig, x_train: np.ndarray,
                  y_train: np.ndarray | None = None, x_test: np.ndarray | None = None,
                  y_test: np.ndarray | None = None, out_dir=None, progress: bool = True) -> None:
         c = model.config
+        x_train, y_train, self.x_val, self.y_val = split_validation(x_train, y_train, config.validation_images)
         if c.uses_labels or c.variant == "clustering":
             if y_train is None:
                 raise ValueError(f"the {c.variant} variant needs the training labels "
@@ -157,7 +166,8 @@ class VariantTrainer(Trainer):
     def epoch_metrics(self) -> dict[str, float]:
         if self.x_test is None:
             return {}
-        return held_out_metrics(self.model, self.x_train, self.y_train, self.x_test, self.y_test)
+        return held_out_metrics(self.model, self.x_train, self.y_train, self.x_test, self.y_test, self.x_val,
+                                self.y_val)
 
     def test_mse(self) -> float:
         if self.x_test is None:
@@ -167,6 +177,10 @@ class VariantTrainer(Trainer):
     @classmethod
     def resume(cls, path, x_train, y_train=None, x_test=None, y_test=None, epochs=None, out_dir=None,
                progress: bool = True, backend: str | None = None, lr: float | None = None) -> "VariantTrainer":
-        return cls._resume(path, epochs, backend, lambda model, config: cls(
+        trainer = cls._resume(path, epochs, backend, lambda model, config: cls(
             model, config, x_train, y_train, x_test, y_test,
             out_dir=Path(path).parent if out_dir is None else out_dir, progress=progress), lr)
+        for key, values in trainer.history.items():      # a key newer than the checkpoint: NaN so far
+            if not values and trainer.epoch:
+                values.extend([float("nan")] * trainer.epoch)
+        return trainer

@@ -88,6 +88,9 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--label-seed", type=int, help="which labelled images are drawn (default 0)")
     p.add_argument("--clusters", type=_positive_int, help="number of clusters (clustering variant)")
     p.add_argument("--prior", choices=sorted(PRIORS), help="prior of z for the variants")
+    p.add_argument("--consistency", type=_positive_float, metavar="LR",
+                   help="clustering, semi-supervised: train q(y|x) of shifted images towards q(y|x) of the "
+                        "images, at this learning rate (not the paper's; docs/variants.md)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
 

@@ -20,10 +20,40 @@ def test_lr_sets_every_learning_rate_and_seed_both_configs():
     assert get_preset("default")[1].lr_ae == 2e-3            # the preset itself is untouched
 
 
-def test_a_short_variant_run_keeps_adversarial_epochs():
-    assert get_variant_preset("clustering")[1].warmup_epochs == 3
+def test_a_short_variant_run_keeps_adversarial_epochs(monkeypatch):
+    import aae_np.train.presets as presets
+    from dataclasses import replace
+
+    table = presets._variant_presets()
+    model, train = table["clustering"]
+    monkeypatch.setattr(presets, "_variant_presets",
+                        lambda: {**table, "clustering": (model, replace(train, warmup_epochs=3))})
     assert resolve(variant="clustering", epochs=2)[1].warmup_epochs == 1
     assert resolve(variant="clustering", epochs=10)[1].warmup_epochs == 3
+
+
+def test_the_appendix_recipes():
+    """Section 6 and 7's settings as the presets state them (deviations named in presets.py)."""
+    for variant in ("semi-supervised", "clustering"):
+        model, train = get_variant_preset(variant)
+        assert (train.optimizer, train.momentum_ae, train.batch_size, train.decay_epochs) == ("momentum", 0.9, 100, (50,))
+        assert (train.lr_d, train.lr_g) == (0.1, 0.1) and train.consistency == 0      # no addition by default
+        assert model.encoder_hidden == model.decoder_hidden == model.discriminator_hidden == (1000, 1000)
+        assert model.encoder_batchnorm
+    model, train = get_variant_preset("clustering")
+    assert (model.input_dropout, model.style_dim, model.n_classes, train.momentum_adv) == (0.2, 5, 16, 0.1)
+    assert train.validation_images == 1000
+    model, train = get_variant_preset("semi-supervised")
+    assert (train.input_noise, model.style_dim, train.lr_sup, train.n_labels) == (0.3, 10, 0.1, 100)
+
+
+def test_consistency_is_an_option_of_the_variants_with_a_y_head():
+    assert resolve(variant="clustering", consistency=0.01)[1].consistency == 0.01
+    assert resolve(variant="semi-supervised", consistency=0.02)[1].consistency == 0.02
+    with pytest.raises(ValueError, match="--consistency applies to --variant clustering or semi-supervised"):
+        resolve(variant="unsupervised", consistency=0.01)
+    with pytest.raises(ValueError, match="applies to the variants only"):
+        resolve("default", consistency=0.01)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -111,6 +111,7 @@ def small_presets(monkeypatch):
                                            "discriminator_hidden": [16]})
             train.epochs, train.warmup_epochs = 1, 0
             train.n_labels = 20 if train.n_labels > 0 else train.n_labels
+            train.validation_images = min(train.validation_images, 50)
             out[name] = (model, train)
         return out
 

@@ -31,92 +31,19 @@ differences in ``tests/test_variants.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from aae_np.models.adversarial import fool, real_vs_fake
-from aae_np.models.config import ModelConfig, NetSpec, mlp, network_problems
+from aae_np.models.config import NetSpec, mlp
 from aae_np.models.network_set import NetworkSet, Phase
-from aae_np.models.priors import Categorical, Gaussian, Prior, make_prior
+from aae_np.models.priors import Categorical, Prior
+from aae_np.models.variant_config import UNLABELLED, VARIANTS, VariantConfig, one_hot
 from aae_np.nn.activations import sigmoid, softmax, softmax_backward
 from aae_np.nn.losses import softmax_cross_entropy
 
-__all__ = ["VARIANTS", "VariantConfig", "VariantAAE", "one_hot"]
-
-VARIANTS = ("unsupervised", "conditioned", "supervised", "semi-supervised", "clustering")
-UNLABELLED = -1
-
-
-def one_hot(labels: np.ndarray, k: int, dtype: Any = np.float32, unlabelled_slot: bool = False) -> np.ndarray:
-    """(N, k) one-hot rows; with ``unlabelled_slot`` (N, k + 1) and label -1 -> the last slot."""
-    labels = np.asarray(labels)
-    width = k + 1 if unlabelled_slot else k
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
-    low = UNLABELLED if unlabelled_slot else 0
-    if labels.size and (labels.min() < low or labels.max() >= k):
-        raise ValueError(f"labels must lie in [{low}, {k}), got [{labels.min()}, {labels.max()}]")
-    out = np.zeros((len(labels), width), dtype)
-    out[np.arange(len(labels)), np.where(labels < 0, k, labels)] = 1
-    return out
-
-
-@dataclass
-class VariantConfig(ModelConfig):
-    """Everything needed to rebuild a variant (saved as JSON inside ``model.npz``)."""
-
-    variant: str = "semi-supervised"
-    input_dim: int = 784
-    n_classes: int = 10                  # k: classes (supervised, conditioned, semi-) or clusters
-    style_dim: int = 10                  # s: dimension of z
-    encoder_hidden: tuple[int, ...] = (1000, 1000)
-    decoder_hidden: tuple[int, ...] = (1000, 1000)
-    discriminator_hidden: tuple[int, ...] = (1000, 1000)
-    activation: str = "relu"
-    recon_loss: str = "bce"
-    prior: dict[str, Any] = field(default_factory=dict)   # p(z) as Prior.config(); {}: N(0, I)
-    encoder_batchnorm: bool = False      # BatchNorm after every encoder layer, the z and y heads included
-    input_dropout: float = 0.0           # probability of dropping an input pixel while training
-    dtype: str = "float32"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        problems = network_problems(self, ("input_dim", "style_dim", "n_classes"))
-        if self.variant not in VARIANTS:
-            problems.append(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if not problems:
-            try:
-                prior = self.make_prior()
-            except (TypeError, ValueError) as err:
-                problems.append(f"prior {self.prior}: {err}")
-            else:
-                if prior.dim != self.style_dim:
-                    problems.append(f"the prior is {prior.dim}-D but style_dim is {self.style_dim}")
-                if self.variant == "conditioned" and prior.n_components != self.n_classes:
-                    problems.append(f"the conditioned variant needs a prior with n_classes = {self.n_classes} "
-                                    f"components (mixture or swiss_roll with k={self.n_classes}), "
-                                    f"got {prior!r}")
-        if problems:
-            raise ValueError("VariantConfig: " + "; ".join(problems))
-
-    def make_prior(self) -> Prior:
-        return make_prior(self.prior) if self.prior else Gaussian(self.style_dim)
-
-    @property
-    def has_y(self) -> bool:
-        """Does the encoder output a softmax y (categorical latent)?"""
-        return self.variant in ("semi-supervised", "clustering")
-
-    @property
-    def decoder_gets_label(self) -> bool:
-        return self.variant in ("supervised", "semi-supervised", "clustering")
-
-    @property
-    def uses_labels(self) -> bool:
-        return self.variant in ("conditioned", "supervised", "semi-supervised")
-
+__all__ = ["VARIANTS", "UNLABELLED", "VariantConfig", "VariantAAE", "one_hot"]
 
 class VariantAAE(NetworkSet):
     """One model for the paper's variants; ``phase_grads`` gives each phase's hand-written gradient."""
@@ -128,7 +55,8 @@ class VariantAAE(NetworkSet):
               "y_prior": "one-hot rows, (N, n_classes): samples of the categorical prior",
               "x_in": "what the encoder sees instead of x, (N, input_dim), e.g. x plus noise",
               "y_noise": "instance noise on y where D_y sees it, (N, n_classes)",
-              "dropout_mask": "the input dropout's mask, (N, input_dim) of 0 (dropped) and 1 (kept)"}
+              "dropout_mask": "the input dropout's mask, (N, input_dim) of 0 (dropped) and 1 (kept)",
+              "y_target": "(N, n_classes) probabilities q(y|x) the encoder's y on x_in is pulled towards"}
 
     def __init__(self, config: VariantConfig | None = None, *, backend: str | None = None,
                  **overrides: Any) -> None:
@@ -144,7 +72,7 @@ class VariantAAE(NetworkSet):
         self.prior: Prior = c.make_prior()
         self.prior_y: Prior | None = Categorical(k) if c.has_y else None
         self._setup(nets, backend, self._phase_table(), encoding=("reconstruction", "discriminator", "generator",
-                                                                  "supervised"))
+                                                                  "supervised", "consistency"))
 
     @staticmethod
     def network_specs(c: VariantConfig) -> dict[str, NetSpec]:
@@ -180,6 +108,8 @@ class VariantAAE(NetworkSet):
         }
         if c.variant == "semi-supervised":
             table["supervised"] = Phase(trains=("encoder",), needs=("labels",), uses=("x_in",))
+        if c.has_y:                  # trained only when the trainer's ``consistency`` is on
+            table["consistency"] = Phase(trains=("encoder",), needs=("x_in", "y_target"))
         return table
 
     def _no_phase(self, phase: str) -> str:
@@ -246,6 +176,7 @@ class VariantAAE(NetworkSet):
     # discriminator   BCE(D_z(z_prior), 1) + BCE(D_z(z), 0) [+ the same for D_y] -> disc_z [, disc_y]
     # generator       BCE(D_z(z), 1) [+ BCE(D_y(y), 1)]                      -> encoder
     # supervised      cross-entropy(y logits, labels)                        -> encoder
+    # consistency     cross-entropy(y logits of x_in, y_target)              -> encoder
     def _phase_reconstruction(self, x, x_in, labels=None) -> float:
         z, _, y = self._encoder_pass(x, x_in)
         s = self.config.style_dim
@@ -305,6 +236,20 @@ class VariantAAE(NetworkSet):
         self._encoder_backward(np.zeros_like(z), d_logits)
         self.last_stats["sup_loss"] = loss
         self.last_stats["sup_accuracy"] = float(np.mean(np.argmax(y_logits, axis=1) == labels))
+        return loss
+
+    def _phase_consistency(self, x, x_in, y_target) -> float:
+        """-1/N sum_i sum_j t_ij log y_ij with y = q(y|x_in) (x_in: e.g. x shifted) and t = y_target
+        (e.g. q(y|x), held fixed). As sum_j t_ij = 1, dL/d(y logits) = (y - t) / N."""
+        t = self._as_input(y_target, self.config.n_classes, "y_target")
+        z, y_logits, y = self._encoder_pass(x, x_in)
+        if len(t) != len(x):
+            raise ValueError(f"y_target has {len(t)} rows but x has {len(x)}")
+        log_y = y_logits - y_logits.max(axis=1, keepdims=True)
+        log_y -= np.log(np.exp(log_y).sum(axis=1, keepdims=True))
+        loss = float(-np.sum(t * log_y) / len(x))
+        self._encoder_backward(np.zeros_like(z), (y - t) / len(x))
+        self.last_stats["consistency_loss"] = loss
         return loss
 
     # -- the pieces the phases share ------------------------------------------------------

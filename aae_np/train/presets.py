@@ -56,6 +56,10 @@ def _variant_presets() -> dict:
     adam = dict(batch_size=100, lr_ae=1e-3, lr_d=2e-4, lr_g=4e-4, lr_sup=1e-3, beta1_ae=0.9, beta1_adv=0.5,
                 lr_decay_start=0.5)
     mixture = {"name": "mixture", "k": 10, "radius": 4.0}
+    # the appendix's SGD: rates 0.1 (adversaries, supervised phase); 1.0 for the reconstruction, whose
+    # loss is our mean over 784 pixels, where 0.01 barely moves it (docs/variants.md)
+    paper = dict(optimizer="momentum", momentum_ae=0.9, momentum_adv=0.1, batch_size=100, lr_ae=1.0, lr_d=0.1,
+                 lr_g=0.1, lr_sup=0.1, decay_epochs=(50,), epochs=60)
     return {
         # section 8, without labels: a 2-D Gaussian code
         "unsupervised": (VariantConfig(variant="unsupervised", style_dim=2, **wide),
@@ -67,12 +71,18 @@ def _variant_presets() -> dict:
         # section 5: label to the decoder, z = style; an 8-D z kept the digit too (docs/variants.md)
         "supervised": (VariantConfig(variant="supervised", style_dim=3, **wide),
                        VariantTrainConfig(epochs=20, n_labels=-1, **adam)),
-        # section 6: 100 labels; a 4-D style leaves the class to y; noisy inputs (docs/variants.md)
-        "semi-supervised": (VariantConfig(variant="semi-supervised", style_dim=4, **wide),
-                            VariantTrainConfig(epochs=40, n_labels=100, input_noise=0.3, **adam)),
-        # section 7: 16 clusters; warm-up and instance noise on D_y keep every cluster alive
-        "clustering": (VariantConfig(variant="clustering", n_classes=16, style_dim=5, **wide),
-                       VariantTrainConfig(epochs=60, n_labels=0, warmup_epochs=3, y_instance_noise=0.15, **adam)),
+        # section 6 and the appendix: 1000-1000 ReLU nets, a 10-D style, input noise 0.3, SGD with
+        # momentum, / 10 after epoch 50; BatchNorm in the encoder and momentum 0.1 for the adversaries,
+        # as in section 7, since without them SGD diverges within an epoch (docs/variants.md)
+        "semi-supervised": (VariantConfig(variant="semi-supervised", style_dim=10, encoder_batchnorm=True, **wide),
+                            VariantTrainConfig(n_labels=100, input_noise=0.3, **paper)),
+        # section 7 and the appendix: BatchNorm after every encoder layer (both heads too), input
+        # dropout 0.2, SGD (momentum 0.9 for the autoencoder, 0.1 for the adversaries), / 10 after
+        # epoch 50; 1000-1000 nets instead of 3000-3000 to fit the time budget (docs/variants.md);
+        # the last 1,000 training images held out to name the clusters (the paper's protocol)
+        "clustering": (VariantConfig(variant="clustering", n_classes=16, style_dim=5, encoder_batchnorm=True,
+                                     input_dropout=0.2, **wide),
+                       VariantTrainConfig(n_labels=0, validation_images=1000, **paper)),
         # section 8: a 2-D representation r = y W_c + b + z around 20 learnt cluster heads pushed
         # eta apart; Adam with the conditioned variant's stronger adversary, one warm-up epoch and
         # instance noise on D_y (docs/variants.md)
@@ -95,7 +105,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             seed: int | None = None, epochs: int | None = None, batch_size: int | None = None,
             schedule: str | None = None, lr: float | None = None, labels: int | None = None,
             label_seed: int | None = None, clusters: int | None = None, prior: str | None = None,
-            encoder_batchnorm: bool | None = None, input_dropout: float | None = None) -> tuple[Any, Any]:
+            encoder_batchnorm: bool | None = None, input_dropout: float | None = None,
+            consistency: float | None = None) -> tuple[Any, Any]:
     """(model config, train config) of ``preset`` (or of ``variant``'s preset) with the given
     overrides; ``None`` keeps the preset's value. Every config is rebuilt with
     ``dataclasses.replace``, so a bad value fails its config's own check.
@@ -103,12 +114,13 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
     ``lr`` sets every learning rate of the run; ``seed`` seeds both the weights and the
     training draws; ``latent_dim`` is z's size (a variant's style); ``encoder_batchnorm`` and
     ``input_dropout`` add BatchNorm to the encoder and Dropout to its input. Only the variants take
-    ``labels`` (semi-supervised, conditioned), ``label_seed``, ``clusters`` (clustering) and
-    ``prior``; a variant's short run keeps adversarial epochs after its warm-up.
+    ``labels`` (semi-supervised, conditioned), ``label_seed``, ``clusters`` (clustering),
+    ``prior`` and ``consistency`` (clustering, semi-supervised: the consistency phase's learning
+    rate); a variant's short run keeps adversarial epochs after its warm-up.
     """
     if variant is None:
         for name, value in (("labels", labels), ("label_seed", label_seed), ("clusters", clusters),
-                            ("prior", prior)):
+                            ("prior", prior), ("consistency", consistency)):
             if value is not None:
                 raise ValueError(f"--{name.replace('_', '-')} applies to the variants only; add --variant NAME")
         model, train = get_preset(preset)
@@ -122,10 +134,13 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             raise ValueError("the variants train with the phased schedule only")
         if labels is not None and variant not in ("semi-supervised", "conditioned"):
             raise ValueError("--labels applies to --variant semi-supervised or conditioned")
+        if consistency is not None and not model.has_y:
+            raise ValueError("--consistency applies to --variant clustering or semi-supervised (a y head)")
         warmup = train.warmup_epochs
         if epochs is not None and warmup >= epochs:       # a short run still gets its adversarial epochs
             warmup = epochs // 2
-        train = replace(train, **_given(n_labels=labels, label_seed=label_seed), warmup_epochs=warmup,
+        train = replace(train, **_given(n_labels=labels, label_seed=label_seed, consistency=consistency),
+                        warmup_epochs=warmup,
                         epochs=train.epochs if epochs is None else epochs)
     train = replace(with_learning_rate(train, lr), **_given(epochs=epochs, batch_size=batch_size,
                                                              schedule=schedule, seed=seed))

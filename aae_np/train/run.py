@@ -64,7 +64,7 @@ def run_settings(trainer: Trainer) -> dict[str, Any]:
     if isinstance(m, VariantConfig):
         out.update(variant=REDUCTION if isinstance(m, ReductionConfig) else m.variant, latent_dim=m.style_dim,
                    labels=t.n_labels, label_seed=t.label_seed, clusters=m.n_classes,
-                   prior=m.prior.get("name", "gaussian"))
+                   prior=m.prior.get("name", "gaussian"), consistency=t.consistency)
     else:
         out.update(latent_dim=m.latent_dim)
     return out

@@ -24,7 +24,8 @@ import numpy as np
 from aae_np.eval.clustering import split_validation
 from aae_np.eval.report import held_out_metrics, test_mse
 from aae_np.models.variants import UNLABELLED, VariantAAE
-from aae_np.nn.optim import Adam
+from aae_np.nn.optim import Adam, Momentum
+from aae_np.train.augment import random_shifts
 from aae_np.train.trainer import TrainConfig, Trainer
 
 __all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset"]
@@ -32,7 +33,7 @@ __all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset"]
 
 @dataclass
 class VariantTrainConfig(TrainConfig):
-    lr_sup: float = 1e-3           # the supervised phase's Adam
+    lr_sup: float = 1e-3           # the supervised phase's learning rate
     n_labels: int = 100            # labelled training images (semi-supervised, conditioned); -1: all
     sup_batch_size: int = 100
     label_seed: int = 0
@@ -40,6 +41,9 @@ class VariantTrainConfig(TrainConfig):
     warmup_epochs: int = 0         # epochs of reconstruction (+ supervised) only, before the adversarial phases
     y_instance_noise: float = 0.0  # std of Gaussian noise on both inputs of D_y (real one-hots and y)
     validation_images: int = 0     # the last N training images, held out of training (the clustering protocol's)
+    consistency: float = 0.0       # learning rate of the consistency phase (0: off; not the paper's)
+    shift: int = 2                 # the consistency phase's views: shifts of up to this many pixels
+    shift_labelled: bool = False   # the supervised phase's batch shifted too (not the paper's)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,7 +55,9 @@ class VariantTrainConfig(TrainConfig):
                   f"warmup_epochs ({self.warmup_epochs}) must lie in [0, epochs = {self.epochs}]":
                       0 <= self.warmup_epochs <= self.epochs,
                   "y_instance_noise must be >= 0": self.y_instance_noise >= 0,
-                  "validation_images must be >= 0": self.validation_images >= 0}
+                  "validation_images must be >= 0": self.validation_images >= 0,
+                  "consistency must be >= 0 (0: off)": self.consistency >= 0,
+                  "shift must lie in [0, 27]": 0 <= self.shift <= 27}
         problems = [text for text, ok in checks.items() if not ok]
         if problems:
             raise ValueError("VariantTrainConfig: " + "; ".join(problems))
@@ -90,7 +96,7 @@ class VariantTrainer(Trainer):
     model_class = VariantAAE
     config_class = VariantTrainConfig
     history_keys = ("recon_loss", "d_loss", "g_loss", "d_accuracy", "d_loss_y", "g_loss_y", "d_accuracy_y",
-                    "sup_loss", "test_mse", "test_error", "test_error_paper", "seconds")
+                    "sup_loss", "consistency_loss", "test_mse", "test_error", "test_error_paper", "seconds")
 
     def __init__(self, model: VariantAAE, config: VariantTrainConfig, x_train: np.ndarray,
                  y_train: np.ndarray | None = None, x_test: np.ndarray | None = None,
@@ -112,7 +118,7 @@ class VariantTrainer(Trainer):
         super().__init__(model, config, x_train, x_test, out_dir, progress)
 
     def schedule(self) -> tuple[str, ...]:
-        return tuple(self.model.phases)
+        return tuple(p for p in self.model.phases if p != "consistency" or self.config.consistency > 0)
 
     def describe(self) -> str:
         labels = f", {len(self.labelled):,} labels" if self.model.config.uses_labels else ""
@@ -122,9 +128,10 @@ class VariantTrainer(Trainer):
     def facts(self) -> dict[str, int]:
         return {**super().facts(), "n_labels": int(len(self.labelled))}
 
-    def _rule(self, phase: str) -> Adam:
-        if phase == "supervised":
-            return Adam(lr=self.config.lr_sup, betas=(self.config.beta1_ae, 0.999))
+    def _rule(self, phase: str) -> Adam | Momentum:
+        if phase in ("supervised", "consistency"):
+            lr = self.config.lr_sup if phase == "supervised" else self.config.consistency
+            return self.make_rule(lr, adversarial=False)
         return super()._rule(phase)
 
     def _phase_order(self, progress: float) -> list[str]:
@@ -137,7 +144,8 @@ class VariantTrainer(Trainer):
                      labels: np.ndarray | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The batch (the supervised phase draws its own from the labelled subset) and what the
         phase takes: labels, prior samples (a labelled row's from its class's component in the
-        conditioned variant), instance noise on y, noisy encoder inputs."""
+        conditioned variant), instance noise on y, noisy encoder inputs; for the consistency phase a
+        shifted view of the batch and, as its target, q(y|x) of the batch itself (evaluation mode)."""
         model, dtype, n = self.model, self.model.dtype, len(x)
         inputs = {"labels": labels}
         if phase == "discriminator":
@@ -153,10 +161,16 @@ class VariantTrainer(Trainer):
         elif phase == "supervised":
             pick = self.labelled[self.rng.integers(0, len(self.labelled), self.config.sup_batch_size)]
             x, inputs["labels"] = self.x_train[pick], self.labels[pick]
+        if phase == "consistency":
+            inputs["y_target"] = model.classify(x)
+        view = x
+        if phase == "consistency" or (phase == "supervised" and self.config.shift_labelled):
+            view = random_shifts(x, self.config.shift, self.rng)
+            inputs["x_in"] = view
         if model.prior_y is not None and self.config.y_instance_noise > 0 and phase in ("discriminator", "generator"):
             inputs["y_noise"] = self._y_noise(n)
         if self.config.input_noise > 0:
-            inputs["x_in"] = x + (self.config.input_noise * self.rng.standard_normal(x.shape)).astype(dtype)
+            inputs["x_in"] = view + (self.config.input_noise * self.rng.standard_normal(x.shape)).astype(dtype)
         return x, self._with_dropout_mask(model.phases[phase], x, inputs)
 
     def _y_noise(self, n: int) -> np.ndarray:

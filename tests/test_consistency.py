@@ -1,0 +1,114 @@
+"""The consistency phase (q(y|x) of a shifted image pulled towards q(y|x) of the image) and the
+shifts that make its views: gradients against float64 finite differences on both backends, a
+wrong gradient caught, and the trainer's use of it."""
+
+import numpy as np
+import pytest
+
+from aae_np.fast.kernels import numba_available
+from aae_np.models.variants import VariantAAE
+from aae_np.nn.gradcheck import check_params
+from aae_np.train.augment import random_shifts
+
+BACKENDS = ["numpy"] + (["numba"] if numba_available() else [])
+SMALL = dict(input_dim=6, n_classes=3, style_dim=2, encoder_hidden=(5,), decoder_hidden=(4,),
+             discriminator_hidden=(5,), activation="tanh", dtype="float64", seed=2)
+
+
+def batch(n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.05, 0.95, (n, 6))
+    return dict(x=x, x_in=x + 0.1 * rng.standard_normal(x.shape), y_target=rng.dirichlet(np.ones(3), n))
+
+
+def check(model, kw, tol=1e-6):
+    _, grads = model.phase_grads("consistency", **kw)
+    analytic = {k: g.copy() for k, g in grads.items()}
+    assert {k.split(".")[0] for k in analytic} == {"encoder"}
+    return check_params(lambda: model.phase_grads("consistency", **kw)[0], {k: model.params[k] for k in analytic},
+                        analytic, tol=tol, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant,extra", [("clustering", {}), ("semi-supervised", {}),
+                                           ("clustering", dict(encoder_batchnorm=True))])
+def test_consistency_phase_matches_finite_differences(variant, extra, backend):
+    model = VariantAAE(**SMALL, variant=variant, backend=backend, **extra)
+    report = check(model, batch())
+    assert report.passed(), str(report)
+
+
+def test_consistency_loss_is_the_cross_entropy_to_the_target():
+    model = VariantAAE(**SMALL, variant="clustering")
+    kw = batch()
+    loss, _ = model.phase_grads("consistency", **kw)
+    y = model.classify(kw["x_in"])
+    assert loss == pytest.approx(-np.mean(np.sum(kw["y_target"] * np.log(y), axis=1)), rel=1e-12)
+
+
+@pytest.mark.parametrize("wrong", [lambda y, t, n: (t - y) / n, lambda y, t, n: y - t])
+def test_a_wrong_consistency_gradient_is_caught(monkeypatch, wrong):
+    model = VariantAAE(**SMALL, variant="clustering")
+    kw = batch()
+    real = model._encoder_backward
+
+    def spoiled(dz, dy):          # replace (y - t) / N by a wrong form
+        y = model.classify(kw["x_in"])
+        real(dz, wrong(y, kw["y_target"], len(y)))
+    monkeypatch.setattr(model, "_encoder_backward", spoiled)
+    report = check(model, kw)
+    assert not report.passed() and report.max_rel_error > 1e-2
+
+
+def test_the_phase_needs_its_target_and_view():
+    model = VariantAAE(**SMALL, variant="clustering")
+    kw = batch()
+    with pytest.raises(ValueError, match="needs y_target"):
+        model.phase_grads("consistency", x=kw["x"], x_in=kw["x_in"])
+    with pytest.raises(ValueError, match="y_target has 2 rows"):
+        model.phase_grads("consistency", **{**kw, "y_target": kw["y_target"][:2]})
+    assert "consistency" not in VariantAAE(**SMALL, variant="unsupervised").phases
+
+
+def test_random_shifts_move_each_image_by_its_own_offset():
+    x = np.zeros((50, 784), np.float32)
+    x[:, 14 * 28 + 14] = 1                                        # one lit pixel in the middle
+    out = random_shifts(x, 2, np.random.default_rng(0)).reshape(50, 28, 28)
+    where = np.array([np.argwhere(img)[0] for img in out]) - 14   # (dy, dx) of each row
+    assert np.abs(where).max() == 2 and len({tuple(w) for w in where}) > 10
+    assert out.sum() == 50                                        # nothing lost, nothing added
+    edge = np.zeros((1, 784), np.float32)
+    edge[0, 0] = 1                                                # the corner pixel may fall off
+    assert random_shifts(edge, 1, np.random.default_rng(1)).sum() <= 1
+    np.testing.assert_array_equal(random_shifts(x, 0, np.random.default_rng(0)), x)
+    with pytest.raises(ValueError, match="max_shift"):
+        random_shifts(x, 28, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="images of 28 x 28"):
+        random_shifts(x[:, :100], 1, np.random.default_rng(0))
+
+
+def test_the_trainer_runs_the_phase_only_when_asked_and_feeds_it_a_shifted_view():
+    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((40, 28, 28), np.float32)
+    x[:, 6:22, 6:22] = rng.random((40, 16, 16), dtype=np.float32)   # ink away from the border
+    x = x.reshape(40, 784)
+    y = rng.integers(0, 10, 40)
+    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8,), decoder_hidden=(8,),
+                discriminator_hidden=(8,), variant="clustering")
+    off = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0), x, y,
+                         progress=False)
+    assert "consistency" not in off.optimizers
+    on = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
+                                                               consistency=0.01, shift=2), x, y, progress=False)
+    assert on.optimizers["consistency"].rule.lr == 0.01
+    xb, inputs = on.phase_inputs("consistency", x[:20], None)
+    np.testing.assert_array_equal(inputs["y_target"], on.model.classify(x[:20]))
+    moved = ~np.all(inputs["x_in"] == x[:20], axis=1)
+    assert moved.sum() > 10                                        # most rows shifted
+    np.testing.assert_allclose(inputs["x_in"].sum(axis=1), x[:20].sum(axis=1), rtol=1e-5)   # same ink
+    stats = on.step(x[:20])
+    assert stats["consistency_loss"] > 0
+    on.fit()
+    assert np.isfinite(on.history["consistency_loss"]).all()

@@ -112,3 +112,44 @@ def test_the_trainer_runs_the_phase_only_when_asked_and_feeds_it_a_shifted_view(
     assert stats["consistency_loss"] > 0
     on.fit()
     assert np.isfinite(on.history["consistency_loss"]).all()
+
+
+def test_random_affine_is_the_identity_at_zero_and_moves_ink_otherwise():
+    from aae_np.train.augment import random_affine
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((30, 28, 28), np.float32)
+    x[:, 9:19, 12:16] = 1                                         # an upright bar in the middle
+    x = x.reshape(30, 784)
+    np.testing.assert_allclose(random_affine(x, rng, 0, 0, 0), x, atol=1e-6)
+    shifted = random_affine(x[:1], np.random.default_rng(1), max_shift=3, max_degrees=0, max_scale=0)
+    assert not np.allclose(shifted, x[:1])
+    turned = random_affine(x, rng, max_shift=0, max_degrees=30, max_scale=0).reshape(30, 28, 28)
+    # the ink's centre stays put (turned about the centre) while its columns spread (the bar leans)
+    rows, cols = np.mgrid[0:28, 0:28]
+    mass = turned.sum(axis=(1, 2))
+    centre_col = (turned * cols).sum(axis=(1, 2)) / mass
+    assert np.allclose(centre_col, 13.5, atol=0.3)
+    width = np.array([np.ptp(np.nonzero(t.sum(axis=0) > 0.05)[0]) for t in turned])
+    assert width.max() > 5 and width.min() >= 3
+    np.testing.assert_allclose(mass, 40, rtol=0.05)                 # turning keeps the ink (no scaling)
+    with pytest.raises(ValueError, match="images of 28 x 28"):
+        random_affine(x[:, :100], rng)
+
+
+def test_sharpened_targets():
+    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)
+    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8,), decoder_hidden=(8,),
+                discriminator_hidden=(8,), variant="clustering")
+    trainer = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
+                                                                    consistency=0.01, sharpen=0.5), x, y,
+                             progress=False)
+    q = trainer.model.classify(x[:20])
+    t = trainer._target(x[:20])
+    np.testing.assert_allclose(t, q ** 2 / (q ** 2).sum(axis=1, keepdims=True), rtol=1e-5)
+    assert (t.max(axis=1) >= q.max(axis=1) - 1e-7).all()
+    with pytest.raises(ValueError, match="sharpen must lie"):
+        VariantTrainConfig(sharpen=0)

@@ -30,3 +30,34 @@ def random_shifts(x: np.ndarray, max_shift: int, rng: np.random.Generator, side:
     cols = (m - shifts[:, 1:]) + np.arange(side)
     out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
     return out.reshape(n, side * side)
+
+
+def random_affine(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0, max_degrees: float = 15.0,
+                  max_scale: float = 0.1, side: int = 28) -> np.ndarray:
+    """Each row of ``x`` (N, side * side) turned by its own angle in [-max_degrees, max_degrees],
+    scaled by a factor in [1 - max_scale, 1 + max_scale] about the centre and moved by up to
+    ``max_shift`` pixels along each axis; read back by bilinear interpolation, 0 outside."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != side * side:
+        raise ValueError(f"random_affine: x must be (N, {side * side}) images of {side} x {side}, got {x.shape}")
+    n, c = len(x), (side - 1) / 2
+    angle = np.deg2rad(rng.uniform(-max_degrees, max_degrees, n))
+    scale = rng.uniform(1 - max_scale, 1 + max_scale, n)
+    shift = rng.uniform(-max_shift, max_shift, (n, 2))
+    v, u = np.mgrid[0:side, 0:side].reshape(2, -1) - c                # output pixel, centred (row, col)
+    # where each output pixel comes from: the inverse map, (rotate by -angle) / scale after un-shifting
+    cos, sin = (np.cos(angle) / scale)[:, None], (np.sin(angle) / scale)[:, None]
+    du, dv = u - shift[:, 1:], v - shift[:, :1]
+    src_u, src_v = cos * du + sin * dv + c, -sin * du + cos * dv + c   # (N, side * side)
+    u0, v0 = np.floor(src_u).astype(np.int64), np.floor(src_v).astype(np.int64)
+    fu, fv = src_u - u0, src_v - v0
+    padded = np.zeros((n, side + 2, side + 2), x.dtype)                # a ring of 0s: reads outside are 0
+    padded[:, 1:-1, 1:-1] = x.reshape(n, side, side)
+    rows = np.arange(n)[:, None]
+    out = np.zeros(src_u.shape, np.float64)
+    for dv_, wv in ((0, 1 - fv), (1, fv)):
+        for du_, wu in ((0, 1 - fu), (1, fu)):
+            r = np.clip(v0 + dv_ + 1, 0, side + 1)
+            q = np.clip(u0 + du_ + 1, 0, side + 1)
+            out += wv * wu * padded[rows, r, q]
+    return out.astype(x.dtype)

@@ -25,7 +25,7 @@ from aae_np.eval.clustering import split_validation
 from aae_np.eval.report import held_out_metrics, test_mse
 from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam, Momentum
-from aae_np.train.augment import random_shifts
+from aae_np.train.augment import random_affine, random_shifts
 from aae_np.train.trainer import TrainConfig, Trainer
 
 __all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset"]
@@ -42,7 +42,10 @@ class VariantTrainConfig(TrainConfig):
     y_instance_noise: float = 0.0  # std of Gaussian noise on both inputs of D_y (real one-hots and y)
     validation_images: int = 0     # the last N training images, held out of training (the clustering protocol's)
     consistency: float = 0.0       # learning rate of the consistency phase (0: off; not the paper's)
-    shift: int = 2                 # the consistency phase's views: shifts of up to this many pixels
+    shift: int = 2                 # the consistency phase's views: shifts of up to this many pixels,
+    rotate: float = 0.0            # turns of up to this many degrees and scalings by up to 1 +- scale
+    scale: float = 0.0             # (both 0: whole-pixel shifts only)
+    sharpen: float = 1.0           # the consistency target is q(y|x)^(1/sharpen), renormalised
     shift_labelled: bool = False   # the supervised phase's batch shifted too (not the paper's)
 
     def __post_init__(self) -> None:
@@ -57,7 +60,9 @@ class VariantTrainConfig(TrainConfig):
                   "y_instance_noise must be >= 0": self.y_instance_noise >= 0,
                   "validation_images must be >= 0": self.validation_images >= 0,
                   "consistency must be >= 0 (0: off)": self.consistency >= 0,
-                  "shift must lie in [0, 27]": 0 <= self.shift <= 27}
+                  "shift must lie in [0, 27]": 0 <= self.shift <= 27,
+                  "rotate must lie in [0, 180]": 0 <= self.rotate <= 180, "scale must lie in [0, 1)": 0 <= self.scale < 1,
+                  "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1}
         problems = [text for text, ok in checks.items() if not ok]
         if problems:
             raise ValueError("VariantTrainConfig: " + "; ".join(problems))
@@ -162,16 +167,31 @@ class VariantTrainer(Trainer):
             pick = self.labelled[self.rng.integers(0, len(self.labelled), self.config.sup_batch_size)]
             x, inputs["labels"] = self.x_train[pick], self.labels[pick]
         if phase == "consistency":
-            inputs["y_target"] = model.classify(x)
+            inputs["y_target"] = self._target(x)
         view = x
         if phase == "consistency" or (phase == "supervised" and self.config.shift_labelled):
-            view = random_shifts(x, self.config.shift, self.rng)
-            inputs["x_in"] = view
+            view = inputs["x_in"] = self._view(x)
         if model.prior_y is not None and self.config.y_instance_noise > 0 and phase in ("discriminator", "generator"):
             inputs["y_noise"] = self._y_noise(n)
         if self.config.input_noise > 0:
             inputs["x_in"] = view + (self.config.input_noise * self.rng.standard_normal(x.shape)).astype(dtype)
         return x, self._with_dropout_mask(model.phases[phase], x, inputs)
+
+    def _view(self, x: np.ndarray) -> np.ndarray:
+        """An augmented view of the batch: shifted, or turned, scaled and shifted."""
+        c = self.config
+        if c.rotate == 0 and c.scale == 0:
+            return random_shifts(x, c.shift, self.rng)
+        return random_affine(x, self.rng, c.shift, c.rotate, c.scale)
+
+    def _target(self, x: np.ndarray) -> np.ndarray:
+        """q(y|x) in evaluation mode, sharpened: q^(1/T) / sum_j q_j^(1/T) (T = ``sharpen``)."""
+        q = self.model.classify(x)
+        if self.config.sharpen == 1:
+            return q
+        log_t = np.log(np.maximum(q, 1e-30)) / self.config.sharpen
+        t = np.exp(log_t - log_t.max(axis=1, keepdims=True))
+        return (t / t.sum(axis=1, keepdims=True)).astype(q.dtype)
 
     def _y_noise(self, n: int) -> np.ndarray:
         k = self.model.config.n_classes

@@ -1,9 +1,10 @@
 """Train the paper's variants with their CLI presets and tabulate them against the paper.
 
 Each RUN is ``variant[:key=value,...]`` where keys are ``labels``, ``clusters``, ``seed``,
-``epochs`` (the same overrides as ``aae-np train --variant``), for example
+``epochs``, ``consistency`` (the same overrides as ``aae-np train --variant``, built by the same
+``presets.resolve``), for example
 
-    .venv/bin/python benchmarks/variants.py semi-supervised:labels=100,seed=0 clustering:clusters=30
+    .venv/bin/python benchmarks/variants.py semi-supervised:labels=100,seed=0 clustering:clusters=30,consistency=0.01
 
 Every run appends one JSON line (metrics, wall and CPU seconds, threads) to
 ``benchmarks/results/variants.jsonl``; ``--table`` prints the Markdown table of all lines
@@ -46,33 +47,24 @@ def parse_run(text: str) -> tuple[str, dict[str, int]]:
     options = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        if key not in ("labels", "clusters", "seed", "epochs"):
+        if key not in ("labels", "clusters", "seed", "epochs", "consistency"):
             raise SystemExit(f"unknown option {key!r} in {text!r}")
-        options[key] = int(value)
+        options[key] = float(value) if key == "consistency" else int(value)
     return variant, options
 
 
 def run(variant: str, options: dict[str, int], data) -> dict:
     from threadpoolctl import threadpool_info
 
-    from aae_np.train.presets import get_variant_preset
     from aae_np.eval.report import evaluate_variant
-    from aae_np.train.variant import VariantTrainer
-    from aae_np.models.variants import VariantAAE, VariantConfig
+    from aae_np.train.presets import resolve
+    from aae_np.train.run import new_trainer
 
-    model_cfg, train_cfg = get_variant_preset(variant)
     seed = options.get("seed", 0)
-    overrides = {"seed": seed}
-    if "clusters" in options:
-        overrides["n_classes"] = options["clusters"]
-    model_cfg = VariantConfig.from_dict({**model_cfg.to_dict(), **overrides})
-    train_cfg.seed = train_cfg.label_seed = seed
-    if "labels" in options:
-        train_cfg.n_labels = options["labels"]
-    if "epochs" in options:
-        train_cfg.epochs = options["epochs"]
-    trainer = VariantTrainer(VariantAAE(model_cfg), train_cfg, data.x_train, data.y_train, data.x_test,
-                             data.y_test, progress=False)
+    model_cfg, train_cfg = resolve(variant=variant, seed=seed, label_seed=seed, labels=options.get("labels"),
+                                   clusters=options.get("clusters"), epochs=options.get("epochs"),
+                                   consistency=options.get("consistency"))
+    trainer = new_trainer(model_cfg, train_cfg, data, progress=False)
     wall, cpu = time.perf_counter(), time.process_time()
     trainer.fit()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -81,7 +73,8 @@ def run(variant: str, options: dict[str, int], data) -> dict:
                               parzen=variant == "unsupervised", x_val=trainer.x_val, y_val=trainer.y_val)
     result.update(options=options, validation_images=0 if trainer.x_val is None else len(trainer.x_val),
                   eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=int(len(trainer.labelled)), n_classes=model_cfg.n_classes,
-                  style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, train_wall_s=round(wall, 1),
+                  style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, consistency=train_cfg.consistency,
+                  train_wall_s=round(wall, 1), history_test_error_paper=trainer.history.get("test_error_paper"),
                   train_cpu_s=round(cpu, 1), history_test_error=trainer.history.get("test_error"),
                   threads=[p.get("num_threads") for p in threadpool_info()], cpus=os.cpu_count())
     return result
@@ -91,19 +84,20 @@ def table(lines: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in lines:
         key = r["n_labels"] if r["variant"] == "semi-supervised" else r["n_classes"]
-        groups[(r["variant"], key)].append(r)
+        groups[(r["variant"], key, r.get("consistency", 0.0))].append(r)
     rows = ["| variant | setting | metric | ours (mean ± std, seeds) | k-means on pixels | target | paper (60k) "
             "| train wall / CPU per run |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for (variant, key), rs in sorted(groups.items()):
+    for (variant, key, consistency), rs in sorted(groups.items()):
         kmeans = "—"
+        extra = f", + consistency {consistency:g}" if consistency else ""
         if variant == "clustering":
-            metric, setting = "clustering error, majority / paper protocol", f"{key} clusters"
+            metric, setting = "clustering error, majority / paper protocol", f"{key} clusters{extra}"
             used = [r["clusters_used"] for r in rs if "clusters_used" in r]
             ours = (f"{_percent(rs, 'test_error')} / {_percent(rs, 'test_error_paper')} ({len(rs)}"
                     + (f"; {np.mean(used):.0f} of {key} used)" if used else ")"))
             kmeans = f"{_percent(rs, 'kmeans_error')} / {_percent(rs, 'kmeans_error_paper')}"
         elif variant == "semi-supervised":
-            metric, value, setting = "test error", [100 * r["test_error"] for r in rs], f"{key} labels"
+            metric, value, setting = "test error", [100 * r["test_error"] for r in rs], f"{key} labels{extra}"
             fmt = lambda v: f"{v:.2f} %"   # noqa: E731
         elif variant == "conditioned":
             metric, value, setting = "fraction nearest own mode", [r["nearest_component_fraction"] for r in rs], \
@@ -139,7 +133,7 @@ def _percent(rs: list[dict], key: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="*", help="variant[:labels=N,clusters=K,seed=S,epochs=E]")
+    parser.add_argument("runs", nargs="*", help="variant[:labels=N,clusters=K,seed=S,epochs=E,consistency=LR]")
     parser.add_argument("--data-dir")
     parser.add_argument("--table", action="store_true", help="print the table of all results so far")
     parser.add_argument("--results", type=Path, default=RESULTS)

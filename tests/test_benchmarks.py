@@ -99,6 +99,7 @@ def test_variants_benchmark_table_and_run_parsing():
     finally:
         sys.path.pop(0)
     assert bench.parse_run("semi-supervised:labels=100,seed=2") == ("semi-supervised", {"labels": 100, "seed": 2})
+    assert bench.parse_run("clustering:consistency=0.01") == ("clustering", {"consistency": 0.01})
     base = dict(n_classes=10, style_dim=4, train_wall_s=120.0, train_cpu_s=230.0)
     lines = [dict(base, variant="semi-supervised", n_labels=100, test_error=e) for e in (0.10, 0.12, 0.14)]
     lines.append(dict(base, variant="clustering", n_labels=0, n_classes=16, test_error=0.2))   # an older line
@@ -106,7 +107,9 @@ def test_variants_benchmark_table_and_run_parsing():
         lines.append(dict(base, variant="clustering", n_labels=0, n_classes=30, test_error=seed_error,
                           test_error_paper=paper_error, clusters_used=25, kmeans_error=0.26,
                           kmeans_error_paper=0.27, kmeans_clusters_used=30))
+    lines.append(dict(base, variant="semi-supervised", n_labels=100, test_error=0.05, consistency=0.01))
     text = bench.table(lines)
+    assert "| semi-supervised | 100 labels, + consistency 0.01 | test error | 5.00 % (1) |" in text
     assert ("| semi-supervised | 100 labels | test error | 12.00 % ± 2.00 % (3) | — | ≤ 4.0 % | 1.90 % (± 0.10) "
             "| 2.0 / 3.8 min |") in text
     assert ("| clustering | 16 clusters | clustering error, majority / paper protocol | 20.00 % / — (1) | — / — "

@@ -101,7 +101,9 @@ def test_the_trainer_runs_the_phase_only_when_asked_and_feeds_it_a_shifted_view(
                          progress=False)
     assert "consistency" not in off.optimizers
     on = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
-                                                               consistency=0.01, shift=2), x, y, progress=False)
+                                                               consistency=0.01, shift=2, rotate=0, scale=0,
+                                                               sharpen=1),
+                        x, y, progress=False)
     assert on.optimizers["consistency"].rule.lr == 0.01
     xb, inputs = on.phase_inputs("consistency", x[:20], None)
     np.testing.assert_array_equal(inputs["y_target"], on.model.classify(x[:20]))

@@ -50,6 +50,9 @@ def test_the_appendix_recipes():
 def test_consistency_is_an_option_of_the_variants_with_a_y_head():
     assert resolve(variant="clustering", consistency=0.01)[1].consistency == 0.01
     assert resolve(variant="semi-supervised", consistency=0.02)[1].consistency == 0.02
+    assert resolve(variant="semi-supervised", consistency=0.02)[1].shift_labelled       # labelled views too
+    assert not resolve(variant="clustering", consistency=0.02)[1].shift_labelled
+    assert not resolve(variant="semi-supervised")[1].shift_labelled
     with pytest.raises(ValueError, match="--consistency applies to --variant clustering or semi-supervised"):
         resolve(variant="unsupervised", consistency=0.01)
     with pytest.raises(ValueError, match="applies to the variants only"):

@@ -139,8 +139,9 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
         warmup = train.warmup_epochs
         if epochs is not None and warmup >= epochs:       # a short run still gets its adversarial epochs
             warmup = epochs // 2
-        train = replace(train, **_given(n_labels=labels, label_seed=label_seed, consistency=consistency),
-                        warmup_epochs=warmup,
+        if consistency is not None:           # the labelled batch gets the consistency phase's views too
+            train = replace(train, consistency=consistency, shift_labelled=model.uses_labels)
+        train = replace(train, **_given(n_labels=labels, label_seed=label_seed), warmup_epochs=warmup,
                         epochs=train.epochs if epochs is None else epochs)
     train = replace(with_learning_rate(train, lr), **_given(epochs=epochs, batch_size=batch_size,
                                                              schedule=schedule, seed=seed))

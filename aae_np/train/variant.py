@@ -43,10 +43,10 @@ class VariantTrainConfig(TrainConfig):
     validation_images: int = 0     # the last N training images, held out of training (the clustering protocol's)
     consistency: float = 0.0       # learning rate of the consistency phase (0: off; not the paper's)
     shift: int = 2                 # the consistency phase's views: shifts of up to this many pixels,
-    rotate: float = 0.0            # turns of up to this many degrees and scalings by up to 1 +- scale
-    scale: float = 0.0             # (both 0: whole-pixel shifts only)
-    sharpen: float = 1.0           # the consistency target is q(y|x)^(1/sharpen), renormalised
-    shift_labelled: bool = False   # the supervised phase's batch shifted too (not the paper's)
+    rotate: float = 15.0           # turns of up to this many degrees and scalings by up to 1 +- scale
+    scale: float = 0.1             # (both 0: whole-pixel shifts only)
+    sharpen: float = 0.5           # the consistency target is q(y|x)^(1/sharpen), renormalised
+    shift_labelled: bool = False   # the supervised phase's batch augmented the same way (not the paper's)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results" / "variants.jsonl"
+MODELS = Path(__file__).parent / "results" / "models"     # each run's model.npz and history (not committed)
 
 #: (row name, metric, the paper's number on 60k MNIST: Makhzani et al. 2015, tables 2 and 3, section 7)
 PAPER = {
@@ -68,6 +69,10 @@ def run(variant: str, options: dict[str, int], data) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     trainer.fit()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    name = variant + "".join(f"-{k}{v:g}" for k, v in sorted(options.items()))
+    (MODELS / name).mkdir(parents=True, exist_ok=True)
+    trainer.model.save(MODELS / name / "model.npz")              # for figures: aae_np.eval.report.write_figures
+    (MODELS / name / "history.json").write_text(json.dumps(trainer.history))
     evaluation = time.perf_counter()           # with k-means at the same k for clustering
     result = evaluate_variant(trainer.model, trainer.x_train, trainer.y_train, data.x_test, data.y_test,
                               parzen=variant == "unsupervised", x_val=trainer.x_val, y_val=trainer.y_val)
@@ -131,12 +136,41 @@ def _percent(rs: list[dict], key: str) -> str:
     return f"{v.mean():.2f} %" + (f" ± {v.std(ddof=1):.2f} %" if len(v) > 1 and v.std() > 0 else "")
 
 
+def curves(lines: list[dict], path: Path) -> Path:
+    """Test error per epoch of every clustering and semi-supervised run (majority vote solid, the
+    paper's protocol dashed), one panel per variant: how the error falls with epochs."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    from aae_np.eval.plots import save_figure
+
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, variant in zip(axes, ("clustering", "semi-supervised")):
+        for r in (r for r in lines if r["variant"] == variant and r.get("history_test_error")):
+            setting = f"{r['n_classes']} clusters" if variant == "clustering" else f"{r['n_labels']} labels"
+            label = f"{setting}{', + consistency' if r.get('consistency') else ''}, seed {r['options'].get('seed', 0)}"
+            epochs = np.arange(1, len(r["history_test_error"]) + 1)
+            line, = ax.plot(epochs, 100 * np.array(r["history_test_error"]), label=label, lw=1.2)
+            paper = r.get("history_test_error_paper")
+            if paper and np.isfinite(paper).any():
+                ax.plot(epochs, 100 * np.array(paper), ls="--", lw=0.8, color=line.get_color())
+        ax.set(title=f"{variant}{' (dashed: the paper protocol)' if variant == 'clustering' else ''}",
+               xlabel="epoch", ylabel="test error (%)", yscale="log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", help="variant[:labels=N,clusters=K,seed=S,epochs=E,consistency=LR]")
     parser.add_argument("--data-dir")
     parser.add_argument("--table", action="store_true", help="print the table of all results so far")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--curves", type=Path, metavar="PNG", help="plot every run's test error per epoch here")
     args = parser.parse_args()
     if args.runs:
         from aae_np.data import load
@@ -149,9 +183,12 @@ def main() -> None:
             with args.results.open("a") as f:
                 f.write(json.dumps(result) + "\n")
             print(json.dumps({k: v for k, v in result.items() if k != "history_test_error"}), flush=True)
-    if args.table:
+    if args.table or args.curves:
         lines = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
-        print(table(lines))
+        if args.table:
+            print(table(lines))
+        if args.curves:
+            print(f"wrote {curves(lines, args.curves)}")
 
 
 if __name__ == "__main__":

@@ -116,3 +116,18 @@ def test_variants_benchmark_table_and_run_parsing():
             "| ≤ 20 % and ≥ 10 points below k-means | 9.55 % |") in text
     assert ("| clustering | 30 clusters | clustering error, majority / paper protocol | 15.00 % ± 7.07 % / 14.00 % "
             "± 2.83 % (2; 25 of 30 used) | 26.00 % / 27.00 % | ≤ 12 % and ≥ 10 points below k-means | 4.10 % |") in text
+
+
+def test_variants_benchmark_curves(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        import variants as bench
+    finally:
+        sys.path.pop(0)
+    lines = [dict(variant="clustering", n_classes=16, n_labels=0, options={}, consistency=0.01,
+                  history_test_error=[0.3, 0.2], history_test_error_paper=[0.35, 0.25]),
+             dict(variant="semi-supervised", n_classes=10, n_labels=100, options={"seed": 1},
+                  history_test_error=[0.2, 0.1]),
+             dict(variant="supervised", n_classes=10, n_labels=-1, options={})]     # no curve: skipped
+    path = bench.curves(lines, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000

@@ -82,3 +82,16 @@ def test_the_public_api_names_exist():
         assert getattr(aae_np, name) is not None
     with pytest.raises(AttributeError):
         aae_np.not_a_name
+
+
+def test_starting_the_cli_and_training_import_no_plotting_library():
+    """matplotlib costs ~0.3 s and 30 MiB at start-up; only drawing a figure may import it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from aae_np.cli import COMMANDS; from aae_np.cli_args import build_parser; "
+            "build_parser(COMMANDS); "
+            "import aae_np.train.run, aae_np.train.variant, aae_np.eval.held_out; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

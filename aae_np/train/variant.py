@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from aae_np.eval.clustering import split_validation
-from aae_np.eval.report import held_out_metrics, test_mse
+from aae_np.eval.held_out import held_out_metrics, test_mse
 from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.augment import random_affine, random_shifts

@@ -59,6 +59,35 @@ def test_softmax_cross_entropy(n, k, data):
     assert check_loss(losses.softmax_cross_entropy, logits, labels).max_rel_error < 1e-7
 
 
+@given(n=batch, k=st.integers(2, 12), data=st.data())
+def test_soft_cross_entropy(n, k, data):
+    logits = data.draw(matrices(n, k, -2, 2))
+    raw = data.draw(matrices(n, k, 0.01, 1))
+    target = raw / raw.sum(axis=1, keepdims=True)
+    value, grad = losses.soft_cross_entropy(logits, target)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert value == pytest.approx(-np.mean(np.sum(target * np.log(p), axis=1)), rel=1e-10)
+    numeric = np.zeros_like(logits)                  # central differences; the gradient can be exactly 0
+    for idx in np.ndindex(logits.shape):             # (softmax = target), so compare with an absolute floor
+        up, down = logits.copy(), logits.copy()
+        up[idx] += 1e-5
+        down[idx] -= 1e-5
+        numeric[idx] = (losses.soft_cross_entropy(up, target)[0] - losses.soft_cross_entropy(down, target)[0]) / 2e-5
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-10)
+    labels = data.draw(arrays(np.int64, (n,), elements=st.integers(0, k - 1)))
+    hard_value, hard_grad = losses.softmax_cross_entropy(logits, labels)    # one-hot targets: the same loss
+    soft_value, soft_grad = losses.soft_cross_entropy(logits, np.eye(k)[labels])
+    assert soft_value == pytest.approx(hard_value, rel=1e-12)
+    np.testing.assert_allclose(soft_grad, hard_grad, atol=1e-15)
+
+
+def test_log_softmax_is_stable():
+    out = losses.log_softmax(np.array([[1000.0, 0.0, -1000.0]]))
+    assert np.isfinite(out[0, :2]).all() and out[0, 0] == 0.0 and out[0, 1] == pytest.approx(-1000.0)
+    with pytest.raises(ValueError, match="must both be"):
+        losses.soft_cross_entropy(np.ones((2, 3)), np.ones((2, 2)) / 2)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bce_with_logits_is_finite_and_exact_at_large_logits(dtype):
     logits = np.array([[1e4, -1e4, 1e4, -1e4, 88.0, -104.0]], dtype)

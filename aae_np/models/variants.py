@@ -41,7 +41,7 @@ from aae_np.models.network_set import NetworkSet, Phase
 from aae_np.models.priors import Categorical, Prior
 from aae_np.models.variant_config import UNLABELLED, VARIANTS, VariantConfig, one_hot
 from aae_np.nn.activations import sigmoid, softmax, softmax_backward
-from aae_np.nn.losses import softmax_cross_entropy
+from aae_np.nn.losses import soft_cross_entropy, softmax_cross_entropy
 
 __all__ = ["VARIANTS", "UNLABELLED", "VariantConfig", "VariantAAE", "one_hot"]
 
@@ -242,13 +242,11 @@ class VariantAAE(NetworkSet):
         """-1/N sum_i sum_j t_ij log y_ij with y = q(y|x_in) (x_in: e.g. x shifted) and t = y_target
         (e.g. q(y|x), held fixed). As sum_j t_ij = 1, dL/d(y logits) = (y - t) / N."""
         t = self._as_input(y_target, self.config.n_classes, "y_target")
-        z, y_logits, y = self._encoder_pass(x, x_in)
+        z, y_logits, _ = self._encoder_pass(x, x_in)
         if len(t) != len(x):
             raise ValueError(f"y_target has {len(t)} rows but x has {len(x)}")
-        log_y = y_logits - y_logits.max(axis=1, keepdims=True)
-        log_y -= np.log(np.exp(log_y).sum(axis=1, keepdims=True))
-        loss = float(-np.sum(t * log_y) / len(x))
-        self._encoder_backward(np.zeros_like(z), (y - t) / len(x))
+        loss, d_logits = soft_cross_entropy(y_logits, t)                 # (y - t) / N
+        self._encoder_backward(np.zeros_like(z), d_logits)
         self.last_stats["consistency_loss"] = loss
         return loss
 

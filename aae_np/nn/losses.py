@@ -23,7 +23,8 @@ import numpy as np
 
 from aae_np.nn.activations import sigmoid
 
-__all__ = ["mse", "bce", "bce_with_logits", "sigmoid_mse", "softmax_cross_entropy"]
+__all__ = ["mse", "bce", "bce_with_logits", "sigmoid_mse", "softmax_cross_entropy", "soft_cross_entropy",
+           "log_softmax"]
 
 
 def _same_shape(name: str, a: np.ndarray, b: np.ndarray, an: str, bn: str) -> None:
@@ -106,11 +107,29 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
         raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k}), "
                          f"got range [{labels.min()}, {labels.max()}]")
     n = logits.shape[0]
-    shifted = logits - logits.max(axis=1, keepdims=True)    # same softmax, no overflow
-    log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    log_p = shifted - log_z
+    log_p = log_softmax(logits)
     rows = np.arange(n)
     value = -log_p[rows, labels].sum() / n
     grad = np.exp(log_p)
     grad[rows, labels] -= 1
     return float(value), grad / n                                 # dL/ds = (softmax(s) - onehot(y)) / N
+
+
+def soft_cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """Softmax cross-entropy to probability rows ``target (N, K)`` (each summing to 1), mean over rows.
+
+    ``L = -1/N * sum_i sum_j t_ij log softmax(s_i)_j``; as ``sum_j t_ij = 1``,
+    ``dL/ds = 1/N * (softmax(s) - t)`` (integer labels are the one-hot case).
+    """
+    if logits.ndim != 2 or target.shape != logits.shape:
+        raise ValueError(f"soft_cross_entropy: logits and target must both be (N, K), got {logits.shape} "
+                         f"and {target.shape}")
+    n = logits.shape[0]
+    log_p = log_softmax(logits)
+    return float(-np.sum(target * log_p) / n), (np.exp(log_p) - target) / n
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise ``s - logsumexp(s)``, shifted by the row maximum so nothing overflows."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))

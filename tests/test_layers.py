@@ -16,7 +16,8 @@ def test_dense_gradients_match_finite_differences(shape, seed, data):
     n, d_in, d_out = shape
     # |values| >= 0.1: a gradient of ~1e-10 (x ~ 1e-10) is below what any finite difference resolves
     x = data.draw(matrices(n, d_in, away_from_zero=0.1))
-    dout = data.draw(matrices(n, d_out, away_from_zero=0.1))
+    # dout > 0: db = sum over rows of dout cannot cancel to 0, whose finite difference is pure rounding
+    dout = data.draw(matrices(n, d_out, lo=0.1, hi=2.0))
     layer = Dense(d_in, d_out, rng=seed, dtype=np.float64)
     layer.params["b"][:] = np.random.default_rng(seed).normal(size=d_out)
     # L = sum(y * dout) is linear in x, W and b: central differences are exact up to rounding, so h=1e-3

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import aae_np.nn.batchnorm as batchnorm_module
 from aae_np.fast.kernels import numba_available
@@ -108,6 +108,9 @@ def test_batchnorm_layer_matches_finite_differences_on_any_shape(n, d, seed, tra
     layer.params["beta"][:] = rng.normal(0, 1, d)
     layer.state["running_var"][:] = rng.uniform(0.5, 2, d)
     x = rng.normal(rng.normal(0, 2, d), rng.uniform(0.5, 3, d), (n, d))
+    # a column whose rows nearly agree (n = 2: std 0.0056 was drawn) makes BN curved on the scale
+    # of h = 1e-5, and the central difference's truncation error alone exceeds the tolerance
+    assume(x.std(axis=0).min() > 0.05)
     report = check_batchnorm(layer, x, seed)
     assert report.passed(), str(report)
 

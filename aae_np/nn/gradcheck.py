@@ -224,7 +224,8 @@ def check_params(f: Callable[[], float], params: Mapping[str, np.ndarray],
 
 
 def check_layer(layer: Layer, x: np.ndarray, dout: np.ndarray | None = None, h: float = 1e-5,
-                rng: np.random.Generator | int | None = 0, tol: float = DEFAULT_TOL) -> GradReport:
+                rng: np.random.Generator | int | None = 0, tol: float = DEFAULT_TOL,
+                atol: float = 0.0) -> GradReport:
     """Check a layer's ``backward`` against finite differences of its ``forward``.
 
     Uses only the layer contract: ``forward``, ``backward``, ``params``,
@@ -239,7 +240,8 @@ def check_layer(layer: Layer, x: np.ndarray, dout: np.ndarray | None = None, h: 
     as 1e-3 is best; for curved activations the default 1e-5 balances both.
 
     Returns a report with ``"x"`` and one entry per parameter (``"W"``, ``"b"``;
-    ``"0.W"``... for a Sequential).
+    ``"0.W"``... for a Sequential). ``atol``: as for ``check_params`` (entries that are 0 up to
+    rounding, e.g. a dW column whose products cancel exactly).
     """
     layer = layer.astype(np.float64)
     x = np.array(x, dtype=np.float64)
@@ -256,8 +258,8 @@ def check_layer(layer: Layer, x: np.ndarray, dout: np.ndarray | None = None, h: 
     checks = {}
     for name, p in {"x": x, **layer.params}.items():
         numeric = numerical_gradient_array(lambda _p: layer.forward(x), p, dout, h)
-        checks[name] = TensorCheck.compare(name, analytic[name], numeric)
-    return GradReport(repr(layer), checks, tol)
+        checks[name] = TensorCheck.compare(name, analytic[name], numeric, atol)
+    return GradReport(repr(layer) + (f", |difference| <= {atol:.0e} agrees" if atol > 0 else ""), checks, tol)
 
 
 def check_loss(loss_fn: Callable[..., tuple[float, np.ndarray]], *args: np.ndarray, h: float = 1e-5,

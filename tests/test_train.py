@@ -188,3 +188,34 @@ def test_the_encoder_is_recomputed_unless_the_promise_can_hold():
     noisy.run["encoder"].forward = lambda xb: (calls.append(1), original(xb))[1]
     noisy.phase_grads("generator", x, reuse_encoder=True)
     assert calls == [1]                          # batch statistics: the promise cannot hold, so no reuse
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("schedule", ["phased", "joint"])
+def test_leaving_untrained_gradients_unzeroed_changes_no_bit(data, backend, schedule):
+    """The trainer skips zeroing the gradient buffers a phase does not return: the same training."""
+    x, x_test = data
+    runs = {}
+    for zero in (True, False):
+        trainer = Trainer(AAE(**TINY, backend=backend), TrainConfig(epochs=2, batch_size=16, schedule=schedule),
+                          x, x_test, progress=False)
+        trainer.zero_others = zero
+        trainer.fit()
+        runs[zero] = trainer
+    for k, v in runs[True].model.params.items():
+        np.testing.assert_array_equal(runs[False].model.params[k], v, err_msg=k)
+    for key, values in runs[True].history.items():
+        if key != "seconds":
+            assert runs[False].history[key] == values, key
+
+
+def test_zero_others_false_leaves_the_other_buffers_and_true_clears_them():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (8, 20)).astype(np.float32)
+    z_prior = rng.standard_normal((8, 2)).astype(np.float32)
+    model = AAE(**TINY)
+    model.phase_grads("reconstruction", x)
+    model.phase_grads("discriminator", x, z_prior=z_prior, zero_others=False)
+    assert np.abs(model.grads["encoder.0.W"]).sum() > 0             # the reconstruction's, left as it was
+    model.phase_grads("discriminator", x, z_prior=z_prior)
+    assert not any(np.any(g) for k, g in model.grads.items() if not k.startswith("discriminator"))

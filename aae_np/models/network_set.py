@@ -151,7 +151,7 @@ class NetworkSet:
         return sum(p.size for p in self.params.values())
 
     # -- phases ------------------------------------------------------------------------
-    def phase_grads(self, phase: str, x: np.ndarray, reuse_encoder: bool = False,
+    def phase_grads(self, phase: str, x: np.ndarray, reuse_encoder: bool = False, zero_others: bool = True,
                     **inputs: Any) -> tuple[float, dict[str, np.ndarray]]:
         """Loss and gradients of one training phase; changes no parameter.
 
@@ -169,6 +169,10 @@ class NetworkSet:
         forward less. It is ignored unless the encoder is a pure function of x (no BatchNorm,
         input dropout or posterior noise, whose batch statistics, masks or noise differ per
         phase) and x is the very array of that forward; without it a phase always recomputes.
+
+        ``zero_others=False``: the caller reads only the returned gradients, so the buffers of the
+        networks this phase does not train may keep an earlier phase's values (the trainer: ~1.4 M
+        fewer writes per default step; the next call with ``zero_others=True`` zeroes them).
         """
         spec = self.phases.get(phase)
         if spec is None:
@@ -185,7 +189,7 @@ class NetworkSet:
         if "dropout_mask" in spec.needs:
             self._input_dropout.set_mask(self._as_input(inputs["dropout_mask"], self.config.input_dim,
                                                         "dropout_mask"))
-        self._begin_phase(spec.trains)
+        self._begin_phase(spec.trains, zero_others)
         self.last_stats, self.intermediates = {}, {}
         self._reuse = reuse_encoder and self._encoder_is_pure() and self._encoded_for is x
         own = [k for k in spec.needs + spec.uses if k != "dropout_mask"]     # the mask was set above
@@ -212,7 +216,7 @@ class NetworkSet:
     def _no_phase(self, phase: str) -> str:
         return f"phase must be one of {tuple(self.phases)}, got {phase!r}"
 
-    def _begin_phase(self, trains: tuple[str, ...]) -> None:
+    def _begin_phase(self, trains: tuple[str, ...], zero_others: bool = True) -> None:
         """Zero the gradients: those of the trained networks through their runners (the fused
         runner's first backward then overwrites instead of adding), the others only if an
         earlier phase wrote them, so no phase ever reports a stale gradient."""
@@ -220,7 +224,7 @@ class NetworkSet:
             if name in trains:
                 runner.zero_grad()
                 self._dirty.add(name)
-            elif name in self._dirty:
+            elif zero_others and name in self._dirty:
                 self.nets[name].zero_grad()
                 self._dirty.discard(name)
 

@@ -135,6 +135,7 @@ class Trainer:
 
     history_keys = HISTORY_KEYS
     reuse_encoder = True                  # a generator phase takes its discriminator phase's enc(x)
+    zero_others = False                   # the step reads only the gradients a phase returns
     resumes: list[dict[str, Any]] = []    # what changed at each resume (epochs, learning rates)
     model_class: type[NetworkSet] = AAE
     config_class: type[TrainConfig] = TrainConfig
@@ -202,7 +203,8 @@ class Trainer:
             reuse = self.reuse_encoder and phase == "generator" and previous == "discriminator"
             previous = phase
             try:
-                loss, grads = self.model.phase_grads(phase, xb, reuse_encoder=reuse, **inputs)
+                loss, grads = self.model.phase_grads(phase, xb, reuse_encoder=reuse,
+                                                     zero_others=self.zero_others, **inputs)
             except NonFiniteError as err:
                 raise self._diverged(phase, str(err)) from err
             if not math.isfinite(loss):

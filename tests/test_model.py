@@ -239,3 +239,18 @@ def test_phase_grads_names_unknown_inputs_and_ignores_unused_ones():
     a, _ = model.phase_grads("reconstruction", x)
     b, _ = model.phase_grads("reconstruction", x, z_prior=z_prior)
     assert a == b
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_reconstruction_mse_is_the_mse_of_reconstruct(backend):
+    from aae_np.eval.metrics import reconstruction_mse
+
+    if backend == "numba" and not numba_available():
+        pytest.skip("numba not installed")
+    rng = np.random.default_rng(3)
+    model = AAE(**{**SMALL, "dtype": "float32"}, backend=backend)
+    x = rng.uniform(0, 1, (23, SMALL["input_dim"])).astype(np.float32)
+    expected = reconstruction_mse(x, model.reconstruct(x))
+    for batch_size in (4, 7, 2048):                  # batches of unequal size weigh by their pixels
+        assert model.reconstruction_mse(x, batch_size) == pytest.approx(expected, rel=1e-6)
+    assert model.reconstruction_mse(x[:1]) == pytest.approx(reconstruction_mse(x[:1], model.reconstruct(x[:1])), rel=1e-6)

@@ -147,6 +147,17 @@ class AAE(NetworkSet):
         of the family is called the same way."""
         return self.decode(self.encode(x, batch_size), batch_size)
 
+    def reconstruction_mse(self, x: np.ndarray, batch_size: int = 2048) -> float:
+        """mean((sigmoid(dec(enc(x))) - x)^2) over every pixel: ``reconstruct`` and
+        ``metrics.reconstruction_mse`` in one, batch by batch through the fused sigmoid + MSE
+        (``kernels.sigmoid_mse``), without keeping the reconstructions (the per-epoch number)."""
+        x = self._as_input(x, self.config.input_dim, "x")
+        mse, total = self._backend.recon_loss("mse"), 0.0
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size]
+            total += mse(self._batched("decoder", self._batched("encoder", xb, batch_size), batch_size), xb)[0] * xb.size
+        return total / max(x.size, 1)
+
     def discriminate(self, z: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """D(z) = sigmoid(disc(z)): the probability that z came from the prior, (N, 1)."""
         z = self._as_input(z, self.config.latent_dim, "z")

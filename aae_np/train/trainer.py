@@ -77,12 +77,9 @@ class TrainConfig:
         problems = []
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")
-        if self.epochs < 0:
-            problems.append(f"epochs must be >= 0, got {self.epochs}")
-        if self.adv_steps < 1:
-            problems.append(f"adv_steps must be >= 1, got {self.adv_steps}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        for name, low in (("epochs", 0), ("adv_steps", 1), ("batch_size", 1)):
+            if getattr(self, name) < low:
+                problems.append(f"{name} must be >= {low}, got {getattr(self, name)}")
         self.decay_epochs = tuple(self.decay_epochs)
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
@@ -134,6 +131,7 @@ class Trainer:
         self.base_lr = {phase: opt.rule.lr for phase, opt in self.optimizers.items()}
 
     history_keys = HISTORY_KEYS
+    held_out_seconds = 0.0                # spent on the per-epoch held-out numbers (of this process)
     reuse_encoder = True                  # a generator phase takes its discriminator phase's enc(x)
     zero_others = False                   # the step reads only the gradients a phase returns
     resumes: list[dict[str, Any]] = []    # what changed at each resume (epochs, learning rates)
@@ -271,7 +269,9 @@ class Trainer:
             if not all(np.isfinite(p).all() for p in self.model.params.values()):
                 raise self._diverged("update", "parameters became NaN/inf")
             self.epoch += 1
+            t1 = time.perf_counter()
             means.update(self.epoch_metrics())
+            self.held_out_seconds += time.perf_counter() - t1
             means["seconds"] = time.perf_counter() - t0
             for key in self.history_keys:
                 self.history[key].append(float(means.get(key, float("nan"))))
@@ -287,10 +287,7 @@ class Trainer:
 
     def test_mse(self) -> float:
         """Held-out reconstruction MSE (mean over all pixels), NaN without test data."""
-        if self.x_test is None:
-            return float("nan")
-        diff = self.model.reconstruct(self.x_test) - self.x_test
-        return float(np.mean(diff * diff, dtype=np.float64))
+        return float("nan") if self.x_test is None else self.model.reconstruction_mse(self.x_test)
 
     # -- checkpoints ---------------------------------------------------------------------
     @property

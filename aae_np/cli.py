@@ -58,7 +58,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not args.resume:
         model_cfg, train_cfg = resolve(args.preset or "default", **settings)
     with RunFolder(out, resume=args.resume, overwrite=args.overwrite):
+        clock = time.perf_counter()
         data = _load_data(args)
+        timings = {"data": time.perf_counter() - clock}
         if args.resume:
             if args.preset is not None:
                 raise CLIError("--preset cannot change on --resume: the run keeps its own settings")
@@ -81,14 +83,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model = trainer.model
         model.save(out / "model.npz")
         held_out = getattr(trainer.config, "validation_images", 0)
+        clock = time.perf_counter()
         summary = report.evaluate(model, data, validation_images=held_out)
+        timings.update(training=seconds, held_out_per_epoch=trainer.held_out_seconds,
+                       evaluation=time.perf_counter() - clock)
         summary.update(train_seconds=round(seconds, 2), **trainer.facts())
         warnings = report.sanity_warnings(summary, model, data)
         if warnings:
             summary["warnings"] = warnings
         atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
+        clock = time.perf_counter()
         written = report.write_figures(model, data, trainer.history, out, seed=trainer.config.seed,
                                        validation_images=held_out)
+        timings["figures"] = time.perf_counter() - clock      # where this process's time went, rewritten
+        summary["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+        atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
     print(f"done in {seconds:.1f}s: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()
                                                  if isinstance(v, float) and k != "train_seconds"))
     if report.clustering_line(summary):

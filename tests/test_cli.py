@@ -35,6 +35,9 @@ def test_train_resume_evaluate_sample_reconstruct_encode(mnist_dir, tmp_path, ca
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"test_mse", "frechet", "train_seconds"} and metrics["epochs"] == 1
+    seconds = metrics["seconds"]                     # where the process's time went
+    assert set(seconds) == {"data", "training", "held_out_per_epoch", "evaluation", "figures"}
+    assert all(v > 0 for v in seconds.values()) and seconds["held_out_per_epoch"] < seconds["training"]
     assert "done in" in capsys.readouterr().out
 
     assert main(["-q", "train", *common, "--out", str(out), "--resume", "--epochs", "2"]) == 0

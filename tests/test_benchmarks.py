@@ -131,3 +131,32 @@ def test_variants_benchmark_curves(tmp_path):
              dict(variant="supervised", n_classes=10, n_labels=-1, options={})]     # no curve: skipped
     path = bench.curves(lines, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_whole_process_benchmark_reads_the_tutorial_program():
+    """benchmarks/whole.py runs the tutorial's own program text, with only its epoch count changed."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import whole
+    finally:
+        sys.path.pop(0)
+    if not whole.SEEDS.is_file():
+        pytest.skip(f"no seeds document at {whole.SEEDS}")
+    program = whole.tutorial_program(whole.SEEDS, epochs=3)
+    compile(program, "tutorial.py", "exec")                     # a whole program, nothing cut off
+    assert "num_epochs = 3\n" in program and "num_epochs = 50" not in program
+    assert program.startswith("import torch\n") and program.rstrip().endswith('print("Training complete!")')
+    assert "datasets.MNIST(" in program and "optim.Adam(" in program
+    compile(whole.SHIM_DATASETS, "datasets.py", "exec")
+
+
+@pytest.mark.skipif(not HAS_TORCH or not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs PyTorch and Debian's dataset-fashion-mnist")
+def test_whole_process_benchmark_smoke(tmp_path):
+    out = tmp_path / "whole.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "whole.py"), "--pairs", "1", "--epochs", "1",
+                             "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads(out.read_text())
+    pair = report["pairs"][0]
+    assert pair["ours"] > 0 and pair["tutorial"] > 0 and set(pair["ours_breakdown"]) >= {"training", "figures"}

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from aae_np.fast.bn_kernels import BN_KERNELS, BN_NUMPY
 from aae_np.fast.kernels import ACT_CODES, ADD, NUMBA, NUMPY, SET, SKIP, numba_available
@@ -102,6 +102,8 @@ blocks_st = st.lists(st.tuples(st.integers(1, 7), st.booleans(), st.sampled_from
 @settings(max_examples=25)
 @given(d_in=st.integers(1, 7), dropout=st.booleans(), blocks=blocks_st, n=st.integers(2, 9),
        training=st.booleans(), seed=st.integers(0, 2**31))
+@example(d_in=3, dropout=False, blocks=[(1, True, "relu"), (5, False, "tanh"), (4, True, "relu")], n=2,
+         training=True, seed=0)
 def test_fused_matches_sequential_on_random_networks(d_in, dropout, blocks, n, training, seed):
     spec = (d_in, 0.25 if dropout else None, blocks)
     rng = np.random.default_rng(seed)
@@ -110,16 +112,22 @@ def test_fused_matches_sequential_on_random_networks(d_in, dropout, blocks, n, t
     ref.zero_grad()
     y_ref = ref.forward(x)
     dx_ref = ref.backward(dout)
+    # 1e-9 of the largest gradient, not AGREE's 1e-12: a BatchNorm over n = 2 rows that nearly
+    # agree has a large 1/sigma, which amplifies the two sides' different summation orders
+    # (hypothesis found this net: bias gradients agreeing to 5e-11 relative, and a Dense bias before
+    # a BatchNorm, 0 up to rounding, at 1e-14 against -1.3e-12)
+    scale = max([float(np.abs(g).max()) for g in ref.grads.values()] + [float(np.abs(dx_ref).max())])
+    tol = dict(rtol=1e-9, atol=1e-9 * scale)
     for kernels in KERNEL_SETS:
         net = build(spec, seed, n).train(training)
         fused = FusedMLP(net, kernels)
         fused.zero_grad()
-        assert_agree(fused.forward(x), y_ref, f"{kernels.name}: forward")
-        assert_agree(fused.backward(dout), dx_ref, f"{kernels.name}: dx")
+        assert_agree(fused.forward(x), y_ref, f"{kernels.name}: forward", **tol)
+        assert_agree(fused.backward(dout), dx_ref, f"{kernels.name}: dx", **tol)
         for name in ref.grads:
-            assert_agree(net.grads[name], ref.grads[name], f"{kernels.name}: {name}")
+            assert_agree(net.grads[name], ref.grads[name], f"{kernels.name}: {name}", **tol)
         for name in ref.state:
-            assert_agree(net.state[name], ref.state[name], f"{kernels.name}: {name}")
+            assert_agree(net.state[name], ref.state[name], f"{kernels.name}: {name}", **tol)
 
 
 def fused_gradcheck(kernels, break_bn_backward=False):

@@ -184,3 +184,21 @@ def test_dense_backward_grad_modes(kernels):
     np.testing.assert_allclose(runs[ADD][1], runs[SET][1] + 1.0, rtol=1e-12)
     for mode in (SKIP, SET):
         np.testing.assert_allclose(runs[mode][2], runs[ADD][2], rtol=1e-12)  # dx never depends on it
+
+
+def test_adam_flat_stores_subnormal_moments_as_zero():
+    """A parameter whose gradient stays 0 decays its first moment through float32's subnormals;
+    the numba kernel stores them as 0 (x86 computes on subnormals slowly), the update is unchanged."""
+    tiny = np.finfo(np.float32).tiny
+    p0 = np.array([0.5, -0.25, 1.0], np.float32)
+    g = np.array([0.0, 0.0, 1e-3], np.float32)
+    runs = {}
+    for kernels in (NUMPY, NB):
+        p, m, v = p0.copy(), np.array([3e-38, 1e-3, 1e-3], np.float32), np.full(3, 1e-6, np.float32)
+        for _ in range(3):                                   # m[0]: 1.5e-38, then 7.5e-39 (subnormal)
+            kernels.adam_flat(p, g, m, v, 1e-3, 0.5, 0.999, 1e-8, 1.0)
+        runs[kernels.name] = p, m, v
+    (p_np, m_np, _), (p_nb, m_nb, _) = runs["numpy"], runs["numba"]
+    assert 0 < m_np[0] < tiny and m_nb[0] == 0                # the twin keeps it; the kernel flushes
+    np.testing.assert_array_equal(m_nb[1:], m_np[1:])
+    np.testing.assert_allclose(p_nb, p_np, rtol=1e-6)

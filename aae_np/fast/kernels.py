@@ -127,8 +127,9 @@ else:
 
     @jit
     def sigmoid_scalar(s, e, one):
-        """sigmoid(s) from e = exp(-|s|) (never overflows); ``one`` carries the dtype."""
-        return one / (one + e) if s >= 0 else e / (one + e)
+        """sigmoid(s) from e = exp(-|s|) (never overflows); ``one`` carries the dtype. One division
+        after a select (1/(1+e) or e/(1+e)), so that loops calling it can be vectorised."""
+        return (one if s >= 0 else e) / (one + e)
 
     @jit
     def act_inplace(a, act, alpha):
@@ -233,13 +234,13 @@ else:
         inv_n, two_n = one / fs.dtype.type(n), fs.dtype.type(2.0 / n)
         if mse:
             for i in range(n):
-                p = (one if fs[i] >= zero else fe[i]) / (one + fe[i])     # sigmoid(s), never overflows
+                p = sigmoid_scalar(fs[i], fe[i], one)
                 d = p - ft[i]
                 fg[i] = two_n * d * p * (one - p)        # 2/n (x_hat - x) x_hat (1 - x_hat)
                 fl[i] = d * d
         else:
             for i in range(n):
-                p = (one if fs[i] >= zero else fe[i]) / (one + fe[i])
+                p = sigmoid_scalar(fs[i], fe[i], one)
                 fg[i] = (p - ft[i]) * inv_n              # (sigmoid(s) - t) / n
                 fl[i] = max(fs[i], zero) - fs[i] * ft[i]  # + log(1 + e), added by the caller
 

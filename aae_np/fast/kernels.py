@@ -20,8 +20,8 @@ signature, fused so that each array is walked once:
     ``nn.losses.sigmoid_mse``: MSE of sigmoid(s) against x, gradient w.r.t. the logits s.
 ``adam_flat(p, g, m, v, step_size, b1, b2, eps, v_scale)``
     one Adam step over flat buffers, in place (``step_size = lr / (1 - b1^t)``,
-    ``v_scale = 1 / sqrt(1 - b2^t)``). The Numba kernel stores moments below the smallest
-    normal float (1.2e-38 in float32) as 0; the twin keeps them (a difference the update never shows).
+    ``v_scale = 1 / sqrt(1 - b2^t)``). The Numba kernel stores moments below 16x the smallest
+    normal float (1.9e-37 in float32) as 0; the twin keeps them (a difference the update never shows).
 ``momentum_flat(p, g, vel, lr, mu, nesterov)``
     one heavy-ball step, in place.
 ``matmul(a, b, out)``
@@ -266,17 +266,18 @@ else:
         dt = p.dtype.type
         b1_, b2_, c1, c2 = dt(b1), dt(b2), dt(1 - b1), dt(1 - b2)
         ss, ep, vs = dt(step_size), dt(eps), dt(v_scale)
-        tiny, zero = dt(np.finfo(p.dtype).tiny), dt(0)
+        small, zero = dt(16 * np.finfo(p.dtype).tiny), dt(0)   # see below
         for i in range(p.size):
             gi = g[i]
             mi = b1_ * m[i] + c1 * gi
             vi = b2_ * v[i] + c2 * gi * gi
-            # moments below the smallest normal float are stored as 0: a parameter whose gradient
-            # stays 0 would otherwise decay through the subnormals for dozens of steps, and x86
-            # computes on subnormals by slow microcode (docs/performance.md: 2x this loop at 20 %)
-            m[i] = mi if abs(mi) >= tiny else zero
-            v[i] = vi if vi >= tiny else zero
-            p[i] -= ss * mi / (np.sqrt(vi) * vs + ep)       # np.sqrt keeps float32 (math.sqrt: float64)
+            # moments within 16x of the smallest normal float are stored as 0: a parameter whose
+            # gradient stays 0 would otherwise decay into the subnormals (b1 * m underflows at the
+            # next step for any b1 >= 1/16), and x86 computes those by slow microcode
+            # (docs/performance.md: 1.6x this loop on a real training state)
+            m[i] = mi if abs(mi) >= small else zero
+            v[i] = vi if vi >= small else zero
+            p[i] -= mi / (np.sqrt(vi) * vs + ep) * ss       # np.sqrt keeps float32 (math.sqrt: float64)
 
     @jit
     def momentum_flat(p, g, vel, lr, mu, nesterov):

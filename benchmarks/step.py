@@ -19,6 +19,7 @@ for "jax jit"; a missing one is skipped with a message. ``--peers`` picks some o
     .venv/bin/python benchmarks/step.py --smoke               # seconds; what CI runs
     .venv/bin/python benchmarks/step.py --check --preset default   # the peers run our step?
     .venv/bin/python benchmarks/step.py --schedule joint --gemm-floor
+    .venv/bin/python benchmarks/step.py --preset default --data ../shared/data/mnist   # real images
 
 ``--check`` times nothing: it runs two steps of our NumPy backend and of every installed peer
 from the same weights, batches and prior samples and prints the largest relative differences
@@ -194,6 +195,10 @@ def main() -> None:
                         help="time nothing: do the peers' steps give our numpy backend's losses and weights?")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest relative difference --check accepts")
     parser.add_argument("--smoke", action="store_true", help="2 rounds of 3 steps: checks it runs")
+    parser.add_argument("--data", metavar="DIR",
+                        help="time on the first training images of the MNIST-format folder DIR (e.g. "
+                             "../shared/data/mnist) instead of uniform noise: real images have always-black "
+                             "pixels, whose weights get exactly zero gradients, as in training")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "step.json"))
     args = parser.parse_args()
     keys = [k for k in args.peers.split(",") if k and k != "none"]
@@ -207,7 +212,13 @@ def main() -> None:
     threadpool_limits(args.threads)
     _, train_cfg = get_preset(args.preset)
     rng = np.random.default_rng(0)
-    x = rng.random((max(train_cfg.batch_size * 4, 512), 784), dtype=np.float32)
+    rows = max(train_cfg.batch_size * 4, 512)
+    if args.data:
+        from aae_np.data import load_mnist
+
+        x = np.ascontiguousarray(load_mnist(args.data).x_train[:rows])
+    else:
+        x = rng.random((rows, 784), dtype=np.float32)
     batches = [x[i * train_cfg.batch_size:(i + 1) * train_cfg.batch_size] for i in range(4)]
     schedules = ["joint", "phased"] if args.schedule == "both" else [args.schedule]
     if args.check:
@@ -262,7 +273,7 @@ def main() -> None:
               f"{r['samples_per_s']:11.0f}{ratio:8.2f}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(args.threads), "preset": args.preset,
+    out.write_text(json.dumps({"machine": machine(args.threads), "preset": args.preset, "data": args.data or "uniform noise",
                                "options": {"encoder_batchnorm": args.encoder_batchnorm,
                                            "input_dropout": args.input_dropout},
                                "batch_size": train_cfg.batch_size, "rows": rows}, indent=1))

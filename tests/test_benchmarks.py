@@ -160,3 +160,14 @@ def test_whole_process_benchmark_smoke(tmp_path):
     report = json.loads(out.read_text())
     pair = report["pairs"][0]
     assert pair["ours"] > 0 and pair["tutorial"] > 0 and set(pair["ours_breakdown"]) >= {"training", "figures"}
+
+
+def test_step_benchmark_on_real_images(tmp_path):
+    mnist_dir = REPO.parent / "shared" / "data" / "mnist"
+    if not mnist_dir.is_dir():
+        pytest.skip(f"no MNIST at {mnist_dir}")
+    out = tmp_path / "step.json"
+    result = run_step("--smoke", "--schedule", "joint", "--peers", "none", "--data", str(mnist_dir), "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["data"] == str(mnist_dir) and {r["contestant"] for r in report["rows"]} == {"numpy backend", "numba backend"}

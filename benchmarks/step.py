@@ -212,13 +212,13 @@ def main() -> None:
     threadpool_limits(args.threads)
     _, train_cfg = get_preset(args.preset)
     rng = np.random.default_rng(0)
-    rows = max(train_cfg.batch_size * 4, 512)
+    n_images = max(train_cfg.batch_size * 4, 512)
     if args.data:
         from aae_np.data import load_mnist
 
-        x = np.ascontiguousarray(load_mnist(args.data).x_train[:rows])
+        x = np.ascontiguousarray(load_mnist(args.data).x_train[:n_images])
     else:
-        x = rng.random((rows, 784), dtype=np.float32)
+        x = rng.random((n_images, 784), dtype=np.float32)
     batches = [x[i * train_cfg.batch_size:(i + 1) * train_cfg.batch_size] for i in range(4)]
     schedules = ["joint", "phased"] if args.schedule == "both" else [args.schedule]
     if args.check:

@@ -10,7 +10,7 @@ import pytest
 from aae_np.eval import metrics
 from aae_np.eval import mnist_score
 from aae_np.eval.metrics import (frechet_to_prior, gaussian_frechet, inception_style_score, mmd_rbf,
-                            reconstruction_mse, sqrtm_psd)
+                            mean_image_mse, reconstruction_mse, sqrtm_psd)
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
 
@@ -41,6 +41,27 @@ def test_reconstruction_mse_rejects_mismatched_shapes():
 
 
 # ----------------------------------------------------------------------------- Frechet
+
+@pytest.mark.parametrize("n_test, rows", [(10, 3), (2500, 1000), (7, 1000)])
+def test_mean_image_mse_is_the_mse_of_the_broadcast_mean_image(n_test, rows):
+    rng = np.random.default_rng(4)
+    x_train, x_test = rng.random((300, 20), dtype=np.float32), rng.random((n_test, 20), dtype=np.float32)
+    whole = reconstruction_mse(x_test, np.broadcast_to(x_train.astype(np.float64).mean(axis=0), x_test.shape))
+    assert mean_image_mse(x_train, x_test, rows=rows) == pytest.approx(whole, rel=1e-12)
+
+
+def test_sanity_warnings_name_a_model_no_better_than_the_mean_image():
+    from types import SimpleNamespace as NS
+
+    from aae_np.eval import report
+
+    rng = np.random.default_rng(5)
+    data = NS(x_train=rng.random((200, 30), dtype=np.float32), x_test=rng.random((50, 30), dtype=np.float32))
+    model, floor = NS(config=NS(latent_dim=2)), mean_image_mse(data.x_train, data.x_test)
+    assert report.sanity_warnings({"test_mse": 0.9 * floor, "frechet": 0.1}, model, data) == []
+    warned = report.sanity_warnings({"test_mse": 1.01 * floor, "frechet": 0.1}, model, data)
+    assert len(warned) == 1 and "mean training image" in warned[0] and f"{floor:.4f}" in warned[0]
+
 
 def test_sqrtm_psd_squares_back():
     c = random_spd(6, np.random.default_rng(0))

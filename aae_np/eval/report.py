@@ -110,7 +110,7 @@ def sanity_warnings(summary: dict[str, Any], model: NetworkSet, data: Any) -> li
     bad = [k for k, v in numbers.items() if not np.isfinite(v)]
     if bad:
         out.append(f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite: training went wrong")
-    mean_image = metrics.reconstruction_mse(data.x_test, np.broadcast_to(data.x_train.mean(axis=0), data.x_test.shape))
+    mean_image = metrics.mean_image_mse(data.x_train, data.x_test)
     if summary.get("test_mse", 0.0) >= mean_image:
         out.append(f"held-out MSE {summary['test_mse']:.4f} is no better than the mean training image's "
                    f"({mean_image:.4f}): the autoencoder did not learn; try smaller learning rates")

@@ -85,10 +85,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         held_out = getattr(trainer.config, "validation_images", 0)
         clock = time.perf_counter()
         summary = report.evaluate(model, data, validation_images=held_out)
-        timings.update(training=seconds, held_out_per_epoch=trainer.held_out_seconds,
-                       evaluation=time.perf_counter() - clock)
         summary.update(train_seconds=round(seconds, 2), **trainer.facts())
         warnings = report.sanity_warnings(summary, model, data)
+        timings.update(training=seconds, held_out_per_epoch=trainer.held_out_seconds,
+                       evaluation=time.perf_counter() - clock)
         if warnings:
             summary["warnings"] = warnings
         atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))

@@ -40,8 +40,6 @@ def test_reconstruction_mse_rejects_mismatched_shapes():
         reconstruction_mse(np.zeros((2, 3)), np.zeros((3, 2)))
 
 
-# ----------------------------------------------------------------------------- Frechet
-
 @pytest.mark.parametrize("n_test, rows", [(10, 3), (2500, 1000), (7, 1000)])
 def test_mean_image_mse_is_the_mse_of_the_broadcast_mean_image(n_test, rows):
     rng = np.random.default_rng(4)
@@ -62,6 +60,8 @@ def test_sanity_warnings_name_a_model_no_better_than_the_mean_image():
     warned = report.sanity_warnings({"test_mse": 1.01 * floor, "frechet": 0.1}, model, data)
     assert len(warned) == 1 and "mean training image" in warned[0] and f"{floor:.4f}" in warned[0]
 
+
+# ----------------------------------------------------------------------------- Frechet
 
 def test_sqrtm_psd_squares_back():
     c = random_spd(6, np.random.default_rng(0))

@@ -43,10 +43,12 @@ import platform
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
+from aae_np.fast import pool
 from aae_np.models.aae import AAE
 from aae_np.train.presets import get_preset, resolve
 from aae_np.train.trainer import Trainer
@@ -57,6 +59,12 @@ from peers import PEERS, check, our_trainer, spec_of  # noqa: E402  (beside this
 PEER_KEYS = {"eager": "pytorch eager", "compile": "torch.compile", "jax": "jax jit"}
 INSTALL = {"pytorch eager": ("PyTorch", "torch==2.13.0"), "torch.compile": ("PyTorch", "torch==2.13.0"),
            "jax jit": ("JAX", "jax jaxlib")}
+
+
+def on_pool(name: str):
+    """The numba backend trains inside ``pool.running()`` (as ``Trainer.fit`` does), entered for
+    each of its rounds only, so that its workers are gone while the other contestants run."""
+    return pool.running() if name in ("numba backend", "GEMMs: numpy, pool") else nullcontext()
 
 
 def say_missing(name: str, said: set[str]) -> None:
@@ -244,19 +252,23 @@ def main() -> None:
             numpy_gemms, torch_gemms, count, gflop = gemm_floor(args.preset, schedule, x)
             print(f"{schedule}: a numba step makes {count} GEMMs, {gflop:.3f} GFLOP")
             contestants["GEMMs: numpy"] = numpy_gemms
+            if pool.available():
+                contestants["GEMMs: numpy, pool"] = numpy_gemms
             if torch_gemms is not None:
                 contestants["GEMMs: torch.mm"] = torch_gemms
-        for step in contestants.values():              # warm up: JIT compile, allocator, caches
-            for b in batches:
-                step(b)
+        for name, step in contestants.items():          # warm up: JIT compile, allocator, caches
+            with on_pool(name):
+                for b in batches:
+                    step(b)
         times: dict[str, list[float]] = {name: [] for name in contestants}
         for _ in range(args.rounds):
             for name, step in contestants.items():
                 time.sleep(args.gap)
-                t0 = time.perf_counter()
-                for i in range(args.steps):
-                    step(batches[i % 4])
-                times[name].append((time.perf_counter() - t0) / args.steps)
+                with on_pool(name):
+                    t0 = time.perf_counter()
+                    for i in range(args.steps):
+                        step(batches[i % 4])
+                    times[name].append((time.perf_counter() - t0) / args.steps)
         base = statistics.median(times.get("pytorch eager", times["numpy backend"]))
         for name, ts in times.items():
             med = statistics.median(ts)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from aae_np.fast.flat_optim import FlatOptimizer
+from aae_np.fast import pool
 from aae_np.fast.kernels import NUMBA, NUMPY
 from aae_np.fast.runner import FusedMLP
 from aae_np.nn.layers import Sequential
@@ -69,11 +70,12 @@ class Backend:
 
     def optimizer(self, model: Any, nets: tuple[str, ...], rule: SGD | Momentum | Adam) -> Optimizer | FlatOptimizer:
         """The optimizer of a phase that trains ``nets`` of ``model``: one pure update per tensor
-        (numpy), or one fused loop over the networks' adjacent slice of the flat buffer (numba)."""
+        (numpy), or one fused loop over the networks' adjacent slice of the flat buffer (numba;
+        inside ``pool.running()`` that loop is split over the pool's threads)."""
         named = model.params_of(*nets)
         if self.name == "numpy":
             return Optimizer(named, rule)
-        return FlatOptimizer(*model.flat_slice(*nets), rule, self.kernels, named=named)
+        return FlatOptimizer(*model.flat_slice(*nets), rule, pool.POOLED, named=named)
 
     def recon_loss(self, kind: str) -> Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]:
         """``(logits, x) -> (loss, dL/dlogits)``: "bce" on logits or "mse" of their sigmoid."""

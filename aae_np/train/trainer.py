@@ -25,12 +25,14 @@ import json
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from aae_np.fast import pool
 from aae_np.files import atomic_write_text
 from aae_np.models.aae import AAE, IMAGE_PHASES
 from aae_np.models.network_set import NetworkSet
@@ -261,8 +263,12 @@ class Trainer:
 
     def fit(self, epochs: int | None = None,
             on_epoch: Callable[["Trainer", dict[str, float]], None] | None = None) -> dict[str, list[float]]:
-        """Train until ``epochs`` (default ``config.epochs``) epochs are done in total."""
-        target = self.config.epochs if epochs is None else epochs
+        """Train until ``epochs`` (default ``config.epochs``) epochs are done in total; on the
+        numba backend, with BLAS and the updates on one pool of threads (``aae_np.fast.pool``)."""
+        with pool.running() if self.model.backend == "numba" else nullcontext():
+            return self._fit(self.config.epochs if epochs is None else epochs, on_epoch)
+
+    def _fit(self, target: int, on_epoch) -> dict[str, list[float]]:
         while self.epoch < target:
             t0 = time.perf_counter()
             means = self.train_epoch()

@@ -1,0 +1,101 @@
+"""The few machine operations a thread pool needs that Numba does not offer, as Numba intrinsics.
+
+``aae_np.fast.pool`` hands work between threads through one shared int64 array. Plain loads and
+stores are not enough for that: the compiler may keep a value in a register instead of reading
+memory again, and the CPU may reorder a store that publishes a job before the stores that fill it
+in. These intrinsics emit the LLVM instructions that forbid both (acquire loads, release stores,
+atomic adds), the CPU's spin-wait hint, a read of the cycle counter, and a call through a C
+function pointer (how OpenBLAS hands us its jobs). Each is a few lines of LLVM IR; they compile
+into the calling jitted function, so Numba's on-disk cache keeps working.
+
+x86-64 only (``pause`` is the x86 spin hint); ``pool.available()`` checks the machine.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["load_acquire", "store_release", "fetch_add", "spin_pause", "cycles", "call_job", "as_pointer"]
+
+_I64 = ir.IntType(64)
+
+
+def _slot(context, builder, array_type, array, index):
+    """A pointer to ``array[index]`` (an int64 array)."""
+    ary = context.make_array(array_type)(context, builder, array)
+    return cgutils.get_item_pointer(context, builder, array_type, ary, [index])
+
+
+@intrinsic
+def load_acquire(typingctx, array, index):
+    """``array[index]``, read from memory now; later reads are not moved before it."""
+    def codegen(context, builder, sig, args):
+        return builder.load_atomic(_slot(context, builder, sig.args[0], *args), "acquire", 8)
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def store_release(typingctx, array, index, value):
+    """``array[index] = value``, after every earlier write is visible to the other threads."""
+    def codegen(context, builder, sig, args):
+        ptr = _slot(context, builder, sig.args[0], args[0], args[1])
+        builder.store_atomic(context.cast(builder, args[2], sig.args[2], types.int64), ptr, "release", 8)
+        return context.get_dummy_value()
+    return types.void(array, index, value), codegen
+
+
+@intrinsic
+def fetch_add(typingctx, array, index, value):
+    """``array[index] += value`` as one indivisible step; returns the value before."""
+    def codegen(context, builder, sig, args):
+        ptr = _slot(context, builder, sig.args[0], args[0], args[1])
+        return builder.atomic_rmw("add", ptr, context.cast(builder, args[2], sig.args[2], types.int64),
+                                  "acq_rel")
+    return types.int64(array, index, value), codegen
+
+
+@intrinsic
+def spin_pause(typingctx):
+    """The CPU's hint that this is a spin-wait loop (x86 ``pause``): it saves power and lets the
+    other hyper-thread of the core run."""
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                            "llvm.x86.sse2.pause")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
+@intrinsic
+def cycles(typingctx):
+    """The CPU's time-stamp counter (x86 ``rdtsc``): a cheap clock for "have I spun long enough"."""
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, []), "llvm.readcyclecounter")
+        return builder.call(fn, [])
+    return types.int64(), codegen
+
+
+@intrinsic
+def call_job(typingctx, function, index, data, extra):
+    """Call the C function at address ``function`` as ``void f(int index, void *data, int extra)``:
+    the signature of OpenBLAS's job runner (``openblas_dojob_callback``)."""
+    def codegen(context, builder, sig, args):
+        i32, voidp = ir.IntType(32), ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i32, voidp, i32])
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(fn, [builder.trunc(args[1], i32), builder.inttoptr(args[2], voidp),
+                          builder.trunc(args[3], i32)])
+        return context.get_dummy_value()
+    return types.void(types.int64, types.int64, types.int64, types.int64), codegen
+
+
+@intrinsic
+def as_pointer(typingctx, address, like):
+    """The int64 ``address`` as a pointer to ``like``'s type (a scalar, or an array's dtype), for
+    ``numba.carray``."""
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+    return types.CPointer(getattr(like, "dtype", like))(address, like), codegen

@@ -1,0 +1,302 @@
+"""One pool of threads for NumPy's BLAS and for our own kernels, so Adam can use every core too.
+
+Why: OpenBLAS runs a GEMM on its own private threads, and after each call those threads keep
+spinning for a while on the other cores, waiting for the next GEMM. Anything else we run on those
+cores between GEMMs (half of Adam, say) fights a spinning thread and loses
+(``docs/performance.md``: Adam split over a Python thread went 0.97 -> 1.17 ms a step). So on its
+own, every elementwise loop of a training step runs on one core while the others wait.
+
+OpenBLAS 0.3.27 and later let the program run its jobs instead
+(``openblas_set_threads_callback_function``): when a BLAS call is split into ``n`` jobs, OpenBLAS
+calls us with the jobs, and we run job 0 on the calling thread and job ``k`` on our worker ``k``.
+The same workers then take their part of each Adam (or momentum) update, between the GEMMs, on
+the cores they already hold. The jobs of one GEMM wait for each other, so they must run at once,
+one per thread: ``running`` therefore sets the BLAS thread count to the pool's size.
+
+How the threads talk: one int64 array (the control block). The caller writes a job's fields,
+then bumps ``SEQ`` (a release store); each worker spins on ``SEQ`` (acquire loads), does its
+share, and adds 1 to ``DONE``; the caller does its own share and waits for ``DONE``. A worker
+that has had nothing to do for ~10 ms sleeps in 0.1 ms naps instead of spinning, as OpenBLAS's
+threads do. The numbers do not change: OpenBLAS splits a GEMM the same way whoever runs the
+jobs, and each thread runs the very ``kernels.adam_flat`` on its own slice
+(``tests/test_pool.py`` checks both, and whole training runs, to the bit).
+
+    with pool.running():          # Trainer.fit does this on the numba backend
+        ...                       # every BLAS call and every FlatOptimizer step uses all threads
+
+Linux on x86-64 with NumPy's OpenBLAS (pip wheels) only; elsewhere ``available()`` says why not
+and ``running`` does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import sys
+import threading
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import numpy as np
+
+from aae_np.fast.kernels import NUMBA
+
+__all__ = ["available", "running", "active", "POOLED", "SPLIT_MIN"]
+
+SPLIT_MIN = 1 << 15          # values; below this, handing half an update to a worker costs more than it saves
+SPIN_CYCLES = 1 << 25        # ~10 ms of spinning without work before a worker starts to nap
+NAP_US = 100
+# control block slots: SEQ, DONE and LOCK on their own cache lines; a job's fields after them
+SEQ, DONE, STOP, LOCK, CALLS = 0, 8, 16, 24, 32
+THREADS, KIND, NJOBS, FN, DATA, SIZE, EXTRA, N, ITEM, P, G, M, V = range(40, 53)
+FLOATS = 56                  # slots 56-63 hold an update's float arguments (as float64)
+CTL_SLOTS = 64
+BLAS, ADAM, MOMENTUM = 1, 2, 3
+CALLBACK_NAMES = ("scipy_openblas_set_threads_callback_function64_",
+                  "scipy_openblas_set_threads_callback_function", "openblas_set_threads_callback_function")
+
+_state = SimpleNamespace(pool=None, setter=None, reason=None, callback=None)
+
+
+def _unavailable() -> str | None:
+    """Why the pool cannot run here, or None."""
+    if NUMBA is None:
+        return "numba is not installed"
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return f"the pool runs on Linux x86-64 only (this is {sys.platform} {platform.machine()})"
+    if _state.setter is None and _state.reason is None:
+        _state.setter, _state.reason = _find_openblas()
+    return _state.reason
+
+
+def _find_openblas():
+    """(NumPy's OpenBLAS ``set_threads_callback_function``, None) or (None, why not)."""
+    from threadpoolctl import ThreadpoolController
+    libs = [lib for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers
+            if "numpy" in lib.filepath or len(ThreadpoolController().select(internal_api="openblas")) == 1]
+    for lib in libs:
+        for name in CALLBACK_NAMES:
+            setter = getattr(lib.dynlib, name, None)
+            if setter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_void_p], None
+                return setter, None
+    return None, ("NumPy's BLAS is not an OpenBLAS >= 0.3.27 (no threads callback): "
+                  "each GEMM uses the BLAS's own threads, the updates one core")
+
+
+def available() -> bool:
+    return _unavailable() is None
+
+
+def active() -> bool:
+    """Is a pool running (inside ``running``)?"""
+    return _state.pool is not None
+
+
+if NUMBA is not None:
+    import llvmlite.binding as llvm_binding
+    from llvmlite import ir
+    from numba import carray, cfunc, njit, types
+    from numba.extending import intrinsic
+
+    from aae_np.fast.atomics import (as_pointer, call_job, cycles, fetch_add, load_acquire, spin_pause,
+                                     store_release)
+
+    jit = njit(cache=True, error_model="numpy", nogil=True)
+    adam_flat, momentum_flat = NUMBA.adam_flat, NUMBA.momentum_flat
+    _usleep = types.ExternalFunction("usleep", types.int32(types.uint32))
+    _sched_yield = types.ExternalFunction("sched_yield", types.int32())
+    # the callback OpenBLAS calls has OpenBLAS's arguments only; it finds the control block
+    # through this process-wide cell (a symbol its cached machine code is linked against)
+    _CELL = ctypes.c_int64(0)
+    llvm_binding.add_symbol("aae_np_pool_control_block", ctypes.addressof(_CELL))
+
+    @intrinsic
+    def _control_address(typingctx):
+        def codegen(context, builder, sig, args):
+            cell = builder.module.globals.get("aae_np_pool_control_block")
+            if cell is None:
+                cell = ir.GlobalVariable(builder.module, ir.IntType(64), "aae_np_pool_control_block")
+            return builder.load(cell)
+        return types.int64(), codegen
+
+    @jit
+    def _wait(ctl, slot, value):
+        """Spin until ctl[slot] >= value; yield the core now and then if it takes long."""
+        start = cycles()
+        while load_acquire(ctl, slot) < value:
+            spin_pause()
+            if cycles() - start > SPIN_CYCLES:
+                _sched_yield()
+
+    @jit
+    def _lock(ctl):
+        while fetch_add(ctl, LOCK, 1) != 0:
+            fetch_add(ctl, LOCK, -1)
+            spin_pause()
+
+    @jit
+    def _bounds(n, parts, k):
+        """Slice k of n values cut in ``parts``, at multiples of 16 values (whole cache lines)."""
+        lo = (n * k // parts) // 16 * 16
+        return lo, (n if k == parts - 1 else (n * (k + 1) // parts) // 16 * 16)
+
+    @jit
+    def _share(ctl, me, nthreads, one):
+        """Thread ``me``'s part of the job in the control block; ``one`` carries the dtype."""
+        kind, fctl = ctl[KIND], ctl.view(np.float64)[FLOATS:]
+        if kind == BLAS:
+            for i in range(me, ctl[NJOBS], nthreads):
+                call_job(ctl[FN], i, ctl[DATA] + i * ctl[SIZE], ctl[EXTRA])
+            return
+        lo, hi = _bounds(ctl[N], nthreads, me)
+        p = carray(as_pointer(ctl[P], one), ctl[N])[lo:hi]
+        g = carray(as_pointer(ctl[G], one), ctl[N])[lo:hi]
+        m = carray(as_pointer(ctl[M], one), ctl[N])[lo:hi]
+        if kind == ADAM:
+            v = carray(as_pointer(ctl[V], one), ctl[N])[lo:hi]
+            adam_flat(p, g, m, v, fctl[0], fctl[1], fctl[2], fctl[3], fctl[4])
+        else:
+            momentum_flat(p, g, m, fctl[0], fctl[1], fctl[2] != 0)
+
+    @jit
+    def _serve(ctl, me):
+        """A worker's life: wait for the next job, do its share, report; until STOP."""
+        seen, idle_since, nthreads = 0, cycles(), ctl[THREADS]
+        while True:
+            while load_acquire(ctl, SEQ) == seen:
+                if load_acquire(ctl, STOP) != 0:
+                    return
+                if cycles() - idle_since < SPIN_CYCLES:
+                    spin_pause()
+                else:
+                    _usleep(NAP_US)
+            seen += 1
+            if ctl[ITEM] == 4:
+                _share(ctl, me, nthreads, np.float32(1))
+            else:
+                _share(ctl, me, nthreads, np.float64(1))
+            fetch_add(ctl, DONE, 1)
+            idle_since = cycles()
+
+    @jit
+    def _post(ctl, one):
+        """Publish the job the caller wrote into ctl (holding the lock), do the caller's share,
+        wait for the workers', release the lock."""
+        store_release(ctl, DONE, 0)
+        fetch_add(ctl, SEQ, 1)
+        _share(ctl, 0, ctl[THREADS], one)
+        _wait(ctl, DONE, ctl[THREADS] - 1)
+        fetch_add(ctl, LOCK, -1)
+
+    @jit
+    def _run_blas(ctl, dojob, njobs, size, data, extra):
+        _lock(ctl)
+        fetch_add(ctl, CALLS, 1)
+        ctl[KIND], ctl[NJOBS], ctl[FN], ctl[DATA], ctl[SIZE], ctl[EXTRA] = BLAS, njobs, dojob, data, size, extra
+        _post(ctl, np.float64(1))
+
+    def _blas_callback(sync, dojob, njobs, size, data, extra):
+        """What OpenBLAS calls with a BLAS call's jobs (``openblas_threads_callback``)."""
+        ctl = carray(as_pointer(_control_address(), np.int64(0)), CTL_SLOTS)
+        _run_blas(ctl, dojob, njobs, size, data, extra)
+
+    def _callback_address() -> int:
+        """The C address of ``_blas_callback``, compiled (or loaded from the cache) on first use."""
+        if _state.callback is None:
+            signature = types.void(types.int32, types.int64, types.int32, types.uint64, types.int64, types.int32)
+            _state.callback = cfunc(signature, cache=True)(_blas_callback)
+        return _state.callback.address
+
+    @jit
+    def _split_update(ctl, kind, p, g, m, v, a, b, c, d, e):
+        """An update (ADAM: p, g, m, v and its five numbers; MOMENTUM: p, g, velocity, lr, mu,
+        nesterov) over all threads, each on its slice."""
+        _lock(ctl)
+        ctl[KIND], ctl[N], ctl[ITEM] = kind, p.size, p.itemsize
+        ctl[P], ctl[G], ctl[M], ctl[V] = p.ctypes.data, g.ctypes.data, m.ctypes.data, v.ctypes.data
+        fctl = ctl.view(np.float64)[FLOATS:]
+        fctl[0], fctl[1], fctl[2], fctl[3], fctl[4] = a, b, c, d, e
+        _post(ctl, p.dtype.type(1))
+
+
+class _Pool:
+    """``threads - 1`` workers and the control block; OpenBLAS's jobs go to them while it lives."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.ctl = np.zeros(CTL_SLOTS, np.int64)
+        self.ctl[THREADS] = threads
+        self.workers = [threading.Thread(target=_serve, args=(self.ctl, k), daemon=True,
+                                         name=f"aae_np-pool-{k}") for k in range(1, threads)]
+        for worker in self.workers:
+            worker.start()
+        _CELL.value = self.ctl.ctypes.data
+        _state.setter(_callback_address())
+
+    def close(self) -> None:
+        _state.setter(None)                      # OpenBLAS's own threads again
+        store = self.ctl
+        store[STOP] = 1
+        for worker in self.workers:
+            worker.join()
+
+    @property
+    def blas_calls(self) -> int:
+        """How many BLAS calls OpenBLAS split over this pool."""
+        return int(self.ctl[CALLS])
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
+    return max(counts, default=1)
+
+
+@contextmanager
+def running(threads: int | None = None):
+    """Run NumPy's BLAS and the split updates on a pool of ``threads`` threads (default: the
+    BLAS's current thread count) inside the block; BLAS's thread count is held at that number.
+    Does nothing when already running, when ``threads`` < 2, or when ``available()`` is False."""
+    threads = _blas_threads() if threads is None else threads
+    if _state.pool is not None or threads < 2 or not available():
+        yield _state.pool
+        return
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(threads, user_api="blas"):
+        _state.pool = _Pool(threads)
+        try:
+            yield _state.pool
+        finally:
+            pool, _state.pool = _state.pool, None
+            pool.close()
+
+
+def _forget_in_child() -> None:
+    """A forked child has none of the parent's workers: let OpenBLAS run its own threads."""
+    if _state.pool is not None:
+        _state.setter(None)
+        _state.pool = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def _adam(p, g, m, v, step_size, b1, b2, eps, v_scale):
+    pool = _state.pool
+    if pool is None or p.size < SPLIT_MIN:
+        return adam_flat(p, g, m, v, step_size, b1, b2, eps, v_scale)
+    _split_update(pool.ctl, ADAM, p, g, m, v, step_size, b1, b2, eps, v_scale)
+
+
+def _momentum(p, g, vel, lr, mu, nesterov):
+    pool = _state.pool
+    if pool is None or p.size < SPLIT_MIN:
+        return momentum_flat(p, g, vel, lr, mu, nesterov)
+    _split_update(pool.ctl, MOMENTUM, p, g, vel, vel, lr, mu, float(nesterov), 0.0, 0.0)
+
+
+# the numba kernel set, with the updates split over the pool while one is running
+POOLED = None if NUMBA is None else SimpleNamespace(**{**vars(NUMBA), "adam_flat": _adam,
+                                                       "momentum_flat": _momentum})

@@ -1,0 +1,121 @@
+"""aae_np.fast.pool: NumPy's BLAS jobs and the split updates on our threads give the same bits."""
+
+from __future__ import annotations
+
+import multiprocessing
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+
+from aae_np.fast import pool
+from aae_np.models.aae import AAE
+from aae_np.train.presets import resolve
+from aae_np.train.trainer import Trainer
+
+pytestmark = pytest.mark.skipif(not pool.available(), reason=f"no pool here: {pool._unavailable()}")
+
+
+def products(rng, dtype):
+    """Products OpenBLAS splits over threads, in the layouts the kernels use (x W, x^T delta, delta W^T)."""
+    x, w, d = (rng.standard_normal(s).astype(dtype) for s in ((50, 784), (784, 512), (50, 512)))
+    return [lambda: x @ w, lambda: x.T @ d, lambda: d @ w.T, lambda: w.T @ w[:, :300]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_on_the_pool_gives_the_same_bits(dtype):
+    calls = products(np.random.default_rng(0), dtype)
+    expected = [f() for f in calls]
+    with pool.running(2) as running:
+        assert pool.active()
+        got = [f() for f in calls]
+        assert running.blas_calls >= len(calls)        # OpenBLAS really handed its jobs to the pool
+    assert not pool.active()
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(g, e)
+    np.testing.assert_array_equal(calls[0](), expected[0])   # OpenBLAS's own threads again
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [pool.SPLIT_MIN - 1, pool.SPLIT_MIN, pool.SPLIT_MIN + 17, 1_000_003])
+def test_split_updates_give_the_same_bits(n, dtype):
+    rng = np.random.default_rng(n)
+    p, g, m = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    v = np.abs(rng.standard_normal(n)).astype(dtype)
+    ref = [a.copy() for a in (p, m, v)]
+    pool.NUMBA.adam_flat(*ref[:1], g, *ref[1:], 1e-3, 0.9, 0.999, 1e-8, 1.02)
+    pool.NUMBA.momentum_flat(ref[0], g, ref[1], 0.1, 0.9, True)
+    with pool.running(2):
+        pool.POOLED.adam_flat(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1.02)
+        pool.POOLED.momentum_flat(p, g, m, 0.1, 0.9, True)
+    for got, want in zip((p, m, v), ref):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("parts", [2, 3, 4])
+def test_slices_cover_the_buffer_once_on_cache_lines(parts):
+    for n in (1, 15, 16, 100, pool.SPLIT_MIN + 5, 1_000_003):
+        cuts = [pool._bounds(n, parts, k) for k in range(parts)]
+        assert cuts[0][0] == 0 and cuts[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))
+        assert all(lo % 16 == 0 and lo <= hi for lo, hi in cuts)
+
+
+def test_three_threads():
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((200, 700)).astype(np.float32), rng.standard_normal((700, 600)).astype(np.float32)
+    p, g, m, v = (rng.random(300_001).astype(np.float32) for _ in range(4))
+    want, ref = x @ w, [a.copy() for a in (p, m, v)]
+    pool.NUMBA.adam_flat(ref[0], g, ref[1], ref[2], 1e-3, 0.9, 0.999, 1e-8, 1.0)
+    with pool.running(3) as running:
+        assert running.threads == 3 and len(running.workers) == 2
+        np.testing.assert_array_equal(x @ w, want)
+        pool.POOLED.adam_flat(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1.0)
+    for got, r in zip((p, m, v), ref):
+        np.testing.assert_array_equal(got, r)
+
+
+def test_one_thread_or_nested_runs_no_new_pool():
+    with pool.running(1) as none:
+        assert none is None and not pool.active()
+    with pool.running(2) as outer:
+        with pool.running(2) as inner:
+            assert inner is outer
+        assert pool.active()                    # the inner block did not stop the outer pool
+    assert not pool.active()
+
+
+def _big_product(queue) -> None:
+    a = np.ones((300, 300), np.float32)
+    queue.put(float((a @ a)[0, 0]))
+
+
+def test_a_forked_child_uses_openblas_threads_not_the_missing_workers():
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    with pool.running(2):
+        child = ctx.Process(target=_big_product, args=(queue,))
+        child.start()
+        child.join(60)
+        alive = child.is_alive()
+        if alive:
+            child.kill()
+    assert not alive, "the child hung in a GEMM waiting for the parent's workers"
+    assert child.exitcode == 0 and queue.get(timeout=5) == 300.0
+
+
+@pytest.mark.parametrize("schedule", ["phased", "joint"])
+def test_training_on_the_pool_is_the_same_to_the_bit(schedule, monkeypatch):
+    """Trainer.fit runs on the pool; the same fit without it gives the same weights."""
+    model_cfg, train_cfg = resolve("default", schedule=schedule, epochs=1, batch_size=50)
+    x = np.random.default_rng(0).random((400, 784), dtype=np.float32)
+    weights = []
+    for use_pool in (True, False):
+        if not use_pool:
+            monkeypatch.setattr(pool, "running", lambda *a, **k: nullcontext())
+        trainer = Trainer(AAE(model_cfg, backend="numba"), train_cfg, x, progress=False)
+        calls = []
+        trainer.fit(on_epoch=lambda t, _: calls.append(pool.active()))
+        assert calls == [use_pool]
+        weights.append(trainer.model.flat_params.copy())
+    np.testing.assert_array_equal(weights[0], weights[1])

@@ -73,8 +73,9 @@ def _unavailable() -> str | None:
 def _find_openblas():
     """(NumPy's OpenBLAS ``set_threads_callback_function``, None) or (None, why not)."""
     from threadpoolctl import ThreadpoolController
-    libs = [lib for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers
-            if "numpy" in lib.filepath or len(ThreadpoolController().select(internal_api="openblas")) == 1]
+    libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
+    if len(libs) > 1:                 # SciPy's may be loaded too; NumPy's wheels keep theirs in numpy.libs
+        libs = [lib for lib in libs if "numpy" in lib.filepath]
     for lib in libs:
         for name in CALLBACK_NAMES:
             setter = getattr(lib.dynlib, name, None)

@@ -119,3 +119,42 @@ def test_training_on_the_pool_is_the_same_to_the_bit(schedule, monkeypatch):
         assert calls == [use_pool]
         weights.append(trainer.model.flat_params.copy())
     np.testing.assert_array_equal(weights[0], weights[1])
+
+
+def test_overlapping_blocks_in_two_threads_share_the_pool_until_the_last_ends():
+    """A block that ends first must not stop the pool under a block still running in another thread."""
+    import threading
+
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((50, 784)).astype(np.float32), rng.standard_normal((784, 512)).astype(np.float32)
+    want = x @ w
+    entered, first_done, results = threading.Event(), threading.Event(), []
+
+    def short():
+        entered.wait(30)
+        with pool.running(2) as shared:
+            results.append(shared is pool._state.pool)
+            x @ w
+        first_done.set()
+
+    def long():
+        with pool.running(2) as mine:
+            entered.set()
+            first_done.wait(30)
+            results.append((pool.active(), mine is not None, [np.array_equal(x @ w, want) for _ in range(20)]))
+
+    threads = [threading.Thread(target=long), threading.Thread(target=short)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a GEMM hung after the other block ended"
+    assert results == [True, (True, True, [True] * 20)]
+    assert not pool.active()
+
+
+def test_the_blas_thread_count_is_restored():
+    before = pool._blas_threads()
+    with pool.running(3):
+        assert pool._blas_threads() == 3
+    assert pool._blas_threads() == before

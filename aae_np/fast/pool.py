@@ -77,8 +77,9 @@ def _find_openblas():
     if len(libs) > 1:                 # SciPy's may be loaded too; NumPy's wheels keep theirs in numpy.libs
         libs = [lib for lib in libs if "numpy" in lib.filepath]
     for lib in libs:
+        dynlib = ctypes.CDLL(lib.filepath)      # already loaded by NumPy: the same library
         for name in CALLBACK_NAMES:
-            setter = getattr(lib.dynlib, name, None)
+            setter = getattr(dynlib, name, None)
             if setter is not None:
                 setter.argtypes, setter.restype = [ctypes.c_void_p], None
                 return setter, None
@@ -223,10 +224,13 @@ if NUMBA is not None:
 
 
 class _Pool:
-    """``threads - 1`` workers and the control block; OpenBLAS's jobs go to them while it lives."""
+    """``threads - 1`` workers and the control block; OpenBLAS's jobs go to them while it lives,
+    and BLAS's thread count is held at ``threads`` (each job of a GEMM needs its own thread)."""
 
     def __init__(self, threads: int) -> None:
-        self.threads = threads
+        from threadpoolctl import threadpool_limits
+        self.threads, self.users = threads, 0
+        self.limits = threadpool_limits(threads, user_api="blas")
         self.ctl = np.zeros(CTL_SLOTS, np.int64)
         self.ctl[THREADS] = threads
         self.workers = [threading.Thread(target=_serve, args=(self.ctl, k), daemon=True,
@@ -238,10 +242,10 @@ class _Pool:
 
     def close(self) -> None:
         _state.setter(None)                      # OpenBLAS's own threads again
-        store = self.ctl
-        store[STOP] = 1
+        self.ctl[STOP] = 1
         for worker in self.workers:
             worker.join()
+        self.limits.restore_original_limits()
 
     @property
     def blas_calls(self) -> int:
@@ -255,23 +259,32 @@ def _blas_threads() -> int:
     return max(counts, default=1)
 
 
+_guard = threading.Lock()
+
+
 @contextmanager
 def running(threads: int | None = None):
     """Run NumPy's BLAS and the split updates on a pool of ``threads`` threads (default: the
-    BLAS's current thread count) inside the block; BLAS's thread count is held at that number.
-    Does nothing when already running, when ``threads`` < 2, or when ``available()`` is False."""
-    threads = _blas_threads() if threads is None else threads
-    if _state.pool is not None or threads < 2 or not available():
-        yield _state.pool
-        return
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(threads, user_api="blas"):
-        _state.pool = _Pool(threads)
-        try:
-            yield _state.pool
-        finally:
-            pool, _state.pool = _state.pool, None
-            pool.close()
+    BLAS's current thread count) inside the block. Blocks that overlap (nested, or in other
+    Python threads) share one pool, which stops when the last of them ends. Yields the pool, or
+    None when ``threads`` < 2 or ``available()`` is False (then nothing changes)."""
+    with _guard:
+        if _state.pool is None:
+            threads = _blas_threads() if threads is None else threads
+            if threads >= 2 and available():
+                _state.pool = _Pool(threads)
+        pool = _state.pool
+        if pool is not None:
+            pool.users += 1
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            with _guard:
+                pool.users -= 1
+                if pool.users == 0 and _state.pool is pool:
+                    _state.pool = None
+                    pool.close()
 
 
 def _forget_in_child() -> None:

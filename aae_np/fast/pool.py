@@ -267,7 +267,9 @@ def running(threads: int | None = None):
     """Run NumPy's BLAS and the split updates on a pool of ``threads`` threads (default: the
     BLAS's current thread count) inside the block. Blocks that overlap (nested, or in other
     Python threads) share one pool, which stops when the last of them ends. Yields the pool, or
-    None when ``threads`` < 2 or ``available()`` is False (then nothing changes)."""
+    None when ``threads`` < 2 or ``available()`` is False (then nothing changes). Do not raise
+    BLAS's thread count inside the block (threadpoolctl): a GEMM split into more jobs than the pool
+    has threads would wait forever for jobs that no thread is free to run."""
     with _guard:
         if _state.pool is None:
             threads = _blas_threads() if threads is None else threads

@@ -67,6 +67,13 @@ def on_pool(name: str):
     return pool.running() if name in ("numba backend", "GEMMs: numpy, pool") else nullcontext()
 
 
+def per_round(times: dict[str, list[float]], against: str = "numba backend") -> dict[str, float]:
+    """Each contestant's time divided by ``against``'s in the same round, median over the rounds
+    (> 1: ``against`` was faster). Rounds alternate between contestants, so a slow spell of the
+    machine usually hits both sides of a ratio, which the ratio of two medians would not see."""
+    return {name: statistics.median(t / a for t, a in zip(ts, times[against])) for name, ts in times.items()}
+
+
 def say_missing(name: str, said: set[str]) -> None:
     """One line, once per run, for a peer whose package is not installed."""
     if name not in said:
@@ -270,19 +277,23 @@ def main() -> None:
                         step(batches[i % 4])
                     times[name].append((time.perf_counter() - t0) / args.steps)
         base = statistics.median(times.get("pytorch eager", times["numpy backend"]))
+        vs_numba = per_round(times)
         for name, ts in times.items():
             med = statistics.median(ts)
             rows.append({"schedule": schedule, "contestant": name, "ms_per_step": med * 1e3,
                          "steps_per_s": 1 / med, "samples_per_s": train_cfg.batch_size / med,
                          "speed_vs_" + ("pytorch" if "pytorch eager" in times else "numpy"): base / med,
-                         "rounds_ms": [t * 1e3 for t in ts]})
+                         "per_round_vs_numba": vs_numba[name], "rounds_ms": [t * 1e3 for t in ts]})
     print(f"preset {args.preset}, batch {train_cfg.batch_size}, float32, {args.threads} threads, "
           f"{args.rounds} rounds x {args.steps} steps, medians")
-    print(f"{'schedule':9s}{'contestant':18s}{'ms/step':>9s}{'steps/s':>9s}{'samples/s':>11s}{'ratio':>8s}")
+    print(f"{'schedule':9s}{'contestant':19s}{'ms/step':>9s}{'steps/s':>9s}{'samples/s':>11s}{'ratio':>8s}"
+          f"{'÷ numba':>9s}")
     for r in rows:
         ratio = next(v for k, v in r.items() if k.startswith("speed_vs_"))
-        print(f"{r['schedule']:9s}{r['contestant']:18s}{r['ms_per_step']:9.2f}{r['steps_per_s']:9.1f}"
-              f"{r['samples_per_s']:11.0f}{ratio:8.2f}")
+        print(f"{r['schedule']:9s}{r['contestant']:19s}{r['ms_per_step']:9.2f}{r['steps_per_s']:9.1f}"
+              f"{r['samples_per_s']:11.0f}{ratio:8.2f}{r['per_round_vs_numba']:9.2f}")
+    print("ratio: the baseline's median time / this one's (PyTorch eager, else the numpy backend); "
+          "÷ numba: this contestant's time / the numba backend's in the same round, median over rounds")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine(args.threads), "preset": args.preset, "data": args.data or "uniform noise",

@@ -171,3 +171,19 @@ def test_step_benchmark_on_real_images(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["data"] == str(mnist_dir) and {r["contestant"] for r in report["rows"]} == {"numpy backend", "numba backend"}
+
+
+def test_step_benchmark_ratios_are_taken_round_by_round():
+    """A slow spell that hits both contestants in the same rounds cancels in the per-round ratio."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import step
+    finally:
+        sys.path.pop(0)
+    times = {"numba backend": [1.0, 1.0, 2.0, 2.0, 2.0], "jax jit": [1.1, 1.1, 2.2, 2.2, 2.2]}
+    ratios = step.per_round(times)
+    assert ratios == {"numba backend": 1.0, "jax jit": pytest.approx(1.1)}
+    # JAX ran one round outside the spell that hit numba there: the ratio of the medians would say
+    # 1.1 / 2.0 = 0.55 (JAX faster); round by round it is still 1.1 in four rounds of five
+    times["jax jit"] = [1.1, 1.1, 1.1, 2.2, 2.2]
+    assert step.per_round(times)["jax jit"] == pytest.approx(1.1)

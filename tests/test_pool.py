@@ -158,3 +158,15 @@ def test_the_blas_thread_count_is_restored():
     with pool.running(3):
         assert pool._blas_threads() == 3
     assert pool._blas_threads() == before
+
+
+def test_spread_tells_whether_the_threads_sit_on_different_cpus():
+    with pool.running(2) as running:
+        assert running.ctl[pool.REPORT] == 0              # workers stopped reporting after the start
+        me = pool._LIBC.sched_getcpu()
+        running.ctl[pool.CPUS + 1] = me
+        assert not running.spread()                       # the worker on the caller's CPU
+        running.ctl[pool.CPUS + 1] = me + 1
+        assert running.spread()
+        running.ctl[pool.CPUS + 1] = -1
+        assert not running.spread()                       # not seen yet

@@ -6,7 +6,8 @@ memory again, and the CPU may reorder a store that publishes a job before the st
 in. These intrinsics emit the LLVM instructions that forbid both (acquire loads, release stores,
 atomic adds), the CPU's spin-wait hint, a read of the cycle counter, and a call through a C
 function pointer (how OpenBLAS hands us its jobs). Each is a few lines of LLVM IR; they compile
-into the calling jitted function, so Numba's on-disk cache keeps working.
+into the calling jitted function, so Numba's on-disk cache keeps working. Below them, three C
+library calls the pool makes from jitted code (nap, yield the core, which CPU am I on).
 
 x86-64 only (``pause`` is the x86 spin hint); ``pool.available()`` checks the machine.
 """
@@ -18,9 +19,14 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["load_acquire", "store_release", "fetch_add", "spin_pause", "cycles", "call_job", "as_pointer"]
+__all__ = ["load_acquire", "store_release", "fetch_add", "spin_pause", "cycles", "call_job", "as_pointer",
+           "usleep", "sched_yield", "sched_getcpu"]
 
 _I64 = ir.IntType(64)
+# three C library calls, resolved by name in the running process (Linux)
+usleep = types.ExternalFunction("usleep", types.int32(types.uint32))
+sched_yield = types.ExternalFunction("sched_yield", types.int32())
+sched_getcpu = types.ExternalFunction("sched_getcpu", types.int32())
 
 
 def _slot(context, builder, array_type, array, index):

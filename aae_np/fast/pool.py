@@ -35,6 +35,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -46,17 +47,22 @@ __all__ = ["available", "running", "active", "POOLED", "SPLIT_MIN"]
 
 SPLIT_MIN = 1 << 15          # values; below this, handing half an update to a worker costs more than it saves
 SPIN_CYCLES = 1 << 25        # ~10 ms of spinning without work before a worker starts to nap
+YIELD_CYCLES = 1 << 18       # ~80 us: a caller still waiting for its workers offers its core
 NAP_US = 100
 # control block slots: SEQ, DONE and LOCK on their own cache lines; a job's fields after them
 SEQ, DONE, STOP, LOCK, CALLS = 0, 8, 16, 24, 32
 THREADS, KIND, NJOBS, FN, DATA, SIZE, EXTRA, N, ITEM, P, G, M, V = range(40, 53)
+READY, REPORT = 53, 54       # workers that have entered their loop; "say which CPU you wait on"
 FLOATS = 56                  # slots 56-63 hold an update's float arguments (as float64)
-CTL_SLOTS = 64
+CPUS = 64                    # slot 64 + k: the CPU worker k last waited on
+MAX_THREADS = 64
+CTL_SLOTS = CPUS + MAX_THREADS
 BLAS, ADAM, MOMENTUM = 1, 2, 3
 CALLBACK_NAMES = ("scipy_openblas_set_threads_callback_function64_",
                   "scipy_openblas_set_threads_callback_function", "openblas_set_threads_callback_function")
 
 _state = SimpleNamespace(pool=None, setter=None, reason=None, callback=None)
+_LIBC = ctypes.CDLL(None)
 
 
 def _unavailable() -> str | None:
@@ -102,13 +108,11 @@ if NUMBA is not None:
     from numba import carray, cfunc, njit, types
     from numba.extending import intrinsic
 
-    from aae_np.fast.atomics import (as_pointer, call_job, cycles, fetch_add, load_acquire, spin_pause,
-                                     store_release)
+    from aae_np.fast.atomics import (as_pointer, call_job, cycles, fetch_add, load_acquire, sched_getcpu,
+                                     sched_yield, spin_pause, store_release, usleep)
 
     jit = njit(cache=True, error_model="numpy", nogil=True)
     adam_flat, momentum_flat = NUMBA.adam_flat, NUMBA.momentum_flat
-    _usleep = types.ExternalFunction("usleep", types.int32(types.uint32))
-    _sched_yield = types.ExternalFunction("sched_yield", types.int32())
     # the callback OpenBLAS calls has OpenBLAS's arguments only; it finds the control block
     # through this process-wide cell (a symbol its cached machine code is linked against)
     _CELL = ctypes.c_int64(0)
@@ -125,12 +129,16 @@ if NUMBA is not None:
 
     @jit
     def _wait(ctl, slot, value):
-        """Spin until ctl[slot] >= value; yield the core now and then if it takes long."""
+        """Spin until ctl[slot] >= value. Workers' shares take about as long as the caller's, so
+        a wait of more than ~80 us means a worker is not running; then offer the core every ~80 us
+        (a new worker starts on its parent's core: without this, the first GEMM of a pool took
+        ~10 ms, until the scheduler moved one of the two spinning threads)."""
         start = cycles()
         while load_acquire(ctl, slot) < value:
             spin_pause()
-            if cycles() - start > SPIN_CYCLES:
-                _sched_yield()
+            if cycles() - start > YIELD_CYCLES:
+                sched_yield()
+                start = cycles()
 
     @jit
     def _lock(ctl):
@@ -166,6 +174,7 @@ if NUMBA is not None:
     def _serve(ctl, me):
         """A worker's life: wait for the next job, do its share, report; until STOP."""
         seen, idle_since, nthreads = 0, cycles(), ctl[THREADS]
+        fetch_add(ctl, READY, 1)
         while True:
             while load_acquire(ctl, SEQ) == seen:
                 if load_acquire(ctl, STOP) != 0:
@@ -173,7 +182,9 @@ if NUMBA is not None:
                 if cycles() - idle_since < SPIN_CYCLES:
                     spin_pause()
                 else:
-                    _usleep(NAP_US)
+                    usleep(NAP_US)
+                if ctl[REPORT] != 0:
+                    ctl[CPUS + me] = sched_getcpu()
             seen += 1
             if ctl[ITEM] == 4:
                 _share(ctl, me, nthreads, np.float32(1))
@@ -229,14 +240,27 @@ class _Pool:
 
     def __init__(self, threads: int) -> None:
         from threadpoolctl import threadpool_limits
+        threads = min(threads, MAX_THREADS)
         self.threads, self.users = threads, 0
-        self.limits = threadpool_limits(threads, user_api="blas")
+        # only when needed: setting OpenBLAS's thread count wakes its own threads, which then spin
+        # beside ours for a while (the first GEMM took ~10 ms instead of 0.3)
+        self.limits = threadpool_limits(threads, user_api="blas") if _blas_threads() != threads else None
         self.ctl = np.zeros(CTL_SLOTS, np.int64)
         self.ctl[THREADS] = threads
         self.workers = [threading.Thread(target=_serve, args=(self.ctl, k), daemon=True,
                                          name=f"aae_np-pool-{k}") for k in range(1, threads)]
         for worker in self.workers:
             worker.start()
+        # wait (GIL released) until every worker spins in its loop, then, busy, until the threads
+        # sit on different CPUs: Linux starts a thread on its parent's CPU and moves one of two
+        # busy threads away only at a scheduler tick; until then every job took ~4 ms (measured)
+        while self.ctl[READY] < threads - 1:
+            time.sleep(1e-4)
+        self.ctl[CPUS:CPUS + threads], self.ctl[REPORT] = -1, 1
+        deadline = time.perf_counter() + 0.05
+        while not self.spread() and time.perf_counter() < deadline:
+            pass
+        self.ctl[REPORT] = 0
         _CELL.value = self.ctl.ctypes.data
         _state.setter(_callback_address())
 
@@ -245,7 +269,13 @@ class _Pool:
         self.ctl[STOP] = 1
         for worker in self.workers:
             worker.join()
-        self.limits.restore_original_limits()
+        if self.limits is not None:
+            self.limits.restore_original_limits()
+
+    def spread(self) -> bool:
+        """Do the caller and the workers run on different CPUs (as far as we last saw)?"""
+        cpus = [_LIBC.sched_getcpu(), *self.ctl[CPUS + 1:CPUS + self.threads].tolist()]
+        return -1 not in cpus and len(set(cpus)) == self.threads
 
     @property
     def blas_calls(self) -> int:

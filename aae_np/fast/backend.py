@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from aae_np.fast.flat_optim import FlatOptimizer
 from aae_np.fast import pool
+from aae_np.fast.flat_optim import FlatOptimizer
 from aae_np.fast.kernels import NUMBA, NUMPY
 from aae_np.fast.runner import FusedMLP
 from aae_np.nn.layers import Sequential

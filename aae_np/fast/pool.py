@@ -94,6 +94,7 @@ def _find_openblas():
 
 
 def available() -> bool:
+    """Can the pool run here (Linux x86-64, NumPy's OpenBLAS with a threads callback)?"""
     return _unavailable() is None
 
 
@@ -130,9 +131,9 @@ if NUMBA is not None:
     @jit
     def _wait(ctl, slot, value):
         """Spin until ctl[slot] >= value. Workers' shares take about as long as the caller's, so
-        a wait of more than ~80 us means a worker is not running; then offer the core every ~80 us
-        (a new worker starts on its parent's core: without this, the first GEMM of a pool took
-        ~10 ms, until the scheduler moved one of the two spinning threads)."""
+        a wait of more than ~80 us means a worker is not running (preempted, or on our CPU); then
+        offer the core every ~80 us. (This alone did not fix a fresh pool's slow first jobs, whose
+        threads shared a CPU: ``_Pool`` waits for them to spread out before it starts.)"""
         start = cycles()
         while load_acquire(ctl, slot) < value:
             spin_pause()

@@ -22,6 +22,8 @@ at is checked structurally by ``read_idx`` instead, so a subset or a recompresse
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ from aae_np.idx import FIX_FILE, DataError, read_idx
 
 __all__ = ["DataError", "DatasetSpec", "MnistData", "DATASETS", "FILE_STEMS", "ENV_VAR",
            "REPO_DATA_ROOT", "SHARED_DATA_ROOT", "SYSTEM_DATA_DIRS", "read_idx", "find_files", "load_mnist",
-           "download", "resolve_data_dir", "load"]
+           "download", "resolve_data_dir", "load", "start_loading"]
 
 
 # The module-level names below are read at call time, so tests can monkeypatch them.
@@ -238,3 +240,46 @@ def load(dataset: str = "mnist", data_dir: str | os.PathLike[str] | None = None,
          download_ok: bool = True, progress: bool = True) -> MnistData:
     """``load_mnist(resolve_data_dir(...))``: find (or fetch) ``dataset`` and load it."""
     return load_mnist(resolve_data_dir(data_dir, dataset, download_ok, progress), dataset)
+
+
+class _Loading:
+    """``load_mnist(folder, dataset)`` on a daemon thread; ``result()`` waits, then returns the
+    data or raises the loader's error on the caller's thread."""
+
+    def __init__(self, folder: Path, dataset: str) -> None:
+        self.seconds = 0.0          # how long loading took, on its own thread
+        self._outcome: tuple[MnistData | None, BaseException | None] = (None, None)
+        self._thread = threading.Thread(target=self._run, args=(folder, dataset), daemon=True)
+        self._thread.start()
+
+    def _run(self, folder: Path, dataset: str) -> None:
+        clock = time.perf_counter()
+        try:
+            self._outcome = (load_mnist(folder, dataset), None)
+        except BaseException as err:            # re-raised by result()
+            self._outcome = (None, err)
+        self.seconds = time.perf_counter() - clock
+
+    def result(self) -> MnistData:
+        self._thread.join()
+        data, err = self._outcome
+        if err is not None:
+            raise err
+        assert data is not None
+        return data
+
+
+def start_loading(dataset: str = "mnist", data_dir: str | os.PathLike[str] | None = None) -> _Loading | None:
+    """Start loading ``dataset`` on a thread if it is on disk already; None if it is not.
+
+    ``aae-np train`` loads this way while it imports the model, the trainer and matplotlib
+    (~0.7 s): inflating and converting the images release the GIL, so the two overlap on two
+    cores. A daemon thread, so a usage error found meanwhile still exits at once. None when the
+    data must be fetched: a download stays in the foreground (``load``), after the run's
+    arguments are checked.
+    """
+    try:
+        folder = resolve_data_dir(data_dir, dataset, download_ok=False)
+    except DataError:
+        return None
+    return _Loading(folder, dataset)

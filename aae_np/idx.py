@@ -18,7 +18,6 @@ is too long), so a gzip bomb costs what its header claims, not what it would inf
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import stat
@@ -47,9 +46,43 @@ _IDX_DTYPES: dict[int, np.dtype] = {
 _GZIP_MAGIC = b"\x1f\x8b"
 MAX_IDX_BYTES = 2**31           # 2 GiB: 45x Fashion-MNIST's largest file; more is a broken header
 _SLACK = 1 << 16                # bytes read past the header's size to tell "too long" from "exact"
-_CHUNK = 1 << 20                # decompress at most this much at a time
+_CHUNK = 1 << 24                # read (and inflate) at most this much at a time
 FIX_FILE = ("delete it and download again, or pass --data-dir to a folder with the four "
              "MNIST IDX files")
+
+
+class _Gunzip:
+    """A gzip file as a stream of its inflated bytes (several members in a row read as one).
+
+    ``gzip.GzipFile`` inflates 128 KB of input per zlib call and takes the GIL back between
+    calls; this inflates up to ``_CHUNK`` bytes per call, so the CLI's data loading runs on a
+    thread while the main thread imports (``aae_np/cli.py``) instead of waiting for the GIL.
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._inflate = zlib.decompressobj(wbits=31)        # 31: a gzip header and trailer
+        self._input = b""                                   # read, not yet inflated
+
+    def readinto(self, buffer: memoryview) -> int:
+        filled = 0
+        while filled < len(buffer):
+            if self._inflate.eof:                           # a member ended: zero padding, or another
+                self._input = self._input.lstrip(b"\0")
+            if not self._input:
+                self._input = self._f.read(_CHUNK)
+                if not self._input:
+                    if not self._inflate.eof:
+                        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+                    break
+                continue
+            if self._inflate.eof:
+                self._inflate = zlib.decompressobj(wbits=31)
+            out = self._inflate.decompress(self._input, len(buffer) - filled)
+            self._input = self._inflate.unused_data if self._inflate.eof else self._inflate.unconsumed_tail
+            buffer[filled:filled + len(out)] = out
+            filled += len(out)
+        return filled
 
 
 def _read_into(stream: BinaryIO, buffer: memoryview) -> int:
@@ -138,12 +171,11 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             if not gzipped:
                 info = os.fstat(f.fileno())
                 return _parse(path, f, info.st_size if stat.S_ISREG(info.st_mode) else None, "")
-            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
-                return _parse(path, stream, None, " after gunzip")
+            return _parse(path, _Gunzip(f), None, " after gunzip")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file; pass --data-dir to a folder with the four "
                         "MNIST IDX files") from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+    except (EOFError, zlib.error) as err:
         raise DataError(f"{path}: corrupt gzip stream ({err}); {FIX_FILE}") from None
     except OSError as err:
         raise DataError(f"{path}: cannot be read ({err.strerror or err}); check that it is a "

@@ -1,6 +1,7 @@
 """The aae-np command line end to end on a small synthetic MNIST, and its error paths."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -103,6 +104,18 @@ def test_bad_input_gives_one_line_and_no_traceback(args, message, mnist_dir, tmp
     assert "Traceback" not in result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "error" in result.stderr
+
+
+def test_a_bad_file_found_while_loading_in_the_background_is_one_line(mnist_dir, tmp_path):
+    """train loads complete folders on a thread; its errors still end as the usual one line."""
+    bad = tmp_path / "bad"
+    shutil.copytree(mnist_dir, bad)
+    images = next(bad.glob("t10k-images-idx3-ubyte*"))
+    images.write_bytes(images.read_bytes()[:-100])
+    result = run_cli("train", "--data-dir", str(bad), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and images.name in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_existing_run_is_not_overwritten_silently(mnist_dir, tmp_path):

@@ -191,6 +191,23 @@ def test_load_mnist_missing_file(tmp_path):
         load_mnist(tmp_path)
 
 
+def test_start_loading_loads_on_a_thread_what_load_mnist_loads(tmp_path):
+    write_mnist(tmp_path)
+    loading = data.start_loading("mnist", tmp_path)
+    assert loading is not None and loading._thread is not threading.current_thread()
+    for got, want in zip(loading.result(), load_mnist(tmp_path)):
+        np.testing.assert_array_equal(got, want)
+    assert loading.seconds > 0
+
+
+def test_start_loading_leaves_missing_data_to_the_foreground(tmp_path):
+    assert data.start_loading("mnist", tmp_path) is None         # empty: load() reports it (or downloads)
+    write_mnist(tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b junk")
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: corrupt gzip stream"):
+        data.start_loading("mnist", tmp_path).result()       # found but bad: raised where result() is called
+
+
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no shared MNIST copy at {SHARED_MNIST}")
 def test_real_mnist_files():
     x_train, y_train, x_test, y_test = load_mnist(SHARED_MNIST)

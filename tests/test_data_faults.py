@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aae_np import idx
 from aae_np.idx import DataError, read_idx
@@ -141,6 +143,30 @@ def test_multi_member_gzip_still_loads(tmp_path):
     path = tmp_path / "members.gz"
     path.write_bytes(gzip.compress(payload[:7]) + gzip.compress(payload[7:50]) + gzip.compress(payload[50:]))
     np.testing.assert_array_equal(read_idx(path), array)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(1, 59), max_size=4, unique=True), padding=st.lists(st.integers(0, 3), min_size=5,
+                                                                                   max_size=5),
+       chunk=st.sampled_from([1, 2, 7, 64, 1 << 24]))
+def test_members_padding_and_chunk_sizes_read_the_same_bytes(cuts, padding, chunk, tmp_path_factory):
+    """Members split anywhere, zero padding after any member (as gzip.GzipFile allows), any read size."""
+    array = np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5
+    payload = idx_header((3, 4), 0x0D) + array.astype(">f4").tobytes()         # 60 bytes
+    bounds = [0, *sorted(cuts), len(payload)]
+    data = b"".join(gzip.compress(payload[a:b]) + bytes(pad) for a, b, pad in zip(bounds, bounds[1:], padding))
+    path = tmp_path_factory.mktemp("gz") / "members.gz"
+    path.write_bytes(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(idx, "_CHUNK", chunk)
+        np.testing.assert_array_equal(read_idx(path), array)
+
+
+def test_garbage_after_a_member_is_a_corrupt_stream(tmp_path):
+    path = tmp_path / "junk.gz"
+    path.write_bytes(gzip.compress(idx_header((2,)) + b"ab") + b"not gzip")
+    with pytest.raises(DataError, match="junk.gz: corrupt gzip stream"):
+        read_idx(path)
 
 
 def test_a_folder_is_not_readable(tmp_path):

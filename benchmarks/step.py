@@ -62,9 +62,10 @@ INSTALL = {"pytorch eager": ("PyTorch", "torch==2.13.0"), "torch.compile": ("PyT
 
 
 def on_pool(name: str):
-    """The numba backend trains inside ``pool.running()`` (as ``Trainer.fit`` does), entered for
-    each of its rounds only, so that its workers are gone while the other contestants run."""
-    return pool.running() if name in ("numba backend", "GEMMs: numpy, pool") else nullcontext()
+    """The numba backend trains inside ``pool.running(split_gemms=True)`` (as ``Trainer.fit``
+    does), entered for each of its rounds only, so that its workers are gone while the other
+    contestants run."""
+    return pool.running(split_gemms=True) if name in ("numba backend", "GEMMs: pool") else nullcontext()
 
 
 def per_round(times: dict[str, list[float]], against: str = "numba backend") -> dict[str, float]:
@@ -110,7 +111,8 @@ def _same_layout(a: np.ndarray) -> np.ndarray:
 
 
 def gemm_floor(preset: str, schedule: str, x: np.ndarray):
-    """(replay in NumPy's BLAS, replay with torch.mm or None, number of GEMMs, GFLOP per step)."""
+    """(replay in NumPy's BLAS, replay by ``pool.gemm``, replay with torch.mm or None, number of
+    GEMMs, GFLOP per step)."""
     from aae_np.fast import kernels
 
     step = ours(preset, schedule, "numba", x)
@@ -118,11 +120,11 @@ def gemm_floor(preset: str, schedule: str, x: np.ndarray):
     batch = x[:train_cfg.batch_size]
     step(batch)                                     # compile outside the recording
     recorder, saved = _DotRecorder(), kernels.np
-    kernels.np = recorder
+    kernels.np = pool.np = recorder             # outside a pool, pool.gemm is np.dot
     try:
         step(batch)
     finally:
-        kernels.np = saved
+        kernels.np = pool.np = saved
     calls = [(a, b, np.empty((a.shape[0], b.shape[1]), np.float32)) for a, b in recorder.calls]
     gflop = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in calls) / 1e9
 
@@ -130,17 +132,21 @@ def gemm_floor(preset: str, schedule: str, x: np.ndarray):
         for a, b, out in calls:
             np.dot(a, b, out=out)
 
+    def pool_gemms(_batch):                     # inside pool.running(split_gemms=True): our halves
+        for a, b, out in calls:
+            pool.gemm(a, b, out)
+
     try:
         import torch
     except ImportError:
-        return numpy_gemms, None, len(calls), gflop
+        return numpy_gemms, pool_gemms, None, len(calls), gflop
     tcalls = [(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(out)) for a, b, out in calls]
 
     def torch_gemms(_batch):
         for a, b, out in tcalls:
             torch.mm(a, b, out=out)
 
-    return numpy_gemms, torch_gemms, len(calls), gflop
+    return numpy_gemms, pool_gemms, torch_gemms, len(calls), gflop
 
 
 def machine(threads: int) -> dict:
@@ -256,11 +262,11 @@ def main() -> None:
                 else:
                     contestants[name] = peer.step
         if args.gemm_floor:
-            numpy_gemms, torch_gemms, count, gflop = gemm_floor(args.preset, schedule, x)
+            numpy_gemms, pool_gemms, torch_gemms, count, gflop = gemm_floor(args.preset, schedule, x)
             print(f"{schedule}: a numba step makes {count} GEMMs, {gflop:.3f} GFLOP")
             contestants["GEMMs: numpy"] = numpy_gemms
             if pool.available():
-                contestants["GEMMs: numpy, pool"] = numpy_gemms
+                contestants["GEMMs: pool"] = pool_gemms
             if torch_gemms is not None:
                 contestants["GEMMs: torch.mm"] = torch_gemms
         for name, step in contestants.items():          # warm up: JIT compile, allocator, caches

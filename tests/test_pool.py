@@ -7,8 +7,9 @@ from contextlib import nullcontext
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
-from aae_np.fast import pool
+from aae_np.fast import openblas, pool
 from aae_np.models.aae import AAE
 from aae_np.train.presets import resolve
 from aae_np.train.trainer import Trainer
@@ -104,21 +105,76 @@ def test_a_forked_child_uses_openblas_threads_not_the_missing_workers():
     assert child.exitcode == 0 and queue.get(timeout=5) == 300.0
 
 
-@pytest.mark.parametrize("schedule", ["phased", "joint"])
-def test_training_on_the_pool_is_the_same_to_the_bit(schedule, monkeypatch):
-    """Trainer.fit runs on the pool; the same fit without it gives the same weights."""
+def _fit(schedule, monkeypatch, threads):
+    """The weights after one epoch of Trainer.fit in a pool of ``threads`` (0: no pool)."""
     model_cfg, train_cfg = resolve("default", schedule=schedule, epochs=1, batch_size=50)
     x = np.random.default_rng(0).random((400, 784), dtype=np.float32)
-    weights = []
-    for use_pool in (True, False):
-        if not use_pool:
-            monkeypatch.setattr(pool, "running", lambda *a, **k: nullcontext())
-        trainer = Trainer(AAE(model_cfg, backend="numba"), train_cfg, x, progress=False)
-        calls = []
-        trainer.fit(on_epoch=lambda t, _: calls.append(pool.active()))
-        assert calls == [use_pool]
-        weights.append(trainer.model.flat_params.copy())
-    np.testing.assert_array_equal(weights[0], weights[1])
+    real = pool.running
+    monkeypatch.setattr(pool, "running", lambda *a, **k: real(threads, **k) if threads else nullcontext())
+    trainer = Trainer(AAE(model_cfg, backend="numba"), train_cfg, x, progress=False)
+    calls = []
+    trainer.fit(on_epoch=lambda t, _: calls.append((pool.active(), pool._state.pool and pool._state.pool.split)))
+    assert calls == [(True, True) if threads else (False, None)]
+    return trainer.model.flat_params.copy()
+
+
+@pytest.mark.parametrize("schedule", ["phased", "joint"])
+def test_training_on_the_pool_does_not_depend_on_its_size(schedule, monkeypatch):
+    """Trainer.fit runs on the pool with split GEMMs: 2 or 3 threads give the same bits (always two
+    halves), and the same weights as without the pool up to float rounding (OpenBLAS cuts its
+    GEMMs differently)."""
+    two, three, none = (_fit(schedule, monkeypatch, n) for n in (2, 3, 0))
+    np.testing.assert_array_equal(two, three)
+    # Adam's steps are ~lr (2e-3) whatever the gradient's size: a rounding-size difference in a
+    # gradient near 0 can move a weight by a step; all but a few stay within 1e-5
+    np.testing.assert_allclose(two, none, rtol=0, atol=4e-3)
+    assert np.mean(np.abs(two - none) > 1e-5) < 1e-4
+
+
+def _halves(a, b):
+    """``a @ b`` cut as ``openblas`` cuts it, each half a single-threaded np.dot."""
+    (m, n), out = (a.shape[0], b.shape[1]), np.empty((a.shape[0], b.shape[1]), a.dtype)
+    with threadpool_limits(1, user_api="blas"):
+        if m >= openblas.TALL:
+            mid = m // 2
+            out[:mid], out[mid:] = a[:mid] @ b, a[mid:] @ b
+        else:
+            mid = min((n // 2 + 15) // 16 * 16, n)
+            out[:, :mid], out[:, mid:] = a @ b[:, :mid], a @ b[:, mid:]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n", [(50, 784, 512), (784, 50, 512), (128, 784, 256), (300, 40, 33), (50, 5, 512)])
+def test_split_gemms_are_two_single_threaded_halves(m, k, n, dtype):
+    """Each layout the kernels pass (a and b as they are, or transposed views), tall and wide."""
+    rng = np.random.default_rng(m + n)
+    for ta in (False, True):
+        for tb in (False, True):
+            a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+            b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+            a, b = (a.T if ta else a), (b.T if tb else b)
+            outs = []
+            for threads in (2, 3):
+                with pool.running(threads, split_gemms=True) as running:
+                    assert running.split
+                    outs.append(pool.gemm(a, b, np.empty((m, n), dtype)))
+            np.testing.assert_array_equal(outs[0], _halves(a, b))
+            np.testing.assert_array_equal(outs[1], outs[0])
+            np.testing.assert_allclose(outs[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
+def test_split_gemms_leave_small_or_strided_products_to_numpy():
+    rng = np.random.default_rng(1)
+    a, b = rng.random((50, 400)), rng.random((400, 600))
+    with pool.running(2, split_gemms=True) as running:
+        assert openblas.threads() == 1              # halves call a single-threaded BLAS
+        seq = int(running.ctl[pool.SEQ])
+        np.testing.assert_allclose(pool.gemm(a[:, ::2], b[::2], np.empty((50, 600))), a[:, ::2] @ b[::2])
+        np.testing.assert_allclose(pool.gemm(a[:5, :5], b[:5, :5], np.empty((5, 5))), a[:5, :5] @ b[:5, :5])
+        assert int(running.ctl[pool.SEQ]) == seq    # neither went to the workers
+        pool.gemm(a, b, np.empty((50, 600)))
+        assert int(running.ctl[pool.SEQ]) == seq + 1
 
 
 def test_overlapping_blocks_in_two_threads_share_the_pool_until_the_last_ends():
@@ -154,10 +210,10 @@ def test_overlapping_blocks_in_two_threads_share_the_pool_until_the_last_ends():
 
 
 def test_the_blas_thread_count_is_restored():
-    before = pool._blas_threads()
+    before = openblas.threads()
     with pool.running(3):
-        assert pool._blas_threads() == 3
-    assert pool._blas_threads() == before
+        assert openblas.threads() == 3
+    assert openblas.threads() == before
 
 
 def test_spread_tells_whether_the_threads_sit_on_different_cpus():

@@ -19,7 +19,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["load_acquire", "store_release", "fetch_add", "spin_pause", "cycles", "call_job", "as_pointer",
+__all__ = ["load_acquire", "store_release", "fetch_add", "spin_pause", "cycles", "call_job", "call_gemm", "as_pointer",
            "usleep", "sched_yield", "sched_getcpu"]
 
 _I64 = ir.IntType(64)
@@ -96,6 +96,27 @@ def call_job(typingctx, function, index, data, extra):
                           builder.trunc(args[3], i32)])
         return context.get_dummy_value()
     return types.void(types.int64, types.int64, types.int64, types.int64), codegen
+
+
+@intrinsic
+def call_gemm(typingctx, function, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, one):
+    """Call the C function at address ``function`` as CBLAS ``?gemm`` (64-bit integers, as in
+    NumPy's OpenBLAS): row-major ``C = op(A) op(B)`` for M x N ``C``, alpha 1, beta 0. ``ta``,
+    ``tb``: 111 (no transpose) or 112; ``a``, ``b``, ``c``: addresses; ``one``'s type (float32 or
+    float64) picks the type of alpha and beta, so that ``function`` must be ``sgemm`` or ``dgemm``."""
+    def codegen(context, builder, sig, args):
+        i32, voidp = ir.IntType(32), ir.IntType(8).as_pointer()
+        real = context.get_value_type(sig.args[-1])
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, _I64, _I64, _I64, real, voidp, _I64, voidp, _I64,
+                                               real, voidp, _I64])
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        ta, tb, m, n, k = args[1:6]
+        builder.call(fn, [ir.Constant(i32, 101), builder.trunc(ta, i32), builder.trunc(tb, i32), m, n, k,
+                          ir.Constant(real, 1.0), builder.inttoptr(args[6], voidp), args[7],
+                          builder.inttoptr(args[8], voidp), args[9], ir.Constant(real, 0.0),
+                          builder.inttoptr(args[10], voidp), args[11]])
+        return context.get_dummy_value()
+    return types.void(*([types.int64] * 12), one), codegen
 
 
 @intrinsic

@@ -66,7 +66,7 @@ class Backend:
 
     def runner(self, net: Sequential) -> Sequential | FusedMLP:
         """What runs ``net``'s forward and backward passes."""
-        return net if self.name == "numpy" else FusedMLP(net, self.kernels)
+        return net if self.name == "numpy" else FusedMLP(net, pool.POOLED)
 
     def optimizer(self, model: Any, nets: tuple[str, ...], rule: SGD | Momentum | Adam) -> Optimizer | FlatOptimizer:
         """The optimizer of a phase that trains ``nets`` of ``model``: one pure update per tensor

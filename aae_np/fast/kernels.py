@@ -121,7 +121,7 @@ def numba_available() -> bool:
 try:
     from numba import njit
 except ImportError:  # pragma: no cover - the numpy backend still works
-    NUMBA = None
+    NUMBA = dense_kernels = None
 else:
     jit = njit(cache=True, error_model="numpy", nogil=True)
 
@@ -159,13 +159,6 @@ else:
                 out[i, j] += b[j]
         act_inplace(out, act, alpha)
 
-    def dense_forward(x, W, b, act, alpha, out):
-        # The GEMM runs in NumPy's BLAS, outside the jitted code: np.dot inside @njit would
-        # call SciPy's separate OpenBLAS, and two BLAS thread pools spinning in one process
-        # slow each other down many times over. One pool (NumPy's) does all matrix work.
-        np.dot(x, W, out=out)
-        bias_act(out, b, act, alpha)
-        return out
 
     @jit
     def act_grad_mul(y, dout, act, alpha, delta):
@@ -197,17 +190,32 @@ else:
             for j in range(m):
                 db[j] += delta[i, j]
 
-    def dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, grads=ADD):
-        act_grad_mul(y, dout, act, alpha, delta)         # delta = dout * act'(u), fused
-        if grads == ADD:
-            dW += np.dot(x.T, delta)                     # dW = x^T delta   (NumPy's BLAS)
-        elif grads == SET:
-            np.dot(x.T, delta, out=dW)
-        if grads != SKIP:
-            col_sum(delta, db, grads == ADD)             # db = 1^T delta
-        if need_dx:
-            np.dot(delta, W.T, out=dx)                   # dx = delta W^T
-        return delta
+    def dense_kernels(dot):
+        """``dense_forward`` and ``dense_backward`` with ``dot(a, b, out)`` as their GEMM.
+
+        The GEMMs run in NumPy's BLAS, outside the jitted code: np.dot inside @njit would call
+        SciPy's separate OpenBLAS, and two BLAS thread pools spinning in one process slow each
+        other down many times over. ``pool.POOLED`` passes the pool's ``gemm`` instead.
+        """
+        def dense_forward(x, W, b, act, alpha, out):
+            dot(x, W, out)
+            bias_act(out, b, act, alpha)                 # out = act(x W + b), fused
+            return out
+
+        def dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, grads=ADD):
+            act_grad_mul(y, dout, act, alpha, delta)     # delta = dout * act'(u), fused
+            if grads == ADD:
+                dW += dot(x.T, delta, np.empty_like(dW))  # dW = x^T delta
+            elif grads == SET:
+                dot(x.T, delta, dW)
+            if grads != SKIP:
+                col_sum(delta, db, grads == ADD)         # db = 1^T delta
+            if need_dx:
+                dot(delta, W.T, dx)                      # dx = delta W^T
+            return delta
+        return dense_forward, dense_backward
+
+    dense_forward, dense_backward = dense_kernels(lambda a, b, out: np.dot(a, b, out=out))
 
     @jit
     def activation_forward(u, act, alpha, out):

@@ -1,31 +1,27 @@
 """One pool of threads for NumPy's BLAS and for our own kernels, so Adam can use every core too.
 
-Why: OpenBLAS runs a GEMM on its own private threads, and after each call those threads keep
-spinning for a while on the other cores, waiting for the next GEMM. Anything else we run on those
-cores between GEMMs (half of Adam, say) fights a spinning thread and loses
-(``docs/performance.md``: Adam split over a Python thread went 0.97 -> 1.17 ms a step). So on its
-own, every elementwise loop of a training step runs on one core while the others wait.
+Why: OpenBLAS runs a GEMM on its own private threads, which keep spinning on the other cores after
+each call; anything else we run there between GEMMs (half of Adam, say) fights them and loses
+(``docs/performance.md``: 0.97 -> 1.17 ms a step). So every elementwise loop ran on one core.
 
-OpenBLAS 0.3.27 and later let the program run its jobs instead
-(``openblas_set_threads_callback_function``): when a BLAS call is split into ``n`` jobs, OpenBLAS
-calls us with the jobs, and we run job 0 on the calling thread and job ``k`` on our worker ``k``.
-The same workers then take their part of each Adam (or momentum) update, between the GEMMs, on
-the cores they already hold. The jobs of one GEMM wait for each other, so they must run at once,
-one per thread: ``running`` therefore sets the BLAS thread count to the pool's size.
+OpenBLAS 0.3.27 and later let the program run its jobs instead (a threads callback): we run job 0
+of a BLAS call on the calling thread and job ``k`` on our worker ``k``, and the same workers take
+their part of each Adam (or momentum) update between the GEMMs. The jobs of one GEMM wait for each
+other, so ``running`` sets the BLAS thread count to the pool's size. With ``split_gemms`` (what
+``Trainer.fit`` uses) the pool cuts the numba kernels' GEMMs in two halves itself, each one
+single-threaded BLAS call (``openblas.py`` says why: the threads share no packed panels).
 
 How the threads talk: one int64 array (the control block). The caller writes a job's fields,
 then bumps ``SEQ`` (a release store); each worker spins on ``SEQ`` (acquire loads), does its
 share, and adds 1 to ``DONE``; the caller does its own share and waits for ``DONE``. A worker
-that has had nothing to do for ~10 ms sleeps in 0.1 ms naps instead of spinning, as OpenBLAS's
-threads do. The numbers do not change: OpenBLAS splits a GEMM the same way whoever runs the
-jobs, and each thread runs the very ``kernels.adam_flat`` on its own slice
-(``tests/test_pool.py`` checks both, and whole training runs, to the bit).
+idle for ~10 ms sleeps in 0.1 ms naps. The numbers do not depend on the pool: OpenBLAS splits a
+GEMM the same way whoever runs its jobs, a split GEMM is always cut in the same two halves, and
+each thread runs the very ``kernels.adam_flat`` on its slice (``tests/test_pool.py``).
 
-    with pool.running():          # Trainer.fit does this on the numba backend
-        ...                       # every BLAS call and every FlatOptimizer step uses all threads
+    with pool.running(split_gemms=True):    # Trainer.fit, on the numba backend
+        ...                                 # GEMMs and FlatOptimizer steps use all threads
 
-Linux on x86-64 with NumPy's OpenBLAS (pip wheels) only; elsewhere ``available()`` says why not
-and ``running`` does nothing.
+Linux x86-64 with NumPy's OpenBLAS only; elsewhere ``available()`` says why, ``running`` does nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +37,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from aae_np.fast.kernels import NUMBA
+from aae_np.fast import openblas
+from aae_np.fast.kernels import NUMBA, dense_kernels
 
 __all__ = ["available", "running", "active", "POOLED", "SPLIT_MIN"]
 
@@ -56,12 +53,10 @@ READY, REPORT = 53, 54       # workers that have entered their loop; "say which 
 FLOATS = 56                  # slots 56-63 hold an update's float arguments (as float64)
 CPUS = 64                    # slot 64 + k: the CPU worker k last waited on
 MAX_THREADS = 64
-CTL_SLOTS = CPUS + MAX_THREADS
+CTL_SLOTS = CPUS + MAX_THREADS + openblas.SLOTS     # a split GEMM's fields last (openblas.BASE)
 BLAS, ADAM, MOMENTUM = 1, 2, 3
-CALLBACK_NAMES = ("scipy_openblas_set_threads_callback_function64_",
-                  "scipy_openblas_set_threads_callback_function", "openblas_set_threads_callback_function")
 
-_state = SimpleNamespace(pool=None, setter=None, reason=None, callback=None)
+_state = SimpleNamespace(pool=None, setter=None, reason=None, callback=None, gemms=None)
 _LIBC = ctypes.CDLL(None)
 
 
@@ -72,25 +67,8 @@ def _unavailable() -> str | None:
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         return f"the pool runs on Linux x86-64 only (this is {sys.platform} {platform.machine()})"
     if _state.setter is None and _state.reason is None:
-        _state.setter, _state.reason = _find_openblas()
+        _state.setter, _state.gemms, _state.reason = openblas.find()
     return _state.reason
-
-
-def _find_openblas():
-    """(NumPy's OpenBLAS ``set_threads_callback_function``, None) or (None, why not)."""
-    from threadpoolctl import ThreadpoolController
-    libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
-    if len(libs) > 1:                 # SciPy's may be loaded too; NumPy's wheels keep theirs in numpy.libs
-        libs = [lib for lib in libs if "numpy" in lib.filepath]
-    for lib in libs:
-        dynlib = ctypes.CDLL(lib.filepath)      # already loaded by NumPy: the same library
-        for name in CALLBACK_NAMES:
-            setter = getattr(dynlib, name, None)
-            if setter is not None:
-                setter.argtypes, setter.restype = [ctypes.c_void_p], None
-                return setter, None
-    return None, ("NumPy's BLAS is not an OpenBLAS >= 0.3.27 (no threads callback): "
-                  "each GEMM uses the BLAS's own threads, the updates one core")
 
 
 def available() -> bool:
@@ -111,6 +89,7 @@ if NUMBA is not None:
 
     from aae_np.fast.atomics import (as_pointer, call_job, cycles, fetch_add, load_acquire, sched_getcpu,
                                      sched_yield, spin_pause, store_release, usleep)
+    from aae_np.fast.openblas import fill, gemm_part
 
     jit = njit(cache=True, error_model="numpy", nogil=True)
     adam_flat, momentum_flat = NUMBA.adam_flat, NUMBA.momentum_flat
@@ -130,10 +109,8 @@ if NUMBA is not None:
 
     @jit
     def _wait(ctl, slot, value):
-        """Spin until ctl[slot] >= value. Workers' shares take about as long as the caller's, so
-        a wait of more than ~80 us means a worker is not running (preempted, or on our CPU); then
-        offer the core every ~80 us. (This alone did not fix a fresh pool's slow first jobs, whose
-        threads shared a CPU: ``_Pool`` waits for them to spread out before it starts.)"""
+        """Spin until ctl[slot] >= value; after ~80 us (a worker is not running: preempted, or
+        on our CPU) offer the core every ~80 us."""
         start = cycles()
         while load_acquire(ctl, slot) < value:
             spin_pause()
@@ -157,6 +134,10 @@ if NUMBA is not None:
     def _share(ctl, me, nthreads, one):
         """Thread ``me``'s part of the job in the control block; ``one`` carries the dtype."""
         kind, fctl = ctl[KIND], ctl.view(np.float64)[FLOATS:]
+        if kind == openblas.GEMM:
+            if me < 2:                       # always two halves, however many threads
+                gemm_part(ctl, me, one)
+            return
         if kind == BLAS:
             for i in range(me, ctl[NJOBS], nthreads):
                 call_job(ctl[FN], i, ctl[DATA] + i * ctl[SIZE], ctl[EXTRA])
@@ -235,17 +216,30 @@ if NUMBA is not None:
         _post(ctl, p.dtype.type(1))
 
 
-class _Pool:
-    """``threads - 1`` workers and the control block; OpenBLAS's jobs go to them while it lives,
-    and BLAS's thread count is held at ``threads`` (each job of a GEMM needs its own thread)."""
+    @jit
+    def _split_gemm(ctl, fnptr, a, b, out):
+        """``out = a @ b`` in two halves, one per thread (``openblas``); False if BLAS cannot
+        read an array in place."""
+        _lock(ctl)
+        if not fill(ctl, fnptr, a, b, out):
+            fetch_add(ctl, LOCK, -1)
+            return False
+        ctl[KIND], ctl[ITEM] = openblas.GEMM, out.itemsize
+        _post(ctl, out.dtype.type(1))
+        return True
 
-    def __init__(self, threads: int) -> None:
+
+class _Pool:
+    """``threads - 1`` workers and the control block; OpenBLAS's jobs (or our split GEMMs) go to
+    them while it lives, BLAS's thread count held at ``threads`` (or 1 for split GEMMs)."""
+
+    def __init__(self, threads: int, split: bool = False) -> None:
         from threadpoolctl import threadpool_limits
         threads = min(threads, MAX_THREADS)
-        self.threads, self.users = threads, 0
-        # only when needed: setting OpenBLAS's thread count wakes its own threads, which then spin
-        # beside ours for a while (the first GEMM took ~10 ms instead of 0.3)
-        self.limits = threadpool_limits(threads, user_api="blas") if _blas_threads() != threads else None
+        self.threads, self.users, self.split = threads, 0, split and _state.gemms is not None
+        blas = 1 if self.split else threads
+        # only when needed: setting it wakes OpenBLAS's threads (first GEMM ~10 ms instead of 0.3)
+        self.limits = threadpool_limits(blas, user_api="blas") if openblas.threads() != blas else None
         self.ctl = np.zeros(CTL_SLOTS, np.int64)
         self.ctl[THREADS] = threads
         self.workers = [threading.Thread(target=_serve, args=(self.ctl, k), daemon=True,
@@ -262,11 +256,13 @@ class _Pool:
         while not self.spread() and time.perf_counter() < deadline:
             pass
         self.ctl[REPORT] = 0
-        _CELL.value = self.ctl.ctypes.data
-        _state.setter(_callback_address())
+        if not self.split:
+            _CELL.value = self.ctl.ctypes.data
+            _state.setter(_callback_address())
 
     def close(self) -> None:
-        _state.setter(None)                      # OpenBLAS's own threads again
+        if not self.split:
+            _state.setter(None)                  # OpenBLAS's own threads again
         self.ctl[STOP] = 1
         for worker in self.workers:
             worker.join()
@@ -284,28 +280,24 @@ class _Pool:
         return int(self.ctl[CALLS])
 
 
-def _blas_threads() -> int:
-    from threadpoolctl import threadpool_info
-    counts = [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
-    return max(counts, default=1)
-
-
 _guard = threading.Lock()
 
 
 @contextmanager
-def running(threads: int | None = None):
+def running(threads: int | None = None, split_gemms: bool = False):
     """Run NumPy's BLAS and the split updates on a pool of ``threads`` threads (default: the
-    BLAS's current thread count) inside the block. Blocks that overlap (nested, or in other
-    Python threads) share one pool, which stops when the last of them ends. Yields the pool, or
+    BLAS's current thread count) inside the block. With ``split_gemms``, ``gemm`` (the numba
+    kernels' GEMMs) cuts each product in two halves itself (``openblas``) and BLAS runs
+    single-threaded. Blocks that overlap (nested, or in other Python threads) share one pool (the
+    first one's kind), which stops when the last of them ends. Yields the pool, or
     None when ``threads`` < 2 or ``available()`` is False (then nothing changes). Do not raise
     BLAS's thread count inside the block (threadpoolctl): a GEMM split into more jobs than the pool
     has threads would wait forever for jobs that no thread is free to run."""
     with _guard:
         if _state.pool is None:
-            threads = _blas_threads() if threads is None else threads
+            threads = openblas.threads() if threads is None else threads
             if threads >= 2 and available():
-                _state.pool = _Pool(threads)
+                _state.pool = _Pool(threads, split_gemms)
         pool = _state.pool
         if pool is not None:
             pool.users += 1
@@ -331,19 +323,28 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _adam(p, g, m, v, step_size, b1, b2, eps, v_scale):
-    pool = _state.pool
-    if pool is None or p.size < SPLIT_MIN:
+    if _state.pool is None or p.size < SPLIT_MIN:
         return adam_flat(p, g, m, v, step_size, b1, b2, eps, v_scale)
-    _split_update(pool.ctl, ADAM, p, g, m, v, step_size, b1, b2, eps, v_scale)
+    _split_update(_state.pool.ctl, ADAM, p, g, m, v, step_size, b1, b2, eps, v_scale)
 
 
 def _momentum(p, g, vel, lr, mu, nesterov):
-    pool = _state.pool
-    if pool is None or p.size < SPLIT_MIN:
+    if _state.pool is None or p.size < SPLIT_MIN:
         return momentum_flat(p, g, vel, lr, mu, nesterov)
-    _split_update(pool.ctl, MOMENTUM, p, g, vel, vel, lr, mu, float(nesterov), 0.0, 0.0)
+    _split_update(_state.pool.ctl, MOMENTUM, p, g, vel, vel, lr, mu, float(nesterov), 0.0, 0.0)
 
 
-# the numba kernel set, with the updates split over the pool while one is running
-POOLED = None if NUMBA is None else SimpleNamespace(**{**vars(NUMBA), "adam_flat": _adam,
-                                                       "momentum_flat": _momentum})
+def gemm(a, b, out):
+    """``np.dot(a, b, out=out)``; in a pool of ``running(split_gemms=True)``, in two halves."""
+    pool = _state.pool
+    if (pool is not None and pool.split and a.dtype == b.dtype == out.dtype and out.dtype in _state.gemms
+            and a.shape[0] * a.shape[1] * b.shape[1] >= openblas.SPLIT_MACS
+            and _split_gemm(pool.ctl, _state.gemms[out.dtype], a, b, out)):
+        return out
+    return np.dot(a, b, out=out)
+
+
+# the numba kernel set, with the updates (and GEMMs, if asked) split over the pool while one runs
+POOLED = None if NUMBA is None else SimpleNamespace(**{
+    **vars(NUMBA), "adam_flat": _adam, "momentum_flat": _momentum,
+    **dict(zip(("dense_forward", "dense_backward"), dense_kernels(gemm)))})

@@ -265,7 +265,7 @@ class Trainer:
             on_epoch: Callable[["Trainer", dict[str, float]], None] | None = None) -> dict[str, list[float]]:
         """Train until ``epochs`` (default ``config.epochs``) epochs are done in total; on the
         numba backend, with BLAS and the updates on one pool of threads (``aae_np.fast.pool``)."""
-        with pool.running() if self.model.backend == "numba" else nullcontext():
+        with pool.running(split_gemms=True) if self.model.backend == "numba" else nullcontext():
             return self._fit(self.config.epochs if epochs is None else epochs, on_epoch)
 
     def _fit(self, target: int, on_epoch) -> dict[str, list[float]]:

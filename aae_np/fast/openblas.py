@@ -1,0 +1,144 @@
+"""NumPy's OpenBLAS as the pool uses it: found, its threads callback, and GEMMs split by us.
+
+``find`` locates NumPy's OpenBLAS, its ``set_threads_callback_function`` (how ``pool.running()``
+runs OpenBLAS's jobs) and its ``cblas_?gemm``. The rest cuts a GEMM over the pool's two threads
+ourselves, each half one single-threaded BLAS call (``pool.running(split_gemms=True)``).
+
+Why not OpenBLAS's own split (``pool.running()`` runs its jobs on our threads)? Its threads share
+the packed panels of one product: each packs part of an operand that every thread then reads.
+While the two vCPUs of this machine sit on cores that share a cache, that is cheap; in the
+machine's slow spells they do not (a cache line takes ~1,100 cycles from one thread to the other
+instead of ~260, ``docs/performance.md``), and the step's GEMMs took 6.7 ms instead of 4.7.
+Here each thread computes its own block of the product from the operands as they are: the
+columns of ``C`` (and of ``B``) in two halves, or for a tall product (``M`` >= ``TALL``, the weight
+gradients ``x^T delta``) the rows of ``C`` (and of ``A``). Only the small operand (the batch's
+activations) is read by both. The step's GEMMs then took 4.2 ms quiet and 5.0 ms in a spell.
+
+The numbers: each half is exactly what one single-threaded BLAS call gives for that block, and a
+product is always cut in the same two halves, whatever the number of threads (``tests/
+test_pool.py``). They are not the bits of OpenBLAS's multithreaded GEMM, which cuts differently
+(6 of the 39 products of a default step differ in the last bits; those also differ between 1 and
+2 OpenBLAS threads).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from aae_np.fast.kernels import NUMBA
+
+__all__ = ["find", "threads", "GEMM", "BASE", "SLOTS", "TALL", "SPLIT_MACS", "NO_TRANS", "TRANS"]
+
+GEMM = 4                     # the pool's job kind
+BASE, SLOTS = 128, 16        # the job's fields in the pool's control block: slots BASE .. BASE + SLOTS
+FNPTR, TA, TB, GM, GN, GK, GA, LDA, GB, LDB, GC, LDC, ROWS, ITEMSIZE = range(BASE, BASE + 14)
+TALL = 256                   # M from which a product is cut by rows instead of columns
+SPLIT_MACS = 1 << 16         # products with fewer multiply-adds run whole on the caller
+NO_TRANS, TRANS = 111, 112   # CBLAS's codes
+
+
+CALLBACK_NAMES = ("scipy_openblas_set_threads_callback_function64_",
+                  "scipy_openblas_set_threads_callback_function", "openblas_set_threads_callback_function")
+
+
+def find():
+    """(NumPy's OpenBLAS ``set_threads_callback_function``, its GEMMs (``cblas_gemms``), None), or
+    (None, None, why not)."""
+    from threadpoolctl import ThreadpoolController
+    libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
+    if len(libs) > 1:                 # SciPy's may be loaded too; NumPy's wheels keep theirs in numpy.libs
+        libs = [lib for lib in libs if "numpy" in lib.filepath]
+    for lib in libs:
+        dynlib = ctypes.CDLL(lib.filepath)      # already loaded by NumPy: the same library
+        for name in CALLBACK_NAMES:
+            setter = getattr(dynlib, name, None)
+            if setter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_void_p], None
+                return setter, cblas_gemms(dynlib), None
+    return None, None, ("NumPy's BLAS is not an OpenBLAS >= 0.3.27 (no threads callback): "
+                        "each GEMM uses the BLAS's own threads, the updates one core")
+
+
+def threads() -> int:
+    """OpenBLAS's thread count now."""
+    from threadpoolctl import threadpool_info
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
+    return max(counts, default=1)
+
+
+def cblas_gemms(library: ctypes.CDLL) -> dict | None:
+    """{dtype: address} of ``cblas_sgemm`` and ``cblas_dgemm`` with 64-bit integers in NumPy's
+    OpenBLAS, or None if it has not both (then ``pool.gemm`` is ``np.dot``)."""
+    found = {}
+    for dtype, name in ((np.dtype(np.float32), "scipy_cblas_sgemm64_"), (np.dtype(np.float64), "scipy_cblas_dgemm64_")):
+        fn = getattr(library, name, None)
+        if fn is None:
+            return None
+        found[dtype] = ctypes.cast(fn, ctypes.c_void_p).value
+    return found
+
+
+if NUMBA is not None:
+    from numba import njit
+
+    from aae_np.fast.atomics import call_gemm
+
+    jit = njit(cache=True, error_model="numpy", nogil=True)
+
+    @jit
+    def layout(x):
+        """(CBLAS transpose code, leading dimension) of a 2-D array, or (0, 0) if BLAS cannot
+        read it in place (neither its rows nor its columns are contiguous)."""
+        item, (rows, cols), (s0, s1) = x.itemsize, x.shape, x.strides
+        if (cols == 1 or s1 == item) and (rows == 1 or (s0 % item == 0 and s0 // item >= cols)):
+            return NO_TRANS, cols if rows == 1 else s0 // item
+        if (rows == 1 or s0 == item) and (cols == 1 or (s1 % item == 0 and s1 // item >= rows)):
+            return TRANS, rows if cols == 1 else s1 // item
+        return 0, 0
+
+    @jit
+    def halves(ctl):
+        """Where the product in ``ctl`` is cut: (length of the cut dimension, end of the first half).
+        Columns are cut at a multiple of 16 (whole cache lines of float32 ``C`` rows)."""
+        if ctl[ROWS] != 0:
+            return ctl[GM], ctl[GM] // 2
+        n = ctl[GN]
+        return n, min((n // 2 + 15) // 16 * 16, n)
+
+    @jit
+    def gemm_part(ctl, half, one):
+        """Half ``half`` (0 or 1) of the product in ``ctl``, one single-threaded BLAS call;
+        ``one``'s type is the dtype."""
+        n, mid = halves(ctl)
+        lo, hi = (0, mid) if half == 0 else (mid, n)
+        if hi <= lo:
+            return
+        item = ctl[ITEMSIZE]
+        a, b, c = ctl[GA], ctl[GB], ctl[GC]
+        if ctl[ROWS] != 0:                   # rows lo:hi of op(A) and of C
+            a += lo * (ctl[LDA] if ctl[TA] == NO_TRANS else 1) * item
+            c += lo * ctl[LDC] * item
+            call_gemm(ctl[FNPTR], ctl[TA], ctl[TB], hi - lo, ctl[GN], ctl[GK], a, ctl[LDA], b, ctl[LDB], c,
+                      ctl[LDC], one)
+        else:                                # columns lo:hi of op(B) and of C
+            b += lo * (1 if ctl[TB] == NO_TRANS else ctl[LDB]) * item
+            c += lo * item
+            call_gemm(ctl[FNPTR], ctl[TA], ctl[TB], ctl[GM], hi - lo, ctl[GK], ctl[GA], ctl[LDA], b, ctl[LDB], c,
+                      ctl[LDC], one)
+
+    @jit
+    def fill(ctl, fnptr, a, b, out):
+        """Write the product ``out = a @ b`` into ``ctl``'s GEMM fields; False if BLAS cannot read
+        one of the arrays in place (then the caller uses ``np.dot``)."""
+        ta, lda = layout(a)
+        tb, ldb = layout(b)
+        tc, ldc = layout(out)
+        if ta == 0 or tb == 0 or tc != NO_TRANS:
+            return False
+        ctl[FNPTR], ctl[TA], ctl[TB], ctl[LDA], ctl[LDB], ctl[LDC] = fnptr, ta, tb, lda, ldb, ldc
+        ctl[GM], ctl[GK], ctl[GN] = a.shape[0], a.shape[1], b.shape[1]
+        ctl[GA], ctl[GB], ctl[GC] = a.ctypes.data, b.ctypes.data, out.ctypes.data
+        ctl[ROWS], ctl[ITEMSIZE] = (1 if a.shape[0] >= TALL else 0), out.itemsize
+        return True

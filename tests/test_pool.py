@@ -7,10 +7,14 @@ from contextlib import nullcontext
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from aae_np.fast import openblas, pool
+from aae_np.fast.flat_optim import FlatOptimizer
 from aae_np.models.aae import AAE
+from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.presets import resolve
 from aae_np.train.trainer import Trainer
 
@@ -30,7 +34,7 @@ def test_blas_on_the_pool_gives_the_same_bits(dtype):
     with pool.running(2) as running:
         assert pool.active()
         got = [f() for f in calls]
-        assert running.blas_calls >= len(calls)        # OpenBLAS really handed its jobs to the pool
+        assert int(running.ctl[pool.CALLS]) >= len(calls)        # OpenBLAS really handed its jobs to the pool
     assert not pool.active()
     for e, g in zip(expected, got):
         np.testing.assert_array_equal(g, e)
@@ -51,6 +55,52 @@ def test_split_updates_give_the_same_bits(n, dtype):
         pool.POOLED.momentum_flat(p, g, m, 0.1, 0.9, True)
     for got, want in zip((p, m, v), ref):
         np.testing.assert_array_equal(got, want)
+
+
+SHAPES = [(784, 512), (512,), (300, 7), (7,), (5, 512), (1, 40_000), (33, 1), (40_000,)]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_updates_split_by_tensor_give_the_same_bits(threads, dtype):
+    """FlatOptimizer on the pool's kernels cuts an update tensor by tensor (each thread the rows
+    its GEMM half wrote): the same bits as one thread over the whole buffer."""
+    rng = np.random.default_rng(threads)
+    n = sum(int(np.prod(s)) for s in SHAPES)
+    p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    named, start = {}, 0
+    for i, shape in enumerate(SHAPES):
+        size = int(np.prod(shape))
+        named[f"t{i}"], start = p[start:start + size].reshape(shape), start + size
+    results = []
+    for kernels in (pool.NUMBA, pool.POOLED):
+        with pool.running(threads, split_gemms=True) if kernels is pool.POOLED else nullcontext():
+            for rule in (Adam(lr=1e-3), Momentum(lr=0.1, momentum=0.9, nesterov=True)):
+                opt = FlatOptimizer(p.copy(), g, rule, kernels, named={k: np.empty(v.shape, dtype)
+                                                                       for k, v in named.items()})
+                assert opt.by_tensor == (kernels is pool.POOLED)
+                for _ in range(3):
+                    opt.step()
+                results.append(opt.params)
+    for got, want in zip(results[2:], results[:2]):
+        np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 600), st.integers(1, 40)) | st.tuples(st.integers(1, 900)), min_size=1,
+                max_size=6))
+def test_tensor_halves_cover_each_tensor_once(shapes):
+    ctl = np.zeros(pool.CTL_SLOTS, np.int64)
+    layout = openblas.tensor_layout(shapes)
+    ctl[pool.TENSORS], ctl[pool.LAYOUT] = len(layout), layout.ctypes.data
+    start = 0
+    for t, shape in enumerate(shapes):
+        (a, b), (c, d), none = (openblas.tensor_half(ctl, t, me) for me in (0, 1, 2))
+        end = start + int(np.prod(shape))
+        assert a == start and b == c and d == end and none == (0, 0)
+        if len(shape) == 2 and shape[0] > 1:          # cut between rows, at the GEMM's row cut
+            assert (b - start) == shape[0] // 2 * shape[1]
+        start = end
 
 
 @pytest.mark.parametrize("parts", [2, 3, 4])

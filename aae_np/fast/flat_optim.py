@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from aae_np.fast.openblas import tensor_layout
 from aae_np.nn.optim import SGD, Adam, Momentum, State, StateFile
 
 __all__ = ["FlatOptimizer"]
@@ -41,6 +42,9 @@ class FlatOptimizer(StateFile):
         if sum(math.prod(s) for s in self.shapes.values()) != params.size:
             raise ValueError("FlatOptimizer: the named tensors do not cover the flat buffer")
         self.state: State = rule.init_state(params)
+        # where each tensor lies, for a kernel set that splits an update by tensor (the pool's)
+        self.tensors = tensor_layout(self.shapes.values()) if named is not None else None
+        self.by_tensor = self.tensors is not None and getattr(kernels, "by_tensor", False)
 
     def __repr__(self) -> str:
         return f"FlatOptimizer({self.rule}, {self.params.size} values)"
@@ -60,11 +64,15 @@ class FlatOptimizer(StateFile):
             self.state["t"] += 1
             t = self.state["t"]
             self.kernels.adam_flat(p, g, self.state["m"], self.state["v"], rule.lr / (1 - b1 ** t),
-                                   b1, b2, rule.eps, 1 / np.sqrt(1 - b2 ** t))
+                                   b1, b2, rule.eps, 1 / np.sqrt(1 - b2 ** t), *self._tensors())
         elif isinstance(rule, Momentum):
-            self.kernels.momentum_flat(p, g, self.state["v"], rule.lr, rule.momentum, rule.nesterov)
+            self.kernels.momentum_flat(p, g, self.state["v"], rule.lr, rule.momentum, rule.nesterov,
+                                       *self._tensors())
         else:
             p -= rule.lr * g
+
+    def _tensors(self) -> tuple:
+        return (self.tensors,) if self.by_tensor else ()
 
     # -- checkpointing (the format is StateFile's) ----------------------------
     def views(self, key: str) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from aae_np.fast.kernels import NUMBA
 
-__all__ = ["find", "threads", "GEMM", "BASE", "SLOTS", "TALL", "SPLIT_MACS", "NO_TRANS", "TRANS"]
+__all__ = ["find", "threads", "tensor_layout", "GEMM", "BASE", "SLOTS", "TALL", "SPLIT_MACS", "NO_TRANS", "TRANS"]
 
 GEMM = 4                     # the pool's job kind
 BASE, SLOTS = 128, 16        # the job's fields in the pool's control block: slots BASE .. BASE + SLOTS
@@ -37,6 +37,7 @@ FNPTR, TA, TB, GM, GN, GK, GA, LDA, GB, LDB, GC, LDC, ROWS, ITEMSIZE = range(BAS
 TALL = 256                   # M from which a product is cut by rows instead of columns
 SPLIT_MACS = 1 << 16         # products with fewer multiply-adds run whole on the caller
 NO_TRANS, TRANS = 111, 112   # CBLAS's codes
+TENSORS, LAYOUT = 36, 37     # the pool's slots for an update's tensors (``tensor_half``)
 
 
 CALLBACK_NAMES = ("scipy_openblas_set_threads_callback_function64_",
@@ -80,10 +81,17 @@ def cblas_gemms(library: ctypes.CDLL) -> dict | None:
     return found
 
 
-if NUMBA is not None:
-    from numba import njit
+def tensor_layout(shapes) -> np.ndarray:
+    """(end in the flat buffer, rows) of each tensor, for the pool's updates (``tensor_half``)."""
+    ends = np.cumsum([int(np.prod(s)) for s in shapes])
+    return np.array([(end, s[0] if len(s) == 2 else 1) for end, s in zip(ends, shapes)], np.int64).reshape(-1, 2)
 
-    from aae_np.fast.atomics import call_gemm
+
+if NUMBA is not None:
+    from numba import carray, njit
+
+
+    from aae_np.fast.atomics import as_pointer, call_gemm
 
     jit = njit(cache=True, error_model="numpy", nogil=True)
 
@@ -142,3 +150,14 @@ if NUMBA is not None:
         ctl[GA], ctl[GB], ctl[GC] = a.ctypes.data, b.ctypes.data, out.ctypes.data
         ctl[ROWS], ctl[ITEMSIZE] = (1 if a.shape[0] >= TALL else 0), out.itemsize
         return True
+
+    @jit
+    def tensor_half(ctl, t, me):
+        """Thread ``me``'s part of tensor ``t`` of the update in ``ctl`` (``pool``'s TENSORS and
+        LAYOUT slots: ``tensor_layout``): the first or last ``rows // 2`` rows of a weight matrix,
+        the rows whose gradient that thread's half of the tall ``x^T delta`` GEMM wrote, so that
+        it reads them from its own cache; a bias goes to thread 0 whole; threads past 1 get none."""
+        layout = carray(as_pointer(ctl[LAYOUT], np.int64(0)), (ctl[TENSORS], 2))
+        start, (end, rows) = (layout[t - 1, 0] if t > 0 else 0), layout[t]
+        mid = start + rows // 2 * ((end - start) // rows) if rows > 1 else end
+        return (start, mid) if me == 0 else ((mid, end) if me == 1 else (0, 0))

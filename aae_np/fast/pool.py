@@ -50,6 +50,7 @@ NAP_US = 100
 SEQ, DONE, STOP, LOCK, CALLS = 0, 8, 16, 24, 32
 THREADS, KIND, NJOBS, FN, DATA, SIZE, EXTRA, N, ITEM, P, G, M, V = range(40, 53)
 READY, REPORT = 53, 54       # workers that have entered their loop; "say which CPU you wait on"
+TENSORS, LAYOUT = openblas.TENSORS, openblas.LAYOUT     # on CALLS's line, written by the caller only
 FLOATS = 56                  # slots 56-63 hold an update's float arguments (as float64)
 CPUS = 64                    # slot 64 + k: the CPU worker k last waited on
 MAX_THREADS = 64
@@ -89,7 +90,7 @@ if NUMBA is not None:
 
     from aae_np.fast.atomics import (as_pointer, call_job, cycles, fetch_add, load_acquire, sched_getcpu,
                                      sched_yield, spin_pause, store_release, usleep)
-    from aae_np.fast.openblas import fill, gemm_part
+    from aae_np.fast.openblas import fill, gemm_part, tensor_half
 
     jit = njit(cache=True, error_model="numpy", nogil=True)
     adam_flat, momentum_flat = NUMBA.adam_flat, NUMBA.momentum_flat
@@ -142,15 +143,16 @@ if NUMBA is not None:
             for i in range(me, ctl[NJOBS], nthreads):
                 call_job(ctl[FN], i, ctl[DATA] + i * ctl[SIZE], ctl[EXTRA])
             return
-        lo, hi = _bounds(ctl[N], nthreads, me)
-        p = carray(as_pointer(ctl[P], one), ctl[N])[lo:hi]
-        g = carray(as_pointer(ctl[G], one), ctl[N])[lo:hi]
-        m = carray(as_pointer(ctl[M], one), ctl[N])[lo:hi]
-        if kind == ADAM:
-            v = carray(as_pointer(ctl[V], one), ctl[N])[lo:hi]
-            adam_flat(p, g, m, v, fctl[0], fctl[1], fctl[2], fctl[3], fctl[4])
-        else:
-            momentum_flat(p, g, m, fctl[0], fctl[1], fctl[2] != 0)
+        for t in range(max(ctl[TENSORS], 1)):     # the whole buffer, or each tensor in halves
+            lo, hi = _bounds(ctl[N], nthreads, me) if ctl[TENSORS] == 0 else tensor_half(ctl, t, me)
+            p = carray(as_pointer(ctl[P], one), ctl[N])[lo:hi]
+            g = carray(as_pointer(ctl[G], one), ctl[N])[lo:hi]
+            m = carray(as_pointer(ctl[M], one), ctl[N])[lo:hi]
+            if kind == ADAM:
+                v = carray(as_pointer(ctl[V], one), ctl[N])[lo:hi]
+                adam_flat(p, g, m, v, fctl[0], fctl[1], fctl[2], fctl[3], fctl[4])
+            else:
+                momentum_flat(p, g, m, fctl[0], fctl[1], fctl[2] != 0)
 
     @jit
     def _serve(ctl, me):
@@ -205,11 +207,13 @@ if NUMBA is not None:
         return _state.callback.address
 
     @jit
-    def _split_update(ctl, kind, p, g, m, v, a, b, c, d, e):
+    def _split_update(ctl, kind, p, g, m, v, a, b, c, d, e, tensors):
         """An update (ADAM: p, g, m, v and its five numbers; MOMENTUM: p, g, velocity, lr, mu,
-        nesterov) over all threads, each on its slice."""
+        nesterov) over all threads, each on its slice: of the buffer, or of each tensor if
+        ``tensors`` (``openblas.tensor_half``) is not empty."""
         _lock(ctl)
         ctl[KIND], ctl[N], ctl[ITEM] = kind, p.size, p.itemsize
+        ctl[TENSORS], ctl[LAYOUT] = len(tensors), tensors.ctypes.data
         ctl[P], ctl[G], ctl[M], ctl[V] = p.ctypes.data, g.ctypes.data, m.ctypes.data, v.ctypes.data
         fctl = ctl.view(np.float64)[FLOATS:]
         fctl[0], fctl[1], fctl[2], fctl[3], fctl[4] = a, b, c, d, e
@@ -274,13 +278,9 @@ class _Pool:
         cpus = [_LIBC.sched_getcpu(), *self.ctl[CPUS + 1:CPUS + self.threads].tolist()]
         return -1 not in cpus and len(set(cpus)) == self.threads
 
-    @property
-    def blas_calls(self) -> int:
-        """How many BLAS calls OpenBLAS split over this pool."""
-        return int(self.ctl[CALLS])
-
 
 _guard = threading.Lock()
+_WHOLE = np.zeros((0, 2), np.int64)      # no tensors: an update's threads cut the whole buffer
 
 
 @contextmanager
@@ -322,16 +322,16 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
-def _adam(p, g, m, v, step_size, b1, b2, eps, v_scale):
+def _adam(p, g, m, v, step_size, b1, b2, eps, v_scale, tensors=_WHOLE):
     if _state.pool is None or p.size < SPLIT_MIN:
         return adam_flat(p, g, m, v, step_size, b1, b2, eps, v_scale)
-    _split_update(_state.pool.ctl, ADAM, p, g, m, v, step_size, b1, b2, eps, v_scale)
+    _split_update(_state.pool.ctl, ADAM, p, g, m, v, step_size, b1, b2, eps, v_scale, tensors)
 
 
-def _momentum(p, g, vel, lr, mu, nesterov):
+def _momentum(p, g, vel, lr, mu, nesterov, tensors=_WHOLE):
     if _state.pool is None or p.size < SPLIT_MIN:
         return momentum_flat(p, g, vel, lr, mu, nesterov)
-    _split_update(_state.pool.ctl, MOMENTUM, p, g, vel, vel, lr, mu, float(nesterov), 0.0, 0.0)
+    _split_update(_state.pool.ctl, MOMENTUM, p, g, vel, vel, lr, mu, float(nesterov), 0.0, 0.0, tensors)
 
 
 def gemm(a, b, out):
@@ -346,5 +346,5 @@ def gemm(a, b, out):
 
 # the numba kernel set, with the updates (and GEMMs, if asked) split over the pool while one runs
 POOLED = None if NUMBA is None else SimpleNamespace(**{
-    **vars(NUMBA), "adam_flat": _adam, "momentum_flat": _momentum,
+    **vars(NUMBA), "adam_flat": _adam, "momentum_flat": _momentum, "by_tensor": True,
     **dict(zip(("dense_forward", "dense_backward"), dense_kernels(gemm)))})

@@ -183,19 +183,26 @@ def test_training_on_the_pool_does_not_depend_on_its_size(schedule, monkeypatch)
 
 def _halves(a, b):
     """``a @ b`` cut as ``openblas`` cuts it, each half a single-threaded np.dot."""
-    (m, n), out = (a.shape[0], b.shape[1]), np.empty((a.shape[0], b.shape[1]), a.dtype)
+    (m, k), n = a.shape, b.shape[1]
+    out = np.empty((m, n), a.dtype)
     with threadpool_limits(1, user_api="blas"):
-        if m >= openblas.TALL:
-            mid = m // 2
-            out[:mid], out[mid:] = a[:mid] @ b, a[mid:] @ b
-        else:
-            mid = min((n // 2 + 15) // 16 * 16, n)
+        if m * k * n < openblas.SPLIT_MACS:                         # whole, on the caller
+            out[...] = a @ b
+        elif m >= openblas.TALL:                                    # rows
+            out[:m // 2], out[m // 2:] = a[:m // 2] @ b, a[m // 2:] @ b
+        elif k >= openblas.TALL and b.flags.c_contiguous:           # depth: x W
+            h = k // 2
+            out[...] = a[:, :h] @ b[:h]
+            out += a[:, h:] @ b[h:]
+        else:                                                       # columns (W's rows if b = W^T)
+            mid = n // 2 if not b.flags.c_contiguous else min((n // 2 + 15) // 16 * 16, n)
             out[:, :mid], out[:, mid:] = a @ b[:, :mid], a @ b[:, mid:]
     return out
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, k, n", [(50, 784, 512), (784, 50, 512), (128, 784, 256), (300, 40, 33), (50, 5, 512)])
+@pytest.mark.parametrize("m, k, n", [(50, 784, 512), (784, 50, 512), (128, 784, 256), (300, 40, 33), (50, 5, 512),
+                                     (50, 256, 1), (50, 300, 40)])
 def test_split_gemms_are_two_single_threaded_halves(m, k, n, dtype):
     """Each layout the kernels pass (a and b as they are, or transposed views), tall and wide."""
     rng = np.random.default_rng(m + n)

@@ -8,17 +8,18 @@ Why not OpenBLAS's own split (``pool.running()`` runs its jobs on our threads)? 
 the packed panels of one product: each packs part of an operand that every thread then reads.
 While the two vCPUs of this machine sit on cores that share a cache, that is cheap; in the
 machine's slow spells they do not (a cache line takes ~1,100 cycles from one thread to the other
-instead of ~260, ``docs/performance.md``), and the step's GEMMs took 6.7 ms instead of 4.7.
-Here each thread computes its own block of the product from the operands as they are: the
-columns of ``C`` (and of ``B``) in two halves, or for a tall product (``M`` >= ``TALL``, the weight
-gradients ``x^T delta``) the rows of ``C`` (and of ``A``). Only the small operand (the batch's
-activations) is read by both. The step's GEMMs then took 4.2 ms quiet and 5.0 ms in a spell.
+instead of ~260, ``docs/performance.md``). Here each thread computes its own block of the product
+from the operands as they are, and each weight matrix W (rows = inputs) is cut in the same two
+row halves everywhere, so that each thread reads and writes only its own half of W, dW and Adam's
+moments: ``x^T delta`` (tall, M >= ``TALL``) by the rows of C; ``x W`` (K >= ``TALL``, W not
+transposed) by the depth K: thread 0 ``x[:, :h] W[:h]`` into C, thread 1 ``x[:, h:] W[h:]`` into a
+scratch array that the caller adds to C; ``delta W^T`` by the columns of C (W's rows); anything else
+by the columns of C, at a multiple of 16. Only the batch's small matrices cross between threads.
 
-The numbers: each half is exactly what one single-threaded BLAS call gives for that block, and a
-product is always cut in the same two halves, whatever the number of threads (``tests/
-test_pool.py``). They are not the bits of OpenBLAS's multithreaded GEMM, which cuts differently
-(6 of the 39 products of a default step differ in the last bits; those also differ between 1 and
-2 OpenBLAS threads).
+The numbers: each half is exactly what one single-threaded BLAS call gives for that block, a product
+is always cut in the same two halves whatever the number of threads, and a depth cut adds its two
+halves in one order (``tests/test_pool.py``). They are not the bits of OpenBLAS's multithreaded
+GEMM, which cuts differently.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ __all__ = ["find", "threads", "tensor_layout", "GEMM", "BASE", "SLOTS", "TALL", 
 
 GEMM = 4                     # the pool's job kind
 BASE, SLOTS = 128, 16        # the job's fields in the pool's control block: slots BASE .. BASE + SLOTS
-FNPTR, TA, TB, GM, GN, GK, GA, LDA, GB, LDB, GC, LDC, ROWS, ITEMSIZE = range(BASE, BASE + 14)
+FNPTR, TA, TB, GM, GN, GK, GA, LDA, GB, LDB, GC, LDC, ROWS, ITEMSIZE, GS = range(BASE, BASE + 15)
+COLS_CUT, ROWS_CUT, DEPTH_CUT = 0, 1, 2     # ctl[ROWS]: how a product is cut
 TALL = 256                   # M from which a product is cut by rows instead of columns
 SPLIT_MACS = 1 << 16         # products with fewer multiply-adds run whole on the caller
 NO_TRANS, TRANS = 111, 112   # CBLAS's codes
@@ -108,11 +110,14 @@ if NUMBA is not None:
 
     @jit
     def halves(ctl):
-        """Where the product in ``ctl`` is cut: (length of the cut dimension, end of the first half).
-        Columns are cut at a multiple of 16 (whole cache lines of float32 ``C`` rows)."""
-        if ctl[ROWS] != 0:
+        """Where the product in ``ctl`` is cut: (length of the cut dimension, end of the first half)."""
+        if ctl[ROWS] == ROWS_CUT:
             return ctl[GM], ctl[GM] // 2
+        if ctl[ROWS] == DEPTH_CUT:
+            return ctl[GK], ctl[GK] // 2
         n = ctl[GN]
+        if ctl[TB] == TRANS:                 # B = W^T: cut W's rows where the updates cut them
+            return n, n // 2
         return n, min((n // 2 + 15) // 16 * 16, n)
 
     @jit
@@ -125,7 +130,12 @@ if NUMBA is not None:
             return
         item = ctl[ITEMSIZE]
         a, b, c = ctl[GA], ctl[GB], ctl[GC]
-        if ctl[ROWS] != 0:                   # rows lo:hi of op(A) and of C
+        if ctl[ROWS] == DEPTH_CUT:           # op(A)[:, lo:hi] @ op(B)[lo:hi]: into C, or into the scratch
+            a += lo * (1 if ctl[TA] == NO_TRANS else ctl[LDA]) * item
+            b += lo * ctl[LDB] * item
+            call_gemm(ctl[FNPTR], ctl[TA], ctl[TB], ctl[GM], ctl[GN], hi - lo, a, ctl[LDA], b, ctl[LDB],
+                      c if half == 0 else ctl[GS], ctl[LDC] if half == 0 else ctl[GN], one)
+        elif ctl[ROWS] == ROWS_CUT:          # rows lo:hi of op(A) and of C
             a += lo * (ctl[LDA] if ctl[TA] == NO_TRANS else 1) * item
             c += lo * ctl[LDC] * item
             call_gemm(ctl[FNPTR], ctl[TA], ctl[TB], hi - lo, ctl[GN], ctl[GK], a, ctl[LDA], b, ctl[LDB], c,
@@ -137,9 +147,10 @@ if NUMBA is not None:
                       ctl[LDC], one)
 
     @jit
-    def fill(ctl, fnptr, a, b, out):
-        """Write the product ``out = a @ b`` into ``ctl``'s GEMM fields; False if BLAS cannot read
-        one of the arrays in place (then the caller uses ``np.dot``)."""
+    def fill(ctl, fnptr, a, b, out, scratch):
+        """Write the product ``out = a @ b`` (``scratch``: an array like ``out`` for a depth cut's
+        second half) into ``ctl``'s GEMM fields; False if BLAS cannot read one of the arrays in
+        place (then the caller uses ``np.dot``)."""
         ta, lda = layout(a)
         tb, ldb = layout(b)
         tc, ldc = layout(out)
@@ -148,7 +159,13 @@ if NUMBA is not None:
         ctl[FNPTR], ctl[TA], ctl[TB], ctl[LDA], ctl[LDB], ctl[LDC] = fnptr, ta, tb, lda, ldb, ldc
         ctl[GM], ctl[GK], ctl[GN] = a.shape[0], a.shape[1], b.shape[1]
         ctl[GA], ctl[GB], ctl[GC] = a.ctypes.data, b.ctypes.data, out.ctypes.data
-        ctl[ROWS], ctl[ITEMSIZE] = (1 if a.shape[0] >= TALL else 0), out.itemsize
+        ctl[ITEMSIZE], ctl[GS] = out.itemsize, scratch.ctypes.data
+        if a.shape[0] >= TALL:
+            ctl[ROWS] = ROWS_CUT
+        elif a.shape[1] >= TALL and tb == NO_TRANS:
+            ctl[ROWS] = DEPTH_CUT
+        else:
+            ctl[ROWS] = COLS_CUT
         return True
 
     @jit

@@ -221,15 +221,17 @@ if NUMBA is not None:
 
 
     @jit
-    def _split_gemm(ctl, fnptr, a, b, out):
-        """``out = a @ b`` in two halves, one per thread (``openblas``); False if BLAS cannot
-        read an array in place."""
+    def _split_gemm(ctl, fnptr, a, b, out, scratch):
+        """``out = a @ b`` in two halves, one per thread (``openblas``; ``scratch`` like ``out``);
+        False if BLAS cannot read an array in place."""
         _lock(ctl)
-        if not fill(ctl, fnptr, a, b, out):
+        if not fill(ctl, fnptr, a, b, out, scratch):
             fetch_add(ctl, LOCK, -1)
             return False
-        ctl[KIND], ctl[ITEM] = openblas.GEMM, out.itemsize
+        ctl[KIND], ctl[ITEM], depth = openblas.GEMM, out.itemsize, ctl[openblas.ROWS] == openblas.DEPTH_CUT
         _post(ctl, out.dtype.type(1))
+        if depth:
+            out += scratch                   # the depth cut's second half
         return True
 
 
@@ -250,9 +252,8 @@ class _Pool:
                                          name=f"aae_np-pool-{k}") for k in range(1, threads)]
         for worker in self.workers:
             worker.start()
-        # wait (GIL released) until every worker spins in its loop, then, busy, until the threads
-        # sit on different CPUs: Linux starts a thread on its parent's CPU and moves one of two
-        # busy threads away only at a scheduler tick; until then every job took ~4 ms (measured)
+        # wait until every worker spins, then (busy) until they sit on other CPUs: Linux starts a
+        # thread on its parent's CPU and moves it at a scheduler tick; until then a job took ~4 ms
         while self.ctl[READY] < threads - 1:
             time.sleep(1e-4)
         self.ctl[CPUS:CPUS + threads], self.ctl[REPORT] = -1, 1
@@ -285,14 +286,13 @@ _WHOLE = np.zeros((0, 2), np.int64)      # no tensors: an update's threads cut t
 
 @contextmanager
 def running(threads: int | None = None, split_gemms: bool = False):
-    """Run NumPy's BLAS and the split updates on a pool of ``threads`` threads (default: the
-    BLAS's current thread count) inside the block. With ``split_gemms``, ``gemm`` (the numba
-    kernels' GEMMs) cuts each product in two halves itself (``openblas``) and BLAS runs
-    single-threaded. Blocks that overlap (nested, or in other Python threads) share one pool (the
-    first one's kind), which stops when the last of them ends. Yields the pool, or
-    None when ``threads`` < 2 or ``available()`` is False (then nothing changes). Do not raise
-    BLAS's thread count inside the block (threadpoolctl): a GEMM split into more jobs than the pool
-    has threads would wait forever for jobs that no thread is free to run."""
+    """Run NumPy's BLAS and the split updates on a pool of ``threads`` threads (default: BLAS's
+    thread count) inside the block; with ``split_gemms``, ``gemm`` cuts the numba kernels' GEMMs
+    itself (``openblas``) and BLAS runs single-threaded. Overlapping blocks (nested, or in other
+    threads) share one pool (the first one's kind) until the last ends. Yields the pool, or None
+    when ``threads`` < 2 or ``available()`` is False (then nothing changes). Do not raise BLAS's
+    thread count inside the block: a GEMM cut into more jobs than the pool has threads would wait
+    forever for jobs that no thread is free to run."""
     with _guard:
         if _state.pool is None:
             threads = openblas.threads() if threads is None else threads
@@ -339,7 +339,7 @@ def gemm(a, b, out):
     pool = _state.pool
     if (pool is not None and pool.split and a.dtype == b.dtype == out.dtype and out.dtype in _state.gemms
             and a.shape[0] * a.shape[1] * b.shape[1] >= openblas.SPLIT_MACS
-            and _split_gemm(pool.ctl, _state.gemms[out.dtype], a, b, out)):
+            and _split_gemm(pool.ctl, _state.gemms[out.dtype], a, b, out, np.empty_like(out))):
         return out
     return np.dot(a, b, out=out)
 

@@ -40,8 +40,6 @@ TALL = 256                   # M from which a product is cut by rows instead of 
 SPLIT_MACS = 1 << 16         # products with fewer multiply-adds run whole on the caller
 NO_TRANS, TRANS = 111, 112   # CBLAS's codes
 TENSORS, LAYOUT = 36, 37     # the pool's slots for an update's tensors (``tensor_half``)
-
-
 CALLBACK_NAMES = ("scipy_openblas_set_threads_callback_function64_",
                   "scipy_openblas_set_threads_callback_function", "openblas_set_threads_callback_function")
 
@@ -91,7 +89,6 @@ def tensor_layout(shapes) -> np.ndarray:
 
 if NUMBA is not None:
     from numba import carray, njit
-
 
     from aae_np.fast.atomics import as_pointer, call_gemm
 

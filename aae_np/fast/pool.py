@@ -14,9 +14,9 @@ single-threaded BLAS call (``openblas.py`` says why: the threads share no packed
 How the threads talk: one int64 array (the control block). The caller writes a job's fields,
 then bumps ``SEQ`` (a release store); each worker spins on ``SEQ`` (acquire loads), does its
 share, and adds 1 to ``DONE``; the caller does its own share and waits for ``DONE``. A worker
-idle for ~10 ms sleeps in 0.1 ms naps. The numbers do not depend on the pool: OpenBLAS splits a
-GEMM the same way whoever runs its jobs, a split GEMM is always cut in the same two halves, and
-each thread runs the very ``kernels.adam_flat`` on its slice (``tests/test_pool.py``).
+idle for ~10 ms sleeps in 0.1 ms naps. The numbers do not depend on the pool's size (a split GEMM
+is always cut in the same two halves; each thread runs ``kernels.adam_flat`` on its slice); split
+GEMMs differ from OpenBLAS's own in the last bits, which cut differently (``tests/test_pool.py``).
 
     with pool.running(split_gemms=True):    # Trainer.fit, on the numba backend
         ...                                 # GEMMs and FlatOptimizer steps use all threads

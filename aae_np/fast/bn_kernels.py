@@ -33,11 +33,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from aae_np.fast import jit_cache
 from aae_np.fast.kernels import ACT_NAMES, ADD, NUMBA, SET
 from aae_np.nn.activations import activate, derivative
 from aae_np.nn.batchnorm import (batchnorm_backward, batchnorm_eval_backward, batchnorm_eval_forward,
                                   batchnorm_forward, update_running)
 
+jit_cache.drop_if_stale(__file__, "kernels.py")     # act_grad_mul and act_inplace compile in
 
 # ----------------------------------------------------------------------------------------
 # NumPy twins: the nn references, with the kernels' signatures

@@ -28,6 +28,7 @@ import ctypes
 
 import numpy as np
 
+from aae_np.fast import jit_cache
 from aae_np.fast.kernels import NUMBA
 
 __all__ = ["find", "threads", "tensor_layout", "GEMM", "BASE", "SLOTS", "TALL", "SPLIT_MACS", "NO_TRANS", "TRANS"]
@@ -40,6 +41,7 @@ TALL = 256                   # M from which a product is cut by rows instead of 
 SPLIT_MACS = 1 << 16         # products with fewer multiply-adds run whole on the caller
 NO_TRANS, TRANS = 111, 112   # CBLAS's codes
 TENSORS, LAYOUT = 36, 37     # the pool's slots for an update's tensors (``tensor_half``)
+jit_cache.drop_if_stale(__file__, "atomics.py")          # call_gemm compiles into gemm_part
 CALLBACK_NAMES = ("scipy_openblas_set_threads_callback_function64_",
                   "scipy_openblas_set_threads_callback_function", "openblas_set_threads_callback_function")
 

@@ -37,7 +37,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from aae_np.fast import openblas
+from aae_np.fast import jit_cache, openblas
 from aae_np.fast.kernels import NUMBA, dense_kernels
 
 __all__ = ["available", "running", "active", "POOLED", "SPLIT_MIN"]
@@ -59,6 +59,7 @@ BLAS, ADAM, MOMENTUM = 1, 2, 3
 
 _state = SimpleNamespace(pool=None, setter=None, reason=None, callback=None, gemms=None)
 _LIBC = ctypes.CDLL(None)
+jit_cache.drop_if_stale(__file__, "kernels.py", "openblas.py", "atomics.py")     # what _share compiles in
 
 
 def _unavailable() -> str | None:
@@ -252,8 +253,7 @@ class _Pool:
                                          name=f"aae_np-pool-{k}") for k in range(1, threads)]
         for worker in self.workers:
             worker.start()
-        # wait until every worker spins, then (busy) until they sit on other CPUs: Linux starts a
-        # thread on its parent's CPU and moves it at a scheduler tick; until then a job took ~4 ms
+        # wait until workers spin, then (busy) until they sit on other CPUs (a new thread starts on its parent's)
         while self.ctl[READY] < threads - 1:
             time.sleep(1e-4)
         self.ctl[CPUS:CPUS + threads], self.ctl[REPORT] = -1, 1
@@ -312,8 +312,8 @@ def running(threads: int | None = None, split_gemms: bool = False):
                     pool.close()
 
 
-def _forget_in_child() -> None:
-    """A forked child has none of the parent's workers: let OpenBLAS run its own threads."""
+def _forget_in_child() -> None:            # a forked child has none of our workers
+    """Let OpenBLAS run its own threads again."""
     if _state.pool is not None:
         _state.setter(None)
         _state.pool = None

@@ -187,3 +187,14 @@ def test_step_benchmark_ratios_are_taken_round_by_round():
     # 1.1 / 2.0 = 0.55 (JAX faster); round by round it is still 1.1 in four rounds of five
     times["jax jit"] = [1.1, 1.1, 1.1, 2.2, 2.2]
     assert step.per_round(times)["jax jit"] == pytest.approx(1.1)
+
+
+@pytest.mark.skipif(not __import__("aae_np.fast.pool", fromlist=["pool"]).available(), reason="no pool here")
+def test_spells_probe_smoke(tmp_path):
+    out = tmp_path / "spells.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "spells.py"), "--seconds", "0", "--steps", "2",
+                             "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (sample,) = json.loads(out.read_text())["samples"]
+    assert sample["step_ms"] > 0 and sample["round_trip_cycles"] > 0 and sample["memory_gb_s"] > 0
+    assert len(sample["cpus"]) == 2 and "round trip" in result.stdout

@@ -31,21 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aae_np.fast import pool  # noqa: E402
-from aae_np.fast.atomics import (cycles, load_acquire, sched_getcpu, sched_yield, spin_pause,  # noqa: E402
-                                 store_release)
+from aae_np.fast.atomics import cycles, sched_getcpu, store_release  # noqa: E402
+from aae_np.fast.pool import _wait  # noqa: E402
 
 PING, PONG = 0, 8                 # the two slots, on different cache lines
-
-
-@njit(nogil=True)
-def _await(line, slot, value):
-    """Spin until line[slot] == value; offer the core after ~80 us (both threads on one CPU)."""
-    start = cycles()
-    while load_acquire(line, slot) != value:
-        spin_pause()
-        if cycles() - start > (1 << 18):
-            sched_yield()
-            start = cycles()
 
 
 @njit(nogil=True)
@@ -53,7 +42,7 @@ def _ping(line, n):
     start = cycles()
     for i in range(1, n + 1):
         store_release(line, PING, i)
-        _await(line, PONG, i)
+        _wait(line, PONG, i)      # the pool's wait: spins, offers the core after ~80 us
     line[16] = sched_getcpu()
     return cycles() - start
 
@@ -61,7 +50,7 @@ def _ping(line, n):
 @njit(nogil=True)
 def _pong(line, n):
     for i in range(1, n + 1):
-        _await(line, PING, i)
+        _wait(line, PING, i)
         store_release(line, PONG, i)
     line[24] = sched_getcpu()
 

@@ -198,3 +198,60 @@ def test_spells_probe_smoke(tmp_path):
     (sample,) = json.loads(out.read_text())["samples"]
     assert sample["step_ms"] > 0 and sample["round_trip_cycles"] > 0 and sample["memory_gb_s"] > 0
     assert len(sample["cpus"]) == 2 and "round trip" in result.stdout
+
+
+@pytest.fixture
+def mnist_dir():
+    """The shared MNIST copy beside the repository (CI has it), or skip."""
+    path = REPO.parent / "shared" / "data" / "mnist"
+    if not path.is_dir():
+        pytest.skip(f"no MNIST at {path}")
+    return path
+
+
+def test_ablation_versions_leave_out_what_they_say(mnist_dir):
+    """benchmarks/ablate.py's switches: no updates keeps every parameter, neither also makes every
+    product zero (all rows of a network's output equal), and full trains again afterwards."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import ablate
+    finally:
+        sys.path.pop(0)
+    from aae_np.data import load_mnist
+    from aae_np.models.aae import AAE
+    from aae_np.train.presets import resolve
+    from aae_np.train.trainer import Trainer
+
+    x = load_mnist(mnist_dir).x_train[:256]
+    model_cfg, train_cfg = resolve("tutorial", schedule="phased")
+    trainer = Trainer(AAE(model_cfg, backend="numba"), train_cfg, x, progress=False)
+    setups, batch = ablate.versions(trainer), x[:train_cfg.batch_size]
+    params = trainer.model.params
+
+    def after_step(version):
+        setups[version]()
+        before = {k: p.copy() for k, p in params.items()}
+        trainer.step(batch)
+        return {k for k in params if not np.array_equal(before[k], params[k])}
+
+    assert after_step("no updates") == set() and after_step("neither") == set()
+    codes = trainer.model.run["encoder"].forward(batch)
+    assert np.all(codes == codes[:1])                     # x W = 0: every row is act(b)
+    assert "encoder.0.W" in after_step("full")
+    codes = trainer.model.run["encoder"].forward(batch)
+    assert not np.all(codes == codes[:1])
+    assert np.array_equal(codes, trainer.model.encode(batch))   # the real kernels again
+
+
+def test_ablation_benchmark_smoke(tmp_path, mnist_dir):
+    out = tmp_path / "ablate.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ablate.py"), "--preset", "tutorial",
+                             "--rounds", "1", "--steps", "2", "--gap", "0", "--data", str(mnist_dir),
+                             "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert set(report["median_ms"]) == {"full", "no updates", "neither"}
+    assert all(t > 0 for t in report["median_ms"].values()) and "parts: GEMMs" in result.stdout
+    assert sum(report["parts_ms"].values()) == pytest.approx(report["median_ms"]["full"])

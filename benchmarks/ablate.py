@@ -37,7 +37,7 @@ from aae_np.fast import pool
 from aae_np.fast.kernels import dense_kernels
 from aae_np.fast.runner import FusedMLP
 from aae_np.models.aae import AAE
-from aae_np.train.presets import resolve
+from aae_np.train.presets import PRESETS, resolve
 from aae_np.train.trainer import Trainer
 
 VERSIONS = ("full", "no updates", "neither")
@@ -73,7 +73,7 @@ def versions(trainer: Trainer) -> dict[str, callable]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="default")
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--schedule", choices=["joint", "phased"], default="phased")
     parser.add_argument("--steps", type=int, default=60, help="steps per round")
     parser.add_argument("--rounds", type=int, default=10)

@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="default phased steps per sample")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "spells.json")
     args = parser.parse_args(argv)
+    if args.steps < 1 or args.seconds < 0:
+        parser.error("--steps must be at least 1 and --seconds at least 0")
 
     from aae_np.models.aae import AAE
     from aae_np.train.presets import resolve

@@ -50,7 +50,7 @@ import numpy as np
 
 from aae_np.fast import pool
 from aae_np.models.aae import AAE
-from aae_np.train.presets import get_preset, resolve
+from aae_np.train.presets import PRESETS, get_preset, resolve
 from aae_np.train.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -196,7 +196,7 @@ def run_check(preset: str, schedules: list[str], names: list[str], threads: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tutorial")
+    parser.add_argument("--preset", default="tutorial", choices=sorted(PRESETS))
     parser.add_argument("--schedule", choices=["joint", "phased", "both"], default="both")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=50, help="steps per round")
@@ -222,6 +222,8 @@ def main() -> None:
                              "pixels, whose weights get exactly zero gradients, as in training")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "step.json"))
     args = parser.parse_args()
+    if min(args.steps, args.rounds, args.threads) < 1:
+        parser.error("--steps, --rounds and --threads must be at least 1")
     keys = [k for k in args.peers.split(",") if k and k != "none"]
     if set(keys) - set(PEER_KEYS):
         parser.error(f"--peers: unknown {sorted(set(keys) - set(PEER_KEYS))}; choose from {sorted(PEER_KEYS)} or none")

@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="the Fashion-MNIST folder")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "whole.json")
     args = parser.parse_args()
+    if min(args.pairs, args.epochs, args.threads) < 1:
+        parser.error("--pairs, --epochs and --threads must be at least 1")
     if importlib.util.find_spec("torch") is None:
         raise SystemExit("PyTorch is not installed: pip install torch==2.13.0 to compare (never an aae_np dependency)")
     if not args.data.is_dir():

@@ -255,3 +255,13 @@ def test_ablation_benchmark_smoke(tmp_path, mnist_dir):
     assert set(report["median_ms"]) == {"full", "no updates", "neither"}
     assert all(t > 0 for t in report["median_ms"].values()) and "parts: GEMMs" in result.stdout
     assert sum(report["parts_ms"].values()) == pytest.approx(report["median_ms"]["full"])
+
+
+@pytest.mark.parametrize("script, args", [("step.py", ["--rounds", "0"]), ("step.py", ["--preset", "nope"]),
+                                          ("ablate.py", ["--steps", "0"]), ("ablate.py", ["--preset", "nope"]),
+                                          ("whole.py", ["--pairs", "0"]), ("spells.py", ["--steps", "0"])])
+def test_benchmarks_refuse_bad_arguments_in_one_line(script, args):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and f"{script}: error:" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -194,6 +194,9 @@ def _halves(a, b):
             h = k // 2
             out[...] = a[:, :h] @ b[:h]
             out += a[:, h:] @ b[h:]
+        elif m < openblas.SHORT and not b.flags.c_contiguous:      # b = W^T, short: (W a^T)^T by W's rows
+            w, h = b.T, n // 2
+            out[:, :h], out[:, h:] = (w[:h] @ a.T).T, (w[h:] @ a.T).T
         else:                                                       # columns (W's rows if b = W^T)
             mid = n // 2 if not b.flags.c_contiguous else min((n // 2 + 15) // 16 * 16, n)
             out[:, :mid], out[:, mid:] = a @ b[:, :mid], a @ b[:, mid:]
@@ -283,3 +286,24 @@ def test_spread_tells_whether_the_threads_sit_on_different_cpus():
         assert running.spread()
         running.ctl[pool.CPUS + 1] = -1
         assert not running.spread()                       # not seen yet
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n", [(50, 512, 512), (50, 784, 512), (50, 5, 512), (63, 300, 40), (100, 256, 256)])
+def test_short_products_by_w_transposed_run_as_w_delta_transposed_with_the_same_bits(m, k, n, dtype):
+    """``delta W^T`` with fewer than ``SHORT`` rows runs as ``(W[half] delta^T)^T`` (faster at batch
+    50) and gives the very bits of the column cut by W's rows; at ``SHORT`` rows the column cut."""
+    rng = np.random.default_rng(m * n)
+    delta, W = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
+    h = n // 2
+    with threadpool_limits(1, user_api="blas"):
+        expected = np.concatenate([delta @ W[:h].T, delta @ W[h:].T], axis=1)
+    with pool.running(2, split_gemms=True):
+        got = pool.gemm(delta, W.T, np.empty((m, n), dtype))
+    np.testing.assert_array_equal(got, expected)
+    ctl, out = np.zeros(pool.CTL_SLOTS, np.int64), np.empty((m, n), dtype)
+    assert openblas.fill(ctl, 0, delta, W.T, out, np.empty_like(out))
+    assert ctl[openblas.ROWS] == (openblas.TRANSPOSED if m < 64 else openblas.COLS_CUT)     # batch 50: yes; 128: no
+    assert openblas.fill(ctl, 0, delta[:1].repeat(openblas.SHORT, 0), W.T, np.empty((openblas.SHORT, n), dtype),
+                         np.empty((openblas.SHORT, n), dtype))
+    assert ctl[openblas.ROWS] == openblas.COLS_CUT

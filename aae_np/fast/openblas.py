@@ -13,8 +13,11 @@ from the operands as they are, and each weight matrix W (rows = inputs) is cut i
 row halves everywhere, so that each thread reads and writes only its own half of W, dW and Adam's
 moments: ``x^T delta`` (tall, M >= ``TALL``) by the rows of C; ``x W`` (K >= ``TALL``, W not
 transposed) by the depth K: thread 0 ``x[:, :h] W[:h]`` into C, thread 1 ``x[:, h:] W[h:]`` into a
-scratch array that the caller adds to C; ``delta W^T`` by the columns of C (W's rows); anything else
-by the columns of C, at a multiple of 16. Only the batch's small matrices cross between threads.
+scratch array that the caller adds to C; ``delta W^T`` by the columns of C (W's rows), and when C is
+short (fewer than ``SHORT`` rows, a batch of 50) as ``(W[half] delta^T)^T``: each thread computes its
+rows of the transposed product into the scratch and copies them into its columns of C (OpenBLAS is
+faster that way round at a small batch, and sums each element in the same order: the same bits);
+anything else by the columns of C, at a multiple of 16. Only the batch's small matrices cross.
 
 The numbers: each half is exactly what one single-threaded BLAS call gives for that block, a product
 is always cut in the same two halves whatever the number of threads, and a depth cut adds its two
@@ -36,8 +39,9 @@ __all__ = ["find", "threads", "tensor_layout", "GEMM", "BASE", "SLOTS", "TALL", 
 GEMM = 4                     # the pool's job kind
 BASE, SLOTS = 128, 16        # the job's fields in the pool's control block: slots BASE .. BASE + SLOTS
 FNPTR, TA, TB, GM, GN, GK, GA, LDA, GB, LDB, GC, LDC, ROWS, ITEMSIZE, GS = range(BASE, BASE + 15)
-COLS_CUT, ROWS_CUT, DEPTH_CUT = 0, 1, 2     # ctl[ROWS]: how a product is cut
+COLS_CUT, ROWS_CUT, DEPTH_CUT, TRANSPOSED = 0, 1, 2, 3     # ctl[ROWS]: how a product is cut
 TALL = 256                   # M from which a product is cut by rows instead of columns
+SHORT = 64                   # M below which ``delta W^T`` is computed as ``(W delta^T)^T``
 SPLIT_MACS = 1 << 16         # products with fewer multiply-adds run whole on the caller
 NO_TRANS, TRANS = 111, 112   # CBLAS's codes
 TENSORS, LAYOUT = 36, 37     # the pool's slots for an update's tensors (``tensor_half``)
@@ -134,6 +138,16 @@ if NUMBA is not None:
             b += lo * ctl[LDB] * item
             call_gemm(ctl[FNPTR], ctl[TA], ctl[TB], ctl[GM], ctl[GN], hi - lo, a, ctl[LDA], b, ctl[LDB],
                       c if half == 0 else ctl[GS], ctl[LDC] if half == 0 else ctl[GN], one)
+        elif ctl[ROWS] == TRANSPOSED:        # C[:, lo:hi] = (W[lo:hi] op(A)^T)^T, through the scratch
+            flip = TRANS if ctl[TA] == NO_TRANS else NO_TRANS
+            m = ctl[GM]
+            call_gemm(ctl[FNPTR], NO_TRANS, flip, hi - lo, m, ctl[GK], b + lo * ctl[LDB] * item, ctl[LDB], a,
+                      ctl[LDA], ctl[GS] + lo * m * item, m, one)
+            scratch = carray(as_pointer(ctl[GS], one), (n, m))
+            out = carray(as_pointer(c, one), (m, ctl[LDC]))
+            for i in range(m):
+                for j in range(lo, hi):
+                    out[i, j] = scratch[j, i]
         elif ctl[ROWS] == ROWS_CUT:          # rows lo:hi of op(A) and of C
             a += lo * (ctl[LDA] if ctl[TA] == NO_TRANS else 1) * item
             c += lo * ctl[LDC] * item
@@ -163,6 +177,8 @@ if NUMBA is not None:
             ctl[ROWS] = ROWS_CUT
         elif a.shape[1] >= TALL and tb == NO_TRANS:
             ctl[ROWS] = DEPTH_CUT
+        elif a.shape[0] < SHORT and tb == TRANS:
+            ctl[ROWS] = TRANSPOSED
         else:
             ctl[ROWS] = COLS_CUT
         return True

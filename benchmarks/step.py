@@ -30,6 +30,14 @@ every ``np.dot`` of the step is recorded once (shapes and memory layouts), then 
 preallocated outputs, in NumPy's BLAS and, when PyTorch is installed, with ``torch.mm`` (PyTorch's
 own GEMM). No step can be faster than its GEMMs, so this is the floor for the numba backend.
 
+``--spells`` tags each round by the machine's state just before it: after the gap, two threads
+bounce a cache line 2,000 times (``benchmarks/spells.py``), up to 10 times until a round trip takes
+less than ``SPELL_CYCLES`` (for some 80 ms after JAX's rounds every bounce is slow, whatever the
+machine); the fastest of them at ``SPELL_CYCLES`` or more means a slow spell (the two vCPUs no
+longer share a cache, ``docs/performance.md``). The table then
+also gives each ratio over the rounds where neither side was in a spell ("÷ quiet"), since a spell
+slows the contestants by different amounts.
+
 Writes ``benchmarks/results/step.json`` (or ``--json``) with the machine's CPU, thread settings,
 BLAS and versions.
 """
@@ -56,6 +64,7 @@ from aae_np.train.trainer import Trainer
 sys.path.insert(0, str(Path(__file__).parent))
 from peers import PEERS, check, our_trainer, spec_of  # noqa: E402  (beside this file)
 
+SPELL_CYCLES = 600          # round trips of a cache line: ~200-260 cycles quiet, ~1,100 in a spell
 PEER_KEYS = {"eager": "pytorch eager", "compile": "torch.compile", "jax": "jax jit"}
 INSTALL = {"pytorch eager": ("PyTorch", "torch==2.13.0"), "torch.compile": ("PyTorch", "torch==2.13.0"),
            "jax jit": ("JAX", "jax jaxlib")}
@@ -73,6 +82,29 @@ def per_round(times: dict[str, list[float]], against: str = "numba backend") -> 
     (> 1: ``against`` was faster). Rounds alternate between contestants, so a slow spell of the
     machine usually hits both sides of a ratio, which the ratio of two medians would not see."""
     return {name: statistics.median(t / a for t, a in zip(ts, times[against])) for name, ts in times.items()}
+
+
+def spell_cycles(round_trip) -> float:
+    """The fastest cache-line round trip (cycles) of up to 10 bounces of 2,000 trips, stopping at
+    the first under ``SPELL_CYCLES`` (``--spells``)."""
+    best = float("inf")
+    for _ in range(10):
+        best = min(best, round_trip(2_000)[0])
+        if best < SPELL_CYCLES:
+            break
+    return best
+
+
+def per_quiet_round(times: dict[str, list[float]], trips: dict[str, list[float]],
+                    against: str = "numba backend") -> dict[str, tuple[float | None, int]]:
+    """Like ``per_round`` over the rounds where neither side's round trip before it reached
+    ``SPELL_CYCLES``: (median ratio or None, how many such rounds)."""
+    out = {}
+    for name, ts in times.items():
+        quiet = [t / a for t, a, tt, ta in zip(ts, times[against], trips[name], trips[against])
+                 if max(tt, ta) < SPELL_CYCLES]
+        out[name] = (statistics.median(quiet) if quiet else None, len(quiet))
+    return out
 
 
 def say_missing(name: str, said: set[str]) -> None:
@@ -215,6 +247,8 @@ def main() -> None:
     parser.add_argument("--check", action="store_true",
                         help="time nothing: do the peers' steps give our numpy backend's losses and weights?")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest relative difference --check accepts")
+    parser.add_argument("--spells", action="store_true",
+                        help="tag each round by a cache-line round trip before it and add ratios over quiet rounds")
     parser.add_argument("--smoke", action="store_true", help="2 rounds of 3 steps: checks it runs")
     parser.add_argument("--data", metavar="DIR",
                         help="time on the first training images of the MNIST-format folder DIR (e.g. "
@@ -224,6 +258,9 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.steps, args.rounds, args.threads) < 1:
         parser.error("--steps, --rounds and --threads must be at least 1")
+    if args.spells:
+        from spells import round_trip                  # beside this file; numba-compiled once here
+        round_trip(100)
     keys = [k for k in args.peers.split(",") if k and k != "none"]
     if set(keys) - set(PEER_KEYS):
         parser.error(f"--peers: unknown {sorted(set(keys) - set(PEER_KEYS))}; choose from {sorted(PEER_KEYS)} or none")
@@ -276,9 +313,12 @@ def main() -> None:
                 for b in batches:
                     step(b)
         times: dict[str, list[float]] = {name: [] for name in contestants}
+        trips: dict[str, list[float]] = {name: [] for name in contestants}
         for _ in range(args.rounds):
             for name, step in contestants.items():
                 time.sleep(args.gap)
+                if args.spells:
+                    trips[name].append(spell_cycles(round_trip))
                 with on_pool(name):
                     t0 = time.perf_counter()
                     for i in range(args.steps):
@@ -286,22 +326,29 @@ def main() -> None:
                     times[name].append((time.perf_counter() - t0) / args.steps)
         base = statistics.median(times.get("pytorch eager", times["numpy backend"]))
         vs_numba = per_round(times)
+        quiet = per_quiet_round(times, trips) if args.spells else {}
         for name, ts in times.items():
             med = statistics.median(ts)
             rows.append({"schedule": schedule, "contestant": name, "ms_per_step": med * 1e3,
                          "steps_per_s": 1 / med, "samples_per_s": train_cfg.batch_size / med,
                          "speed_vs_" + ("pytorch" if "pytorch eager" in times else "numpy"): base / med,
-                         "per_round_vs_numba": vs_numba[name], "rounds_ms": [t * 1e3 for t in ts]})
+                         "per_round_vs_numba": vs_numba[name], "rounds_ms": [t * 1e3 for t in ts],
+                         **({"quiet_vs_numba": quiet[name][0], "quiet_rounds": quiet[name][1],
+                             "round_trip_cycles": [round(t) for t in trips[name]]} if args.spells else {})})
     print(f"preset {args.preset}, batch {train_cfg.batch_size}, float32, {args.threads} threads, "
           f"{args.rounds} rounds x {args.steps} steps, medians")
     print(f"{'schedule':9s}{'contestant':19s}{'ms/step':>9s}{'steps/s':>9s}{'samples/s':>11s}{'ratio':>8s}"
-          f"{'÷ numba':>9s}")
+          f"{'÷ numba':>9s}" + (f"{'÷ quiet':>9s}{'rounds':>7s}" if args.spells else ""))
     for r in rows:
         ratio = next(v for k, v in r.items() if k.startswith("speed_vs_"))
+        quiet = "" if not args.spells else (
+            f"{'-':>9s}" if r["quiet_vs_numba"] is None else f"{r['quiet_vs_numba']:9.2f}") + f"{r.get('quiet_rounds', 0):7d}"
         print(f"{r['schedule']:9s}{r['contestant']:19s}{r['ms_per_step']:9.2f}{r['steps_per_s']:9.1f}"
-              f"{r['samples_per_s']:11.0f}{ratio:8.2f}{r['per_round_vs_numba']:9.2f}")
+              f"{r['samples_per_s']:11.0f}{ratio:8.2f}{r['per_round_vs_numba']:9.2f}" + (quiet if args.spells else ""))
     print("ratio: the baseline's median time / this one's (PyTorch eager, else the numpy backend); "
-          "÷ numba: this contestant's time / the numba backend's in the same round, median over rounds")
+          "÷ numba: this contestant's time / the numba backend's in the same round, median over rounds"
+          + (f"; ÷ quiet: the same over the rounds where neither round trip reached {SPELL_CYCLES} cycles"
+             if args.spells else ""))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine(args.threads), "preset": args.preset, "data": args.data or "uniform noise",

@@ -265,3 +265,31 @@ def test_benchmarks_refuse_bad_arguments_in_one_line(script, args):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and f"{script}: error:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_step_benchmark_quiet_rounds_leave_out_the_spells():
+    """``--spells``: a round counts as quiet when neither side's round trip before it reached
+    SPELL_CYCLES; a bounce slowed for a moment (after JAX's rounds) is retried, a spell is not."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import step
+    finally:
+        sys.path.pop(0)
+    quiet, spell = 200, 2 * step.SPELL_CYCLES
+    times = {"numba backend": [1.0, 2.0, 1.0, 1.0], "jax jit": [1.05, 3.0, 1.1, 1.5]}
+    trips = {"numba backend": [quiet, quiet, quiet, spell], "jax jit": [quiet, spell, quiet, quiet]}
+    result = step.per_quiet_round(times, trips)
+    assert result["jax jit"] == pytest.approx((1.075, 2)) and result["numba backend"] == (1.0, 3)
+    assert step.per_quiet_round(times, {k: [spell] * 4 for k in trips})["jax jit"] == (None, 0)
+    bounces = iter([(9000.0, 0, 1), (8000.0, 0, 1), (210.0, 0, 1), (100.0, 0, 1)])
+    assert step.spell_cycles(lambda n: next(bounces)) == 210.0          # stops at the first quiet one
+    assert step.spell_cycles(lambda n: (1100.0, 0, 1)) == 1100.0           # a spell stays a spell
+
+
+def test_step_benchmark_tags_rounds_by_spell(tmp_path):
+    out = tmp_path / "step.json"
+    result = run_step("--smoke", "--spells", "--schedule", "joint", "--peers", "none", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert all(len(r["round_trip_cycles"]) == 2 and all(t > 0 for t in r["round_trip_cycles"]) for r in rows)
+    assert all(0 <= r["quiet_rounds"] <= 2 for r in rows) and "÷ quiet" in result.stdout

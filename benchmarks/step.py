@@ -34,9 +34,8 @@ own GEMM). No step can be faster than its GEMMs, so this is the floor for the nu
 bounce a cache line 2,000 times (``benchmarks/spells.py``), up to 10 times until a round trip takes
 less than ``SPELL_CYCLES`` (for some 80 ms after JAX's rounds every bounce is slow, whatever the
 machine); the fastest of them at ``SPELL_CYCLES`` or more means a slow spell (the two vCPUs no
-longer share a cache, ``docs/performance.md``). The table then
-also gives each ratio over the rounds where neither side was in a spell ("÷ quiet"), since a spell
-slows the contestants by different amounts.
+longer share a cache, ``docs/performance.md``). The table then also gives each ratio over the rounds
+where neither side was in a spell ("÷ quiet"), since a spell slows the contestants by different amounts.
 
 Writes ``benchmarks/results/step.json`` (or ``--json``) with the machine's CPU, thread settings,
 BLAS and versions.
@@ -341,10 +340,10 @@ def main() -> None:
           f"{'÷ numba':>9s}" + (f"{'÷ quiet':>9s}{'rounds':>7s}" if args.spells else ""))
     for r in rows:
         ratio = next(v for k, v in r.items() if k.startswith("speed_vs_"))
-        quiet = "" if not args.spells else (
-            f"{'-':>9s}" if r["quiet_vs_numba"] is None else f"{r['quiet_vs_numba']:9.2f}") + f"{r.get('quiet_rounds', 0):7d}"
+        extra = "" if not args.spells else (f"{'-':>9s}" if r["quiet_vs_numba"] is None
+                                            else f"{r['quiet_vs_numba']:9.2f}") + f"{r['quiet_rounds']:7d}"
         print(f"{r['schedule']:9s}{r['contestant']:19s}{r['ms_per_step']:9.2f}{r['steps_per_s']:9.1f}"
-              f"{r['samples_per_s']:11.0f}{ratio:8.2f}{r['per_round_vs_numba']:9.2f}" + (quiet if args.spells else ""))
+              f"{r['samples_per_s']:11.0f}{ratio:8.2f}{r['per_round_vs_numba']:9.2f}" + extra)
     print("ratio: the baseline's median time / this one's (PyTorch eager, else the numpy backend); "
           "÷ numba: this contestant's time / the numba backend's in the same round, median over rounds"
           + (f"; ÷ quiet: the same over the rounds where neither round trip reached {SPELL_CYCLES} cycles"

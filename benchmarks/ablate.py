@@ -27,6 +27,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,8 +51,9 @@ def zero_product(a, b, out):
     return out
 
 
-def versions(trainer: Trainer) -> dict[str, callable]:
-    """Each version's switch: a function that sets the trainer up for it."""
+def versions(trainer: Trainer) -> dict[str, Callable[[], None]]:
+    """Each version's switch: a function that sets the trainer up for it ("full" puts back the real
+    kernels and optimizer steps)."""
     runners = [r for r in trainer.model.run.values() if isinstance(r, FusedMLP)]
     real = {id(r): r.kernels for r in runners}
     without = {id(r): SimpleNamespace(**{**vars(r.kernels), **dict(zip(("dense_forward", "dense_backward"),

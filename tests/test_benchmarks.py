@@ -1,11 +1,13 @@
 """The benchmarks run (smoke mode only: speed claims come from full runs, not from tests)."""
 
+import importlib
 import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,6 +15,24 @@ STEP = REPO / "benchmarks" / "step.py"
 # The peers are never dependencies (CI has neither): their tests skip without them.
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None
+
+
+def bench(name: str):
+    """The benchmark script ``benchmarks/<name>.py``, imported as a module."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+@pytest.fixture
+def mnist_dir():
+    """The shared MNIST copy beside the repository (CI has it), or skip."""
+    path = REPO.parent / "shared" / "data" / "mnist"
+    if not path.is_dir():
+        pytest.skip(f"no MNIST at {path}")
+    return path
 
 
 def run_step(*args: str) -> subprocess.CompletedProcess:
@@ -93,13 +113,9 @@ def test_check_catches_a_wrong_step():
 
 
 def test_variants_benchmark_table_and_run_parsing():
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    try:
-        import variants as bench
-    finally:
-        sys.path.pop(0)
-    assert bench.parse_run("semi-supervised:labels=100,seed=2") == ("semi-supervised", {"labels": 100, "seed": 2})
-    assert bench.parse_run("clustering:consistency=0.01") == ("clustering", {"consistency": 0.01})
+    variants = bench("variants")
+    assert variants.parse_run("semi-supervised:labels=100,seed=2") == ("semi-supervised", {"labels": 100, "seed": 2})
+    assert variants.parse_run("clustering:consistency=0.01") == ("clustering", {"consistency": 0.01})
     base = dict(n_classes=10, style_dim=4, train_wall_s=120.0, train_cpu_s=230.0)
     lines = [dict(base, variant="semi-supervised", n_labels=100, test_error=e) for e in (0.10, 0.12, 0.14)]
     lines.append(dict(base, variant="clustering", n_labels=0, n_classes=16, test_error=0.2))   # an older line
@@ -108,7 +124,7 @@ def test_variants_benchmark_table_and_run_parsing():
                           test_error_paper=paper_error, clusters_used=25, kmeans_error=0.26,
                           kmeans_error_paper=0.27, kmeans_clusters_used=30))
     lines.append(dict(base, variant="semi-supervised", n_labels=100, test_error=0.05, consistency=0.01))
-    text = bench.table(lines)
+    text = variants.table(lines)
     assert "| semi-supervised | 100 labels, + consistency 0.01 | test error | 5.00 % (1) |" in text
     assert ("| semi-supervised | 100 labels | test error | 12.00 % ± 2.00 % (3) | — | ≤ 4.0 % | 1.90 % (± 0.10) "
             "| 2.0 / 3.8 min |") in text
@@ -119,27 +135,19 @@ def test_variants_benchmark_table_and_run_parsing():
 
 
 def test_variants_benchmark_curves(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    try:
-        import variants as bench
-    finally:
-        sys.path.pop(0)
+    variants = bench("variants")
     lines = [dict(variant="clustering", n_classes=16, n_labels=0, options={}, consistency=0.01,
                   history_test_error=[0.3, 0.2], history_test_error_paper=[0.35, 0.25]),
              dict(variant="semi-supervised", n_classes=10, n_labels=100, options={"seed": 1},
                   history_test_error=[0.2, 0.1]),
              dict(variant="supervised", n_classes=10, n_labels=-1, options={})]     # no curve: skipped
-    path = bench.curves(lines, tmp_path / "curves.png")
+    path = variants.curves(lines, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
 def test_whole_process_benchmark_reads_the_tutorial_program():
     """benchmarks/whole.py runs the tutorial's own program text, with only its epoch count changed."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import whole
-    finally:
-        sys.path.pop(0)
+    whole = bench("whole")
     if not whole.SEEDS.is_file():
         pytest.skip(f"no seeds document at {whole.SEEDS}")
     program = whole.tutorial_program(whole.SEEDS, epochs=3)
@@ -162,10 +170,7 @@ def test_whole_process_benchmark_smoke(tmp_path):
     assert pair["ours"] > 0 and pair["tutorial"] > 0 and set(pair["ours_breakdown"]) >= {"training", "figures"}
 
 
-def test_step_benchmark_on_real_images(tmp_path):
-    mnist_dir = REPO.parent / "shared" / "data" / "mnist"
-    if not mnist_dir.is_dir():
-        pytest.skip(f"no MNIST at {mnist_dir}")
+def test_step_benchmark_on_real_images(tmp_path, mnist_dir):
     out = tmp_path / "step.json"
     result = run_step("--smoke", "--schedule", "joint", "--peers", "none", "--data", str(mnist_dir), "--json", str(out))
     assert result.returncode == 0, result.stderr
@@ -175,11 +180,7 @@ def test_step_benchmark_on_real_images(tmp_path):
 
 def test_step_benchmark_ratios_are_taken_round_by_round():
     """A slow spell that hits both contestants in the same rounds cancels in the per-round ratio."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import step
-    finally:
-        sys.path.pop(0)
+    step = bench("step")
     times = {"numba backend": [1.0, 1.0, 2.0, 2.0, 2.0], "jax jit": [1.1, 1.1, 2.2, 2.2, 2.2]}
     ratios = step.per_round(times)
     assert ratios == {"numba backend": 1.0, "jax jit": pytest.approx(1.1)}
@@ -200,25 +201,10 @@ def test_spells_probe_smoke(tmp_path):
     assert len(sample["cpus"]) == 2 and "round trip" in result.stdout
 
 
-@pytest.fixture
-def mnist_dir():
-    """The shared MNIST copy beside the repository (CI has it), or skip."""
-    path = REPO.parent / "shared" / "data" / "mnist"
-    if not path.is_dir():
-        pytest.skip(f"no MNIST at {path}")
-    return path
-
-
 def test_ablation_versions_leave_out_what_they_say(mnist_dir):
     """benchmarks/ablate.py's switches: no updates keeps every parameter, neither also makes every
     product zero (all rows of a network's output equal), and full trains again afterwards."""
-    import numpy as np
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import ablate
-    finally:
-        sys.path.pop(0)
+    ablate = bench("ablate")
     from aae_np.data import load_mnist
     from aae_np.models.aae import AAE
     from aae_np.train.presets import resolve
@@ -270,11 +256,7 @@ def test_benchmarks_refuse_bad_arguments_in_one_line(script, args):
 def test_step_benchmark_quiet_rounds_leave_out_the_spells():
     """``--spells``: a round counts as quiet when neither side's round trip before it reached
     SPELL_CYCLES; a bounce slowed for a moment (after JAX's rounds) is retried, a spell is not."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import step
-    finally:
-        sys.path.pop(0)
+    step = bench("step")
     quiet, spell = 200, 2 * step.SPELL_CYCLES
     times = {"numba backend": [1.0, 2.0, 1.0, 1.0], "jax jit": [1.05, 3.0, 1.1, 1.5]}
     trips = {"numba backend": [quiet, quiet, quiet, spell], "jax jit": [quiet, spell, quiet, quiet]}

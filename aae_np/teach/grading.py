@@ -195,6 +195,12 @@ def _call(ex: Exercise, fn: Callable[..., Any], trial: Trial,
         hint = (" A shape error inside your function usually means a product in the wrong order or a "
                 "missing .T: write each array's shape next to it." if isinstance(err, ValueError) and
                 any(w in str(err) for w in ("shape", "dimension", "broadcast")) else "")
+        if isinstance(err, NameError):
+            hint = (" A name your function uses is not defined where it runs. In the notebook: run the cell "
+                    "that defines it (or import it) before this check. The capstone and the grader read the "
+                    "SAVED notebook 02: its first cell, the top-level imports, defs, classes and constants of "
+                    "every cell, and the exercise cells; a name set any other way (inside a loop, by a "
+                    "computation) does not reach them.")
         return None, CheckResult(ex.name, "error", f"{ex.name}: ERROR, your function raised "
                                  f"{type(err).__name__}: {err}{_student_line(err, fn)}.{hint}", "crashed")
     single = len(ex.outputs) == 1

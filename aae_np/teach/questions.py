@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["Question", "QUESTIONS", "SOLUTIONS", "check"]
+__all__ = ["Question", "QUESTIONS", "SOLUTIONS", "check", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -191,22 +191,24 @@ QUESTIONS: dict[str, Question] = {
 SOLUTIONS: dict[str, float] = {name: q.answer for name, q in QUESTIONS.items()}
 
 
-def check(name: str, answer) -> bool:
-    """Print whether ``answer`` is right (and why), or that it is not answered yet; return right or not."""
+def verdict(name: str, answer) -> tuple[bool | None, str]:
+    """``(right, message)`` without printing; ``right`` is None while unanswered (``...`` or None)."""
     if name not in QUESTIONS:
         raise ValueError(f"unknown question {name!r}; choose one of {', '.join(QUESTIONS)}")
     q = QUESTIONS[name]
     if answer is None or answer is ...:
-        print(f"{name}: not answered yet. {q.prompt}")
-        return False
+        return None, f"{name}: not answered yet. {q.prompt}"
     try:
         value = float(answer)
     except (TypeError, ValueError):
-        print(f"{name}: the answer is one number; got {answer!r}.")
-        return False
-    right = math.isclose(value, q.answer, rel_tol=q.rel_tol, abs_tol=1e-9)
-    if right:
-        print(f"{name}: right. {q.why}")
-    else:
-        print(f"{name}: not yet ({value:g}). {q.prompt}\n  Hint: {q.hint_for(value)}")
-    return right
+        return False, f"{name}: the answer is one number; got {answer!r}."
+    if math.isclose(value, q.answer, rel_tol=q.rel_tol, abs_tol=1e-9):
+        return True, f"{name}: right. {q.why}"
+    return False, f"{name}: not yet ({value:g}). {q.prompt}\n  Hint: {q.hint_for(value)}"
+
+
+def check(name: str, answer) -> bool:
+    """Print whether ``answer`` is right (and why), or that it is not answered yet; return right or not."""
+    right, message = verdict(name, answer)
+    print(message)
+    return bool(right)

@@ -20,6 +20,12 @@ for "jax jit"; a missing one is skipped with a message. ``--peers`` picks some o
     .venv/bin/python benchmarks/step.py --check --preset default   # the peers run our step?
     .venv/bin/python benchmarks/step.py --schedule joint --gemm-floor
     .venv/bin/python benchmarks/step.py --preset default --data ../shared/data/mnist   # real images
+    .venv/bin/python benchmarks/step.py --state runs/tutorial-joint/checkpoint.npz   # a real training state
+
+``--state CHECKPOINT`` times the step training really computes: every contestant starts from the
+checkpoint's weights (ours also from its Adam moments; the peers' Adam starts fresh), on real
+images (``--data``, default the shared MNIST beside the repository), with the checkpoint's model,
+schedule and batch size (``--preset`` and ``--schedule`` are ignored).
 
 ``--check`` times nothing: it runs two steps of our NumPy backend and of every installed peer
 from the same weights, batches and prior samples and prints the largest relative differences
@@ -72,7 +78,7 @@ INSTALL = {"pytorch eager": ("PyTorch", "torch==2.13.0"), "torch.compile": ("PyT
 def on_pool(name: str):
     """The numba backend trains inside ``pool.running()`` (as ``Trainer.fit``
     does), entered for each of its rounds only, so that its workers are gone while the other
-    contestants run."""
+    contestants run; "numba, BLAS threads" is the same step without the pool."""
     return pool.running() if name in ("numba backend", "GEMMs: pool") else nullcontext()
 
 
@@ -114,11 +120,14 @@ def say_missing(name: str, said: set[str]) -> None:
         print(f"{package} is not installed: skipping {name!r} (pip install {pip} to compare)")
 
 
-def ours(preset: str, schedule: str, backend: str, x: np.ndarray, **options):
-    """One training step of ``preset``; ``options``: model overrides of ``presets.resolve``
-    (``encoder_batchnorm``, ``input_dropout``)."""
-    model_cfg, train_cfg = resolve(preset, schedule=schedule, **options)
-    trainer = Trainer(AAE(model_cfg, backend=backend), train_cfg, x, progress=False)
+def ours(preset: str, schedule: str, backend: str, x: np.ndarray, state: str | None = None, **options):
+    """One training step of ``preset``, or of the checkpoint ``state``; ``options``: model
+    overrides of ``presets.resolve`` (``encoder_batchnorm``, ``input_dropout``)."""
+    if state is not None:
+        trainer = Trainer.resume(state, x, backend=backend, progress=False)
+    else:
+        model_cfg, train_cfg = resolve(preset, schedule=schedule, **options)
+        trainer = Trainer(AAE(model_cfg, backend=backend), train_cfg, x, progress=False)
     return lambda batch: trainer.step(batch)
 
 
@@ -180,16 +189,36 @@ def gemm_floor(preset: str, schedule: str, x: np.ndarray):
     return numpy_gemms, pool_gemms, torch_gemms, len(calls), gflop
 
 
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx_vnni", "amx_tile", "asimd", "sve")
+
+
+def cpu() -> tuple[str, list[str]]:
+    """The CPU's model name and its vector extensions (from /proc/cpuinfo; Linux)."""
+    name, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name in (platform.processor(), platform.machine()):
+                    name = value.strip()
+                elif key.strip() in ("flags", "Features") and not flags:
+                    flags = [f for f in VECTOR_FLAGS if f in value.split()]
+    except OSError:
+        pass
+    return name, flags
+
+
+def cpu_line() -> str:
+    name, flags = cpu()
+    return f"CPU: {name} ({' '.join(flags) or 'vector extensions unknown'}), {os.cpu_count()} logical CPUs"
+
+
 def machine(threads: int) -> dict:
     info = {"python": sys.version.split()[0], "numpy": np.__version__, "platform": platform.platform(),
             "threads": threads, "cpu_count": os.cpu_count(),
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                    "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        info["cpu"] = platform.processor()
+    info["cpu"], info["vector_extensions"] = cpu()
     try:
         from threadpoolctl import threadpool_info
 
@@ -253,6 +282,8 @@ def main() -> None:
                         help="time on the first training images of the MNIST-format folder DIR (e.g. "
                              "../shared/data/mnist) instead of uniform noise: real images have always-black "
                              "pixels, whose weights get exactly zero gradients, as in training")
+    parser.add_argument("--state", metavar="CHECKPOINT",
+                        help="start every contestant from this training checkpoint, on real images")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "step.json"))
     args = parser.parse_args()
     if min(args.steps, args.rounds, args.threads) < 1:
@@ -270,6 +301,11 @@ def main() -> None:
 
     threadpool_limits(args.threads)
     _, train_cfg = get_preset(args.preset)
+    if args.state:
+        from aae_np.train.resume import read_trainer_state
+        saved = read_trainer_state(args.state, dict(np.load(args.state)))["train_config"]
+        train_cfg.batch_size, args.schedule, args.gemm_floor = saved["batch_size"], saved["schedule"], False
+        args.data = args.data or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
     rng = np.random.default_rng(0)
     n_images = max(train_cfg.batch_size * 4, 512)
     if args.data:
@@ -286,13 +322,16 @@ def main() -> None:
     for schedule in schedules:
         options = {k: v for k, v in (("encoder_batchnorm", args.encoder_batchnorm),
                                      ("input_dropout", args.input_dropout)) if v is not None}
-        contestants = {"numpy backend": ours(args.preset, schedule, "numpy", x, **options),
-                       "numba backend": ours(args.preset, schedule, "numba", x, **options)}
+        contestants = {"numpy backend": ours(args.preset, schedule, "numpy", x, args.state, **options),
+                       "numba backend": ours(args.preset, schedule, "numba", x, args.state, **options)}
+        if pool.available() and args.threads == pool.THREADS:   # the pool's rule, measured: without it
+            contestants["numba, BLAS threads"] = ours(args.preset, schedule, "numba", x, args.state, **options)
         if options:
             print(f"model options {options}: our two backends only")
             args.gemm_floor = False
         else:
-            spec = spec_of(our_trainer(args.preset, schedule, x))     # every peer starts from our weights
+            spec = spec_of(Trainer.resume(args.state, x, backend="numpy", progress=False) if args.state
+                           else our_trainer(args.preset, schedule, x))     # every peer starts from our weights
             for name in peer_names:
                 peer = PEERS[name](spec, args.threads)
                 if peer is None:
@@ -334,6 +373,7 @@ def main() -> None:
                          "per_round_vs_numba": vs_numba[name], "rounds_ms": [t * 1e3 for t in ts],
                          **({"quiet_vs_numba": quiet[name][0], "quiet_rounds": quiet[name][1],
                              "round_trip_cycles": [round(t) for t in trips[name]]} if args.spells else {})})
+    print(cpu_line())
     print(f"preset {args.preset}, batch {train_cfg.batch_size}, float32, {args.threads} threads, "
           f"{args.rounds} rounds x {args.steps} steps, medians")
     print(f"{'schedule':9s}{'contestant':19s}{'ms/step':>9s}{'steps/s':>9s}{'samples/s':>11s}{'ratio':>8s}"
@@ -350,7 +390,8 @@ def main() -> None:
              if args.spells else ""))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(args.threads), "preset": args.preset, "data": args.data or "uniform noise",
+    out.write_text(json.dumps({"machine": machine(args.threads), "preset": args.preset, "state": args.state,
+                               "data": args.data or "uniform noise",
                                "options": {"encoder_batchnorm": args.encoder_batchnorm,
                                            "input_dropout": args.input_dropout},
                                "batch_size": train_cfg.batch_size, "rows": rows}, indent=1))

@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).parent))
+from step import cpu_line  # noqa: E402  (beside this file)
 SEEDS = ROOT.parent / "shared" / "seeds" / "004_c69d9ebaec042376.txt"
 DATA = Path("/usr/share/datasets/fashion-mnist")
 
@@ -104,6 +106,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tutorial", type=Path, default=SEEDS, help="the seeds document with the program")
     parser.add_argument("--data", type=Path, default=DATA, help="the Fashion-MNIST folder")
+    parser.add_argument("--phased", action="store_true",
+                        help="also run ours with the phased schedule in each pair and compare seconds per epoch")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "whole.json")
     args = parser.parse_args()
     if min(args.pairs, args.epochs, args.threads) < 1:
@@ -124,31 +128,42 @@ def main() -> None:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OPENBLAS_NUM_THREADS": str(args.threads),
                "WHOLE_BENCH_DATA": str(args.data), "PYTHONPATH": os.pathsep.join([str(tmp), str(ROOT)])}
         env.pop("AAE_NP_BACKEND", None)
-        ours_cmd = lambda i: [sys.executable, "-m", "aae_np.cli", "-q", "train", "--dataset", "fashion-mnist",  # noqa: E731
-                              "--data-dir", str(args.data), "--preset", "tutorial", "--schedule", "joint",
-                              "--epochs", str(args.epochs), "--out", str(tmp / f"run{i}")]
+        ours_cmd = lambda i, schedule="joint": [  # noqa: E731
+            sys.executable, "-m", "aae_np.cli", "-q", "train", "--dataset", "fashion-mnist", "--data-dir", str(args.data),
+            "--preset", "tutorial", "--schedule", schedule, "--epochs", str(args.epochs),
+            "--out", str(tmp / f"run{i}{'' if schedule == 'joint' else schedule}")]
         theirs_cmd = [sys.executable, str(tmp / "tutorial.py")]
         run(ours_cmd("warm"), env, tmp)                  # numba's on-disk cache, the page cache
         pairs = []
         for i in range(args.pairs):
             order = ("ours", "tutorial") if i % 2 == 0 else ("tutorial", "ours")
             walls = {}
-            for who in order:
-                walls[who] = run(ours_cmd(i) if who == "ours" else theirs_cmd, env, tmp)
+            for who in order + (("phased",) if args.phased else ()):
+                walls[who] = run(ours_cmd(i) if who == "ours" else ours_cmd(i, "phased") if who == "phased"
+                                 else theirs_cmd, env, tmp)
             seconds = json.loads((tmp / f"run{i}" / "metrics.json").read_text()).get("seconds", {})
-            pairs.append({**walls, "ratio": walls["tutorial"] / walls["ours"], "ours_breakdown": seconds})
+            pair = {**walls, "ratio": walls["tutorial"] / walls["ours"], "ours_breakdown": seconds}
+            if args.phased:                  # seconds per epoch from each run's history, median over epochs
+                per_epoch = {s: statistics.median(json.loads((tmp / f"run{i}{s}" / "history.json").read_text())["seconds"])
+                             for s in ("", "phased")}
+                pair["epoch_joint_over_phased"] = per_epoch[""] / per_epoch["phased"]
+            pairs.append(pair)
             print(f"pair {i + 1}: ours {walls['ours']:.2f} s, tutorial {walls['tutorial']:.2f} s, "
-                  f"ratio {walls['tutorial'] / walls['ours']:.2f}", flush=True)
-    med = {k: statistics.median(p[k] for p in pairs) for k in ("ours", "tutorial", "ratio")}
+                  f"ratio {walls['tutorial'] / walls['ours']:.2f}" + (
+                      f"; epoch joint / phased {pair['epoch_joint_over_phased']:.2f}" if args.phased else ""), flush=True)
+    med = {k: statistics.median(p[k] for p in pairs) for k in ("ours", "tutorial", "ratio")
+           + (("epoch_joint_over_phased",) if args.phased else ())}
+    print(cpu_line())
     print(f"{args.epochs} epochs of 60k Fashion-MNIST, tutorial model, joint schedule, {args.threads} threads, "
           f"{args.pairs} alternating pairs, medians: ours {med['ours']:.2f} s, the tutorial's program "
-          f"{med['tutorial']:.2f} s: {med['ratio']:.2f}x")
+          f"{med['tutorial']:.2f} s: {med['ratio']:.2f}x" + (
+              f"; ours, seconds per epoch joint / phased: {med['epoch_joint_over_phased']:.2f}" if args.phased else ""))
     keys = sorted({k for p in pairs for k in p["ours_breakdown"]})
     if keys:
         print("ours, median seconds: " + ", ".join(
             f"{k} {statistics.median(p['ours_breakdown'].get(k, float('nan')) for p in pairs):.2f}" for k in keys))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"epochs": args.epochs, "threads": args.threads, "torch": importlib.metadata.version("torch"),
+    args.json.write_text(json.dumps({"cpu": cpu_line(), "epochs": args.epochs, "threads": args.threads, "torch": importlib.metadata.version("torch"),
                                      "python": sys.version.split()[0], "pairs": pairs, "medians": med}, indent=1))
     print(f"wrote {args.json}")
 

@@ -275,3 +275,22 @@ def test_step_benchmark_tags_rounds_by_spell(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert all(len(r["round_trip_cycles"]) == 2 and all(t > 0 for t in r["round_trip_cycles"]) for r in rows)
     assert all(0 <= r["quiet_rounds"] <= 2 for r in rows) and "÷ quiet" in result.stdout
+
+
+def test_step_benchmark_from_a_checkpoint_on_real_images(tmp_path, mnist_dir):
+    from aae_np.data import load_mnist
+    from aae_np.models.aae import AAE
+    from aae_np.train.presets import resolve
+    from aae_np.train.trainer import Trainer
+
+    model_cfg, train_cfg = resolve("tutorial", schedule="joint", epochs=1)
+    x = load_mnist(mnist_dir).x_train[:512]
+    Trainer(AAE(model_cfg), train_cfg, x, out_dir=tmp_path / "run", progress=False).fit()
+    out = tmp_path / "step.json"
+    result = run_step("--state", str(tmp_path / "run" / "checkpoint.npz"), "--data", str(mnist_dir), "--smoke",
+                      "--peers", "none", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["state"].endswith("checkpoint.npz") and report["data"] == str(mnist_dir)
+    assert {r["schedule"] for r in report["rows"]} == {"joint"} and report["batch_size"] == 128
+    assert "CPU: " in result.stdout and report["machine"]["vector_extensions"] is not None

@@ -17,7 +17,7 @@ NOTEBOOKS = REPO / "notebooks"
 _MD_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _HTML_LINK = re.compile(r"""(?:href|src)\s*=\s*["']([^"']+)["']""")
 _CODE_SPAN = re.compile(r"`([^`\s]+)`")
-_FILE_LIKE = re.compile(r"^(?:\.\./|\./)?(?:[\w.-]+/)*[\w.-]+\.(?:md|ipynb|py|png|json|cfg|toml|txt|csv)(?:#[\w.-]+)?$")
+_FILE_LIKE = re.compile(r"^(?:\.\./|\./)?(?:[\w.-]+/)*[\w.-]+\.(?:md|ipynb|py|png|json|cfg|toml|txt)(?:#[\w.-]+)?$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 
 

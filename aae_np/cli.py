@@ -189,8 +189,18 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# -- grade (teachers) ------------------------------------------------------------------
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from aae_np.teach.gradebook import Limits, grade_folder
+
+    limits = Limits(args.time_limit, args.cell_time_limit, args.call_time_limit, args.memory_limit)
+    rows = grade_folder(args.submissions, args.out, args.feedback, args.jobs, limits, progress=not args.quiet)
+    print(f"{len(rows)} submissions graded -> {args.out}")
+    return 0
+
+
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "reconstruct": _cmd_reconstruct, "encode": _cmd_encode,
-            "evaluate": _cmd_evaluate, "gradcheck": _cmd_gradcheck}
+            "evaluate": _cmd_evaluate, "gradcheck": _cmd_gradcheck, "grade": _cmd_grade}
 
 
 def _set_threads(n: int | None) -> None:

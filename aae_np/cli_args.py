@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 
 EXIT_USAGE = 2
@@ -135,3 +137,22 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--memory-limit", type=_positive_int, default=4096, metavar="MB",
                    help="address space of one submission and its kernel, Unix only (default 4096)")
     return parser
+
+
+def set_threads(n: int | None) -> None:
+    """BLAS and Numba at ``n`` threads, at most the cores this process may use (more threads than
+    cores take turns on them, and a product waits for its slowest part: 20-66x slower)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n is not None and n > cores:
+        print(f"aae-np: --threads {n} is more than the {cores} cores this process may use; using {cores}",
+              file=sys.stderr)
+        n = cores
+    if n is not None:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = str(n)
+        try:    # BLAS may already be loaded (numpy is imported above): resize its pool too
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(n)
+        except ImportError:
+            pass

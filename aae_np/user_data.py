@@ -217,6 +217,10 @@ def from_arrays(arrays: dict[str, np.ndarray], name: str, source: str, image_sha
     shape_from_3d = _flatten(np.asarray(arrays["x"]), where)[1]
     y = None if arrays.get("y") is None else check_labels(arrays["y"], len(x), None, f"{source}: y")
     if arrays.get("x_test") is not None:
+        width = int(np.prod(np.shape(arrays["x_test"])[1:]))
+        if width != x.shape[1]:
+            raise ValueError(f"{source}: x_test has {width} features per row but x has {x.shape[1]}; both must "
+                             "hold the same features")
         x_test = check_rows(_flatten(np.asarray(arrays["x_test"]), f"{source}: x_test")[0], x.shape[1],
                             f"{source}: x_test", unit_range=False)
         y_test = None if arrays.get("y_test") is None else check_labels(arrays["y_test"], len(x_test), None,

@@ -69,10 +69,9 @@ def check_labels(y: np.ndarray, n: int, n_classes: int | None = None, where: str
                          "whole numbers 0, 1, 2, ...")
     a = a.astype(np.int64)
     if n and (a.min() < 0 or (n_classes is not None and a.max() >= n_classes)):
-        top = "" if n_classes is None else f"..{n_classes - 1}"
-        raise ValueError(f"{where} holds labels in {int(a.min())}..{int(a.max())}, outside 0{top}; "
-                         + ("renumber them from 0" if n_classes is None else
-                            f"renumber them 0..{n_classes - 1}, or use a model of {int(a.max()) + 1} classes"))
+        allowed = "labels start at 0" if n_classes is None else f"this model's labels are 0..{n_classes - 1}"
+        raise ValueError(f"{where} holds labels in {int(a.min())}..{int(a.max())}, but {allowed}; renumber them "
+                         "0, 1, 2, ... (np.unique(y, return_inverse=True)[1] does)")
     return a
 
 
@@ -83,6 +82,6 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     starts = list(range(0, n, batch_size))
-    if len(starts) > 1 and n - starts[-1] == 1:
+    if batch_size > 1 and len(starts) > 1 and n - starts[-1] == 1:       # batch_size 1: every batch is one row
         starts.pop()
     return [(s, e) for s, e in zip(starts, starts[1:] + [n])]

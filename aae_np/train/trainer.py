@@ -70,7 +70,8 @@ class Trainer:
         self.x_test = None if x_test is None else check_rows(x_test, dim, "x_test", model.dtype)
         if model.config.encoder_batchnorm and min(len(self.x_train), config.batch_size) < 2:
             raise ValueError(f"a BatchNorm encoder trains on batches of at least 2 rows; got batch_size "
-                             f"{config.batch_size} and {len(self.x_train)} training rows")
+                             f"{config.batch_size} and {len(self.x_train)} training rows: use a batch size "
+                             "(--batch-size) of 2 or more, and at least 2 rows")
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.progress = progress
         self.rng = np.random.default_rng(config.seed)

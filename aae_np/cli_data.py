@@ -94,9 +94,8 @@ def data_for_model(args: argparse.Namespace) -> UserData:
     record), with the scaling it was trained with. A dataset of another width is refused; one of
     another name too, unless ``--other-data``."""
     record = read_record(args.model)
-    shape = parse_image_shape(args.image_shape)
-    if shape == "infer" and record:
-        shape = tuple(record["image_shape"]) if record["image_shape"] else None
+    given = parse_image_shape(args.image_shape)
+    shape = None if given == "infer" and record else given     # the record's, once the width is checked
     scaling = record["scaling"] if record else None
     named = args.data is not None or args.data_dir is not None or args.dataset is not None
     if args.data is not None:
@@ -116,6 +115,8 @@ def data_for_model(args: argparse.Namespace) -> UserData:
     if data.features != record["features"]:
         raise ValueError(f"{trained}, but {data.source} has {data.features} features per row; it cannot read "
                          "them. Pass data of the same features, or leave out --data to use its own")
+    if given == "infer":
+        data.image_shape = tuple(record["image_shape"]) if record["image_shape"] else None
     if data.name != record["name"] and not args.other_data:
         raise ValueError(f"{trained}, but {data.source} is {data.name}; leave out the data options to use its "
                          "own, or pass --other-data to use this dataset anyway")

@@ -129,7 +129,7 @@ def test_a_batchnorm_encoder_trains_when_the_last_batch_would_hold_one_row(n, ba
 
 @pytest.mark.parametrize("x, message", [
     (np.full((4, 64), np.nan, np.float32), "x_train has NaN or inf in 4 of 4 rows"),
-    (np.zeros((0, 64), np.float32), "x_train is empty"),
+    (np.zeros((0, 64), np.float32), "x_train is empty: 0 sample(s)"),
     (_rows() * 3 - 1, "x_train holds values in [-0.9994, 1.999]"),
 ])
 def test_the_api_refuses_bad_training_data_before_the_first_step(x, message):

@@ -29,17 +29,20 @@ def check_rows(x: np.ndarray, input_dim: int | None, where: str = "x_train", dty
     found) when ``unit_range``."""
     a = np.asarray(x)
     if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-        raise ValueError(f"{where} has dtype {a.dtype}; it must hold real numbers (float or int). "
+        complex_ = " (Complex data not supported)" if np.issubdtype(a.dtype, np.complexfloating) else ""
+        raise ValueError(f"{where} has dtype {a.dtype}; it must hold real numbers (float or int){complex_}. "
                          "Convert it, e.g. x.astype('float32'), after removing non-numeric columns")
     if a.ndim != 2:
         fix = ("reshape it to (N, features), e.g. x.reshape(len(x), -1)" if a.ndim > 2 else
                "a single row is x.reshape(1, -1), a single feature x.reshape(-1, 1)")
-        raise ValueError(f"{where} must be 2-D (rows, features), got shape {a.shape}; {fix}")
+        raise ValueError(f"{where} must be 2-D (rows, features), got shape {a.shape}. Reshape your data: {fix}")
     if input_dim is not None and a.shape[1] != input_dim:
         raise ValueError(f"{where} has {a.shape[1]} features per row but the model takes {input_dim}; "
                          f"build the model with input_dim={a.shape[1]}, or pass data of {input_dim} features")
-    if len(a) == 0 or a.shape[1] == 0:
-        raise ValueError(f"{where} is empty (shape {a.shape}); pass at least one row of at least one feature")
+    if len(a) == 0 or a.shape[1] == 0:       # worded as scikit-learn's check_array words it
+        what = "sample(s)" if len(a) == 0 else "feature(s)"
+        raise ValueError(f"{where} is empty: 0 {what} (shape={a.shape}) while a minimum of 1 is required; "
+                         "pass at least one row of at least one feature")
     a = np.ascontiguousarray(a, dtype=dtype)
     finite = np.isfinite(a).all(axis=1)
     if not finite.all():

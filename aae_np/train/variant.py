@@ -109,7 +109,7 @@ class VariantTrainer(Trainer):
                  y_test: np.ndarray | None = None, out_dir=None, progress: bool = True) -> None:
         c = model.config
         x_train, y_train, self.x_val, self.y_val = split_validation(x_train, y_train, config.validation_images)
-        if c.uses_labels or c.variant == "clustering":
+        if c.uses_labels or (c.variant == "clustering" and x_test is not None):    # scoring the clusters
             if y_train is None:
                 raise ValueError(f"the {c.variant} variant needs the training labels "
                                  f"({'to pick the labelled subset' if c.uses_labels else 'for the cluster mapping'})")

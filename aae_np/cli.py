@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aae_np import cli_data
 from aae_np.cli_args import EXIT_USAGE, build_parser
 from aae_np.files import atomic_write, atomic_write_text
 
@@ -34,10 +35,8 @@ class CLIError(Exception):
 
 def _load_data(args: argparse.Namespace):
     """The data of a model command: its own training data unless named (``cli_data``)."""
-    from aae_np.cli_data import data_for_model, say_notes
-
-    data = data_for_model(args)
-    say_notes(data)
+    data = cli_data.data_for_model(args)
+    cli_data.say_notes(data)
     return data
 
 
@@ -49,8 +48,6 @@ def _load_model(args: argparse.Namespace):
 
 # -- train ----------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
-    from aae_np import cli_data
-
     loading = cli_data.start_loading(args)        # IDX data on a thread, while this one imports
     from aae_np.eval import report
     from aae_np.train.presets import resolve
@@ -136,18 +133,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix == ".npy":
         atomic_write(out, lambda f: np.save(f, images))
     else:
-        from aae_np.cli_data import as_images
-
-        plots.samples(as_images(args.model, images, out), out)
+        plots.samples(cli_data.as_images(args.model, images, out), out)
     print(f"wrote {args.n} samples to {out}")
     return 0
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from aae_np.cli_data import write_reconstructions
-
     _check_n(args.n)
-    print(write_reconstructions(_load_model(args), _load_data(args), args.n, Path(args.out)))
+    print(cli_data.write_reconstructions(_load_model(args), _load_data(args), args.n, Path(args.out)))
     return 0
 
 
@@ -155,11 +148,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     model, data = _load_model(args), _load_data(args)
     x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
     z = model.encode(x)
-    out = Path(args.out)
-    labels = {} if y is None else {"labels": y}
-    atomic_write(out, (lambda f: np.savez(f, z=z, **labels)) if out.suffix == ".npz" else (lambda f: np.save(f, z)))
-    print(f"wrote codes of {len(z)} {args.split} rows of {data.name}, shape {z.shape}, to {out}"
-          + ("" if y is not None else " (no labels: none saved, the plot has one colour)"))
+    print(cli_data.write_codes(z, y, Path(args.out), f"{args.split} rows of {data.name}"))
     if args.plot:
         from aae_np.eval import latent_plots
 
@@ -173,8 +162,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from aae_np.train.run import saved_train_config
 
     model, data = _load_model(args), _load_data(args)
-    if args.score and (data.name != "mnist" or data.y_train is None):
-        raise CLIError(f"--score rates samples with an MNIST digit classifier; {data.name} is not labelled MNIST")
+    cli_data.check_score(args, data)
     held_out = (saved_train_config(args.model) or {}).get("validation_images", 0)   # the run's own split
     result = report.evaluate(model, data, score=args.score, parzen=args.parzen, cache=args.classifier_cache,
                              validation_images=held_out)
@@ -205,6 +193,13 @@ COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "reconstruct": _cmd_reco
 
 
 def _set_threads(n: int | None) -> None:
+    """BLAS and Numba at ``n`` threads, at most the cores this process may use (more threads than
+    cores take turns on them, and a product waits for its slowest part: 20-66x slower)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n is not None and n > cores:
+        print(f"aae-np: --threads {n} is more than the {cores} cores this process may use; using {cores}",
+              file=sys.stderr)
+        n = cores
     if n is not None:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
             os.environ[var] = str(n)
@@ -238,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aae-np: error: {where}{what}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        from aae_np.cli_data import interrupt_message
-
-        print(interrupt_message(args), file=sys.stderr)
+        print(cli_data.interrupt_message(args), file=sys.stderr)
         return 130
 
 

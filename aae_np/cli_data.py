@@ -20,7 +20,7 @@ import numpy as np
 from aae_np.user_data import UserData, idx_data, load_user_data, parse_image_shape
 
 __all__ = ["DATA_KEY", "start_loading", "training_data", "fit_model_config", "record_arrays", "read_record",
-           "data_for_model", "say_notes", "interrupt_message", "as_images", "write_reconstructions"]
+           "data_for_model", "say_notes", "interrupt_message", "as_images", "write_codes", "check_score", "write_reconstructions"]
 
 DATA_KEY = "__data__"            # the model file's record of its training data (JSON)
 NEEDS_LABELS = {"semi-supervised": "to pick its labelled subset", "conditioned": "to pick its labelled subset",
@@ -150,6 +150,22 @@ def write_reconstructions(model: Any, data: UserData, n: int, out: Path) -> str:
     shape = (len(x), *data.image_shape)
     plots.reconstructions(x.reshape(shape), x_hat.reshape(shape), out, n=n)
     return f"wrote {len(x)} test images and their reconstructions to {out}"
+
+
+def write_codes(z: np.ndarray, y: np.ndarray | None, out: Path, what: str) -> str:
+    """Codes ``z`` to ``out`` (.npy, or .npz with the labels when there are any); what was written."""
+    from aae_np.files import atomic_write
+
+    labels = {} if y is None else {"labels": y}
+    atomic_write(out, (lambda f: np.savez(f, z=z, **labels)) if out.suffix == ".npz" else (lambda f: np.save(f, z)))
+    return (f"wrote codes of {len(z)} {what}, shape {z.shape}, to {out}"
+            + ("" if y is not None else " (no labels: none saved, the plot has one colour)"))
+
+
+def check_score(args: argparse.Namespace, data: UserData) -> None:
+    """``--score`` rates samples with an MNIST digit classifier: labelled MNIST only."""
+    if args.score and (data.name != "mnist" or data.y_train is None):
+        raise ValueError(f"--score rates samples with an MNIST digit classifier; {data.name} is not labelled MNIST")
 
 
 def as_images(model_path: str | Path, rows: np.ndarray, out: Path) -> np.ndarray:

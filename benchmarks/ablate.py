@@ -1,7 +1,7 @@
 """Where a numba training step's time goes, found by leaving parts of it out.
 
 Three versions of one ``Trainer.step`` (a preset, real images) run in alternating rounds inside
-``pool.running(split_gemms=True)``, as ``Trainer.fit`` runs them:
+``pool.running()``, as ``Trainer.fit`` runs them:
 
 * **full**: the step as it trains;
 * **no updates**: every phase's optimizer step does nothing;
@@ -94,7 +94,7 @@ def main() -> None:
     bs, setups = train_cfg.batch_size, versions(trainer)
     batches = [x[i * bs:(i + 1) * bs] for i in range(len(x) // bs)]
     times: dict[str, list[float]] = {v: [] for v in VERSIONS}
-    with pool.running(split_gemms=True) as running:
+    with pool.running() as running:
         threads = running.threads if running is not None else 1
         for version in VERSIONS:                    # warm up: compile, allocate
             setups[version]()

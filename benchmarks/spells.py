@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     round_trip(100)                               # compile
     samples, end = [], time.time() + args.seconds
     while time.time() < end or not samples:
-        with pool.running(split_gemms=True):
+        with pool.running():
             for batch in batches[:3]:
                 trainer.step(batch)
             start = time.perf_counter()

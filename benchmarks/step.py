@@ -70,10 +70,10 @@ INSTALL = {"pytorch eager": ("PyTorch", "torch==2.13.0"), "torch.compile": ("PyT
 
 
 def on_pool(name: str):
-    """The numba backend trains inside ``pool.running(split_gemms=True)`` (as ``Trainer.fit``
+    """The numba backend trains inside ``pool.running()`` (as ``Trainer.fit``
     does), entered for each of its rounds only, so that its workers are gone while the other
     contestants run."""
-    return pool.running(split_gemms=True) if name in ("numba backend", "GEMMs: pool") else nullcontext()
+    return pool.running() if name in ("numba backend", "GEMMs: pool") else nullcontext()
 
 
 def per_round(times: dict[str, list[float]], against: str = "numba backend") -> dict[str, float]:
@@ -163,7 +163,7 @@ def gemm_floor(preset: str, schedule: str, x: np.ndarray):
         for a, b, out in calls:
             np.dot(a, b, out=out)
 
-    def pool_gemms(_batch):                     # inside pool.running(split_gemms=True): our halves
+    def pool_gemms(_batch):                     # inside pool.running(): our halves
         for a, b, out in calls:
             pool.gemm(a, b, out)
 

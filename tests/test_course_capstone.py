@@ -148,3 +148,42 @@ def test_batches_refuse_bad_input():
     with pytest.raises(ValueError, match="batch_size"):
         next(batches(np.zeros((4, 3)), 0, np.random.default_rng(0), 2))
     assert capstone.STUB_TAG == "exercise-stub"
+
+
+def _with_cell_after(path, after: str, source: str):
+    """Notebook ``path`` with a new untagged code cell ``source`` right after exercise ``after``'s cell."""
+    nb = nbformat.read(path, as_version=4)
+    i = next(k for k, c in enumerate(nb.cells) if c.metadata.get("exercise") == after)
+    nb.cells.insert(i + 1, nbformat.v4.new_code_cell(source))
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_helper_in_a_cell_of_its_own_works(tmp_path):
+    """Issue 29: a helper the student writes in a cell of its own reaches the capstone."""
+    own = "def relu_backward(x, dout):\n    return dout * relu_mask(x)\n"
+    path = _with_cell_after(notebook_02(tmp_path, {"relu_backward": own}), "sigmoid_backward",
+                            "SLOPE = 1.0\n\ndef relu_mask(x):\n    return (x > 0) * SLOPE\n\n"
+                            "print('a statement that is not run')\nresult = exercises.check('x', None)\n")
+    mine = my_functions(path)
+    assert mine.origin["relu_backward"] == "yours" and mine.relu_backward is not solutions.relu_backward
+    np.testing.assert_array_equal(mine.relu_backward(np.array([-1.0, 2.0]), np.ones(2)), [0.0, 1.0])
+
+
+def test_a_helper_cell_cannot_replace_an_exercise(tmp_path):
+    path = _with_cell_after(notebook_02(tmp_path), "mse_grad",
+                            "from aae_np.teach.solutions import relu_backward as relu_backward\n"
+                            "def mse_grad(pred, target):\n    return pred - target\n")
+    mine = my_functions(path)
+    assert mine.mse_grad is solutions.mse_grad                 # from its exercise cell, not the later copy
+    helpers = "".join(capstone.helper_cells(path))
+    assert "mse_grad" not in helpers and "relu_backward" not in helpers
+
+
+def test_a_name_the_capstone_cannot_see_gets_advice_that_fits(tmp_path):
+    own = "def relu_backward(x, dout):\n    return dout * made_in_a_loop(x)\n"
+    path = _with_cell_after(notebook_02(tmp_path, {"relu_backward": own}), "sigmoid_backward",
+                            "for _ in range(1):\n    made_in_a_loop = lambda x: x > 0\n")
+    message = not_ready(path)
+    assert "relu_backward        ERROR" in message and "NameError" in message
+    assert "SAVED notebook 02" in message and "top-level imports, defs, classes and constants" in message

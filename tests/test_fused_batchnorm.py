@@ -248,7 +248,8 @@ def test_a_network_without_batchnorm_makes_the_same_kernel_calls_as_before():
             return getattr(NUMPY, name)(*args)
         return call
 
-    kernels = SimpleNamespace(name="spy", dense_forward=spy("dense_forward"), dense_backward=spy("dense_backward"))
+    kernels = SimpleNamespace(name="spy", dense_forward=spy("dense_forward"), dense_backward=spy("dense_backward"),
+                              flushed=NUMPY.flushed, flush=NUMPY.flush)
     net = build(NETS["plain"])
     fused = FusedMLP(net, kernels)
     fused.forward(np.ones((8, 6)))

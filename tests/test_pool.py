@@ -1,4 +1,4 @@
-"""aae_np.fast.pool: NumPy's BLAS jobs and the split updates on our threads give the same bits."""
+"""aae_np.fast.pool: the split products and updates on two threads give the same bits."""
 
 from __future__ import annotations
 
@@ -21,26 +21,6 @@ from aae_np.train.trainer import Trainer
 pytestmark = pytest.mark.skipif(not pool.available(), reason=f"no pool here: {pool._unavailable()}")
 
 
-def products(rng, dtype):
-    """Products OpenBLAS splits over threads, in the layouts the kernels use (x W, x^T delta, delta W^T)."""
-    x, w, d = (rng.standard_normal(s).astype(dtype) for s in ((50, 784), (784, 512), (50, 512)))
-    return [lambda: x @ w, lambda: x.T @ d, lambda: d @ w.T, lambda: w.T @ w[:, :300]]
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blas_on_the_pool_gives_the_same_bits(dtype):
-    calls = products(np.random.default_rng(0), dtype)
-    expected = [f() for f in calls]
-    with pool.running(2) as running:
-        assert pool.active()
-        got = [f() for f in calls]
-        assert int(running.ctl[pool.CALLS]) >= len(calls)        # OpenBLAS really handed its jobs to the pool
-    assert not pool.active()
-    for e, g in zip(expected, got):
-        np.testing.assert_array_equal(g, e)
-    np.testing.assert_array_equal(calls[0](), expected[0])   # OpenBLAS's own threads again
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [pool.SPLIT_MIN - 1, pool.SPLIT_MIN, pool.SPLIT_MIN + 17, 1_000_003])
 def test_split_updates_give_the_same_bits(n, dtype):
@@ -48,11 +28,14 @@ def test_split_updates_give_the_same_bits(n, dtype):
     p, g, m = (rng.standard_normal(n).astype(dtype) for _ in range(3))
     v = np.abs(rng.standard_normal(n)).astype(dtype)
     ref = [a.copy() for a in (p, m, v)]
+    whole = openblas.tensor_layout([(n,)])
     pool.NUMBA.adam_flat(*ref[:1], g, *ref[1:], 1e-3, 0.9, 0.999, 1e-8, 1.02)
     pool.NUMBA.momentum_flat(ref[0], g, ref[1], 0.1, 0.9, True)
-    with pool.running(2):
-        pool.POOLED.adam_flat(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1.02)
-        pool.POOLED.momentum_flat(p, g, m, 0.1, 0.9, True)
+    with pool.running(2) as running:
+        seq = int(running.ctl[pool.SEQ])
+        pool.POOLED.adam_flat(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1.02, whole)
+        pool.POOLED.momentum_flat(p, g, m, 0.1, 0.9, True, whole)
+        assert int(running.ctl[pool.SEQ]) == seq + 2 * (n >= pool.SPLIT_MIN)     # split only from SPLIT_MIN
     for got, want in zip((p, m, v), ref):
         np.testing.assert_array_equal(got, want)
 
@@ -60,12 +43,11 @@ def test_split_updates_give_the_same_bits(n, dtype):
 SHAPES = [(784, 512), (512,), (300, 7), (7,), (5, 512), (1, 40_000), (33, 1), (40_000,)]
 
 
-@pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_updates_split_by_tensor_give_the_same_bits(threads, dtype):
+def test_updates_split_by_tensor_give_the_same_bits(dtype):
     """FlatOptimizer on the pool's kernels cuts an update tensor by tensor (each thread the rows
     its GEMM half wrote): the same bits as one thread over the whole buffer."""
-    rng = np.random.default_rng(threads)
+    rng = np.random.default_rng(2)
     n = sum(int(np.prod(s)) for s in SHAPES)
     p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     named, start = {}, 0
@@ -74,7 +56,7 @@ def test_updates_split_by_tensor_give_the_same_bits(threads, dtype):
         named[f"t{i}"], start = p[start:start + size].reshape(shape), start + size
     results = []
     for kernels in (pool.NUMBA, pool.POOLED):
-        with pool.running(threads, split_gemms=True) if kernels is pool.POOLED else nullcontext():
+        with pool.running(2) if kernels is pool.POOLED else nullcontext():
             for rule in (Adam(lr=1e-3), Momentum(lr=0.1, momentum=0.9, nesterov=True)):
                 opt = FlatOptimizer(p.copy(), g, rule, kernels, named={k: np.empty(v.shape, dtype)
                                                                        for k, v in named.items()})
@@ -103,32 +85,10 @@ def test_tensor_halves_cover_each_tensor_once(shapes):
         start = end
 
 
-@pytest.mark.parametrize("parts", [2, 3, 4])
-def test_slices_cover_the_buffer_once_on_cache_lines(parts):
-    for n in (1, 15, 16, 100, pool.SPLIT_MIN + 5, 1_000_003):
-        cuts = [pool._bounds(n, parts, k) for k in range(parts)]
-        assert cuts[0][0] == 0 and cuts[-1][1] == n
-        assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))
-        assert all(lo % 16 == 0 and lo <= hi for lo, hi in cuts)
-
-
-def test_three_threads():
-    rng = np.random.default_rng(3)
-    x, w = rng.standard_normal((200, 700)).astype(np.float32), rng.standard_normal((700, 600)).astype(np.float32)
-    p, g, m, v = (rng.random(300_001).astype(np.float32) for _ in range(4))
-    want, ref = x @ w, [a.copy() for a in (p, m, v)]
-    pool.NUMBA.adam_flat(ref[0], g, ref[1], ref[2], 1e-3, 0.9, 0.999, 1e-8, 1.0)
-    with pool.running(3) as running:
-        assert running.threads == 3 and len(running.workers) == 2
-        np.testing.assert_array_equal(x @ w, want)
-        pool.POOLED.adam_flat(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1.0)
-    for got, r in zip((p, m, v), ref):
-        np.testing.assert_array_equal(got, r)
-
-
-def test_one_thread_or_nested_runs_no_new_pool():
-    with pool.running(1) as none:
-        assert none is None and not pool.active()
+def test_one_thread_or_more_than_two_or_nested_runs_no_new_pool():
+    for threads in (1, 3, 8):                   # one: all on the caller; three or more: BLAS's own threads
+        with pool.running(threads) as none:
+            assert none is None and not pool.active()
     with pool.running(2) as outer:
         with pool.running(2) as inner:
             assert inner is outer
@@ -160,25 +120,25 @@ def _fit(schedule, monkeypatch, threads):
     model_cfg, train_cfg = resolve("default", schedule=schedule, epochs=1, batch_size=50)
     x = np.random.default_rng(0).random((400, 784), dtype=np.float32)
     real = pool.running
-    monkeypatch.setattr(pool, "running", lambda *a, **k: real(threads, **k) if threads else nullcontext())
+    monkeypatch.setattr(pool, "running", lambda *a, **k: real(threads) if threads else nullcontext())
     trainer = Trainer(AAE(model_cfg, backend="numba"), train_cfg, x, progress=False)
-    calls = []
-    trainer.fit(on_epoch=lambda t, _: calls.append((pool.active(), pool._state.pool and pool._state.pool.split)))
-    assert calls == [(True, True) if threads else (False, None)]
+    calls, epoch = [], trainer.train_epoch
+    trainer.train_epoch = lambda: calls.append(pool.active()) or epoch()
+    trainer.fit(on_epoch=lambda t, _: calls.append(pool.active()))
+    assert calls == [bool(threads), False]          # the steps on the pool, the held-out numbers not
     return trainer.model.flat_params.copy()
 
 
 @pytest.mark.parametrize("schedule", ["phased", "joint"])
-def test_training_on_the_pool_does_not_depend_on_its_size(schedule, monkeypatch):
-    """Trainer.fit runs on the pool with split GEMMs: 2 or 3 threads give the same bits (always two
-    halves), and the same weights as without the pool up to float rounding (OpenBLAS cuts its
-    GEMMs differently)."""
-    two, three, none = (_fit(schedule, monkeypatch, n) for n in (2, 3, 0))
-    np.testing.assert_array_equal(two, three)
+def test_training_on_the_pool_is_repeatable_and_close_to_blas(schedule, monkeypatch):
+    """Trainer.fit runs on the pool: two runs give the same bits (always the same two halves), and
+    the same weights as without the pool up to float rounding (OpenBLAS cuts its GEMMs differently)."""
+    two, again, none = (_fit(schedule, monkeypatch, n) for n in (2, 2, 0))
+    np.testing.assert_array_equal(two, again)
     # Adam's steps are ~lr (2e-3) whatever the gradient's size: a rounding-size difference in a
     # gradient near 0 can move a weight by a step; all but a few stay within 1e-5
     np.testing.assert_allclose(two, none, rtol=0, atol=4e-3)
-    assert np.mean(np.abs(two - none) > 1e-5) < 1e-4
+    assert np.mean(np.abs(two - none) > 1e-5) < 1e-3
 
 
 def _halves(a, b):
@@ -214,20 +174,17 @@ def test_split_gemms_are_two_single_threaded_halves(m, k, n, dtype):
             a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
             b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
             a, b = (a.T if ta else a), (b.T if tb else b)
-            outs = []
-            for threads in (2, 3):
-                with pool.running(threads, split_gemms=True) as running:
-                    assert running.split
-                    outs.append(pool.gemm(a, b, np.empty((m, n), dtype)))
+            with pool.running(2) as running:
+                assert running is not None
+                outs = [pool.gemm(a, b, np.empty((m, n), dtype))]
             np.testing.assert_array_equal(outs[0], _halves(a, b))
-            np.testing.assert_array_equal(outs[1], outs[0])
             np.testing.assert_allclose(outs[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
 
 
 def test_split_gemms_leave_small_or_strided_products_to_numpy():
     rng = np.random.default_rng(1)
     a, b = rng.random((50, 400)), rng.random((400, 600))
-    with pool.running(2, split_gemms=True) as running:
+    with pool.running(2) as running:
         assert openblas.threads() == 1              # halves call a single-threaded BLAS
         seq = int(running.ctl[pool.SEQ])
         np.testing.assert_allclose(pool.gemm(a[:, ::2], b[::2], np.empty((50, 600))), a[:, ::2] @ b[::2])
@@ -270,16 +227,16 @@ def test_overlapping_blocks_in_two_threads_share_the_pool_until_the_last_ends():
 
 
 def test_the_blas_thread_count_is_restored():
-    before = openblas.threads()
-    with pool.running(3):
-        assert openblas.threads() == 3
-    assert openblas.threads() == before
+    with threadpool_limits(2, user_api="blas"):
+        with pool.running(2):
+            assert openblas.threads() == 1
+        assert openblas.threads() == 2
 
 
 def test_spread_tells_whether_the_threads_sit_on_different_cpus():
     with pool.running(2) as running:
         assert running.ctl[pool.REPORT] == 0              # workers stopped reporting after the start
-        me = pool._LIBC.sched_getcpu()
+        me = __import__("ctypes").CDLL(None).sched_getcpu()
         running.ctl[pool.CPUS + 1] = me
         assert not running.spread()                       # the worker on the caller's CPU
         running.ctl[pool.CPUS + 1] = me + 1
@@ -292,18 +249,35 @@ def test_spread_tells_whether_the_threads_sit_on_different_cpus():
 @pytest.mark.parametrize("m, k, n", [(50, 512, 512), (50, 784, 512), (50, 5, 512), (63, 300, 40), (100, 256, 256)])
 def test_short_products_by_w_transposed_run_as_w_delta_transposed_with_the_same_bits(m, k, n, dtype):
     """``delta W^T`` with fewer than ``SHORT`` rows runs as ``(W[half] delta^T)^T`` (faster at batch
-    50) and gives the very bits of the column cut by W's rows; at ``SHORT`` rows the column cut."""
+    50), each half single-threaded; at ``SHORT`` rows the column cut by W's rows. The two agree to
+    rounding (the same bits with OpenBLAS's AVX2 kernels, not with its AVX-512 ones)."""
     rng = np.random.default_rng(m * n)
     delta, W = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
     h = n // 2
     with threadpool_limits(1, user_api="blas"):
-        expected = np.concatenate([delta @ W[:h].T, delta @ W[h:].T], axis=1)
-    with pool.running(2, split_gemms=True):
+        columns = np.concatenate([delta @ W[:h].T, delta @ W[h:].T], axis=1)
+        transposed = np.concatenate([(W[:h] @ delta.T).T, (W[h:] @ delta.T).T], axis=1)
+    with pool.running(2):
         got = pool.gemm(delta, W.T, np.empty((m, n), dtype))
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, transposed if m < openblas.SHORT else columns)
+    np.testing.assert_allclose(transposed, columns, rtol=1e-4, atol=1e-3)
     ctl, out = np.zeros(pool.CTL_SLOTS, np.int64), np.empty((m, n), dtype)
     assert openblas.fill(ctl, 0, delta, W.T, out, np.empty_like(out))
     assert ctl[openblas.ROWS] == (openblas.TRANSPOSED if m < 64 else openblas.COLS_CUT)     # batch 50: yes; 128: no
     assert openblas.fill(ctl, 0, delta[:1].repeat(openblas.SHORT, 0), W.T, np.empty((openblas.SHORT, n), dtype),
                          np.empty((openblas.SHORT, n), dtype))
     assert ctl[openblas.ROWS] == openblas.COLS_CUT
+
+
+def test_an_interrupt_while_the_pool_starts_leaves_no_thread_and_blas_as_found(monkeypatch):
+    import threading
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pool._Pool, "spread", interrupted)
+    with threadpool_limits(2, user_api="blas"):
+        with pytest.raises(KeyboardInterrupt):
+            with pool.running(2):
+                pass
+        assert openblas.threads() == 2 and not pool.active()
+    assert not [t for t in threading.enumerate() if t.name.startswith("aae_np-pool")]

@@ -4,8 +4,8 @@
 stores are not enough for that: the compiler may keep a value in a register instead of reading
 memory again, and the CPU may reorder a store that publishes a job before the stores that fill it
 in. These intrinsics emit the LLVM instructions that forbid both (acquire loads, release stores,
-atomic adds), the CPU's spin-wait hint, a read of the cycle counter, and a call through a C
-function pointer (how OpenBLAS hands us its jobs). Each is a few lines of LLVM IR; they compile
+atomic adds), the CPU's spin-wait hint, a read of the cycle counter, and a call of a CBLAS GEMM through its
+address. Each is a few lines of LLVM IR; they compile
 into the calling jitted function, so Numba's on-disk cache keeps working. Below them, three C
 library calls the pool makes from jitted code (nap, yield the core, which CPU am I on).
 
@@ -19,7 +19,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["load_acquire", "store_release", "fetch_add", "spin_pause", "cycles", "call_job", "call_gemm", "as_pointer",
+__all__ = ["load_acquire", "store_release", "fetch_add", "spin_pause", "cycles", "call_gemm", "as_pointer",
            "usleep", "sched_yield", "sched_getcpu"]
 
 _I64 = ir.IntType(64)
@@ -82,20 +82,6 @@ def cycles(typingctx):
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, []), "llvm.readcyclecounter")
         return builder.call(fn, [])
     return types.int64(), codegen
-
-
-@intrinsic
-def call_job(typingctx, function, index, data, extra):
-    """Call the C function at address ``function`` as ``void f(int index, void *data, int extra)``:
-    the signature of OpenBLAS's job runner (``openblas_dojob_callback``)."""
-    def codegen(context, builder, sig, args):
-        i32, voidp = ir.IntType(32), ir.IntType(8).as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [i32, voidp, i32])
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        builder.call(fn, [builder.trunc(args[1], i32), builder.inttoptr(args[2], voidp),
-                          builder.trunc(args[3], i32)])
-        return context.get_dummy_value()
-    return types.void(types.int64, types.int64, types.int64, types.int64), codegen
 
 
 @intrinsic

@@ -38,6 +38,7 @@ from aae_np.fast.kernels import ACT_NAMES, ADD, NUMBA, SET
 from aae_np.nn.activations import activate, derivative
 from aae_np.nn.batchnorm import (batchnorm_backward, batchnorm_eval_backward, batchnorm_eval_forward,
                                   batchnorm_forward, update_running)
+from aae_np.nn.subnormal import floor, flush
 
 jit_cache.drop_if_stale(__file__, "kernels.py")     # act_grad_mul and act_inplace compile in
 
@@ -53,11 +54,11 @@ def bn_forward_np(u, gamma, beta, running_mean, running_var, momentum, eps, trai
     else:                                  # evaluation mode: the running statistics are constants
         y, x_hat[...], inv_sigma[...] = batchnorm_eval_forward(u, gamma, beta, running_mean, running_var, eps)
     out[...] = activate(ACT_NAMES[act], y, alpha)            # out = act(gamma * x_hat + beta)
-    return out
+    return flush(out)                                        # no subnormal: nn/subnormal.py
 
 
 def bn_backward_np(y, dout, act, alpha, x_hat, gamma, inv_sigma, training, dx, dgamma, dbeta, grads=ADD):
-    dy = dout * derivative(ACT_NAMES[act], y, alpha)         # dy = dout * act'(.)
+    dy = flush(dout * derivative(ACT_NAMES[act], y, alpha))  # dy = dout * act'(.)
     backward = batchnorm_backward if training else batchnorm_eval_backward
     dx[...], dg, db = backward(dy, x_hat, gamma, inv_sigma)
     if grads == ADD:
@@ -81,11 +82,11 @@ else:
 
     from aae_np.fast.kernels import act_grad_mul, act_inplace
 
-    jit = njit(cache=True, error_model="numpy", nogil=True)
+    jit = njit(cache=jit_cache.cache_ok(), error_model="numpy", nogil=True)
 
     @jit
-    def bn_forward(u, gamma, beta, running_mean, running_var, momentum, eps, training, act, alpha,
-                   x_hat, inv_sigma, out):
+    def _bn_forward(u, gamma, beta, running_mean, running_var, momentum, eps, training, act, alpha,
+                    x_hat, inv_sigma, out, floor):
         n, d = u.shape
         dt = u.dtype.type
         mu, var = np.zeros(d, u.dtype), np.zeros(d, u.dtype)
@@ -114,12 +115,12 @@ else:
                 xh = (u[i, j] - mu[j]) * inv_sigma[j]
                 x_hat[i, j] = xh
                 out[i, j] = gamma[j] * xh + beta[j]
-        act_inplace(out, act, alpha)
+        act_inplace(out, act, alpha, floor)
         return out
 
     @jit
-    def bn_backward(y, dout, act, alpha, x_hat, gamma, inv_sigma, training, dx, dgamma, dbeta, grads=ADD):
-        act_grad_mul(y, dout, act, alpha, dx)            # dx holds dy = dout * act'(.) for now
+    def _bn_backward(y, dout, act, alpha, x_hat, gamma, inv_sigma, training, dx, dgamma, dbeta, grads, floor):
+        act_grad_mul(y, dout, act, alpha, dx, floor)     # dx holds dy = dout * act'(.) for now
         n, d = dx.shape
         dt = dx.dtype.type
         sum_dy, sum_dy_xhat = np.zeros(d, dx.dtype), np.zeros(d, dx.dtype)
@@ -145,6 +146,15 @@ else:
             dgamma[:] = sum_dy_xhat
             dbeta[:] = sum_dy
         return dx
+
+    def bn_forward(u, gamma, beta, running_mean, running_var, momentum, eps, training, act, alpha,
+                   x_hat, inv_sigma, out):
+        return _bn_forward(u, gamma, beta, running_mean, running_var, momentum, eps, training, act, alpha,
+                           x_hat, inv_sigma, out, floor(out.dtype))
+
+    def bn_backward(y, dout, act, alpha, x_hat, gamma, inv_sigma, training, dx, dgamma, dbeta, grads=ADD):
+        return _bn_backward(y, dout, act, alpha, x_hat, gamma, inv_sigma, training, dx, dgamma, dbeta, grads,
+                            floor(dx.dtype))
 
     BN_NUMBA = SimpleNamespace(name="numba", bn_forward=bn_forward, bn_backward=bn_backward)
 

@@ -7,9 +7,9 @@ signature, fused so that each array is walked once:
 
 ``dense_forward(x, W, b, act, alpha, out)``
     out = act(x W + b): the GEMM (NumPy's BLAS), then bias and activation in one
-    jitted pass over ``out`` (the "epilogue").
+    jitted pass over ``out`` (the "epilogue"), subnormals flushed to 0 (``nn/subnormal.py``).
 ``dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, grads)``
-    delta = dout * act'(y)  (the derivative written in terms of the output y);
+    delta = dout * act'(y)  (the derivative written in terms of the output y; subnormals flushed);
     dW += x^T delta;  db += 1^T delta;  dx = delta W^T if ``need_dx``.
     ``grads``: ADD (2) accumulates as above, SET (1) overwrites dW and db (one pass
     less when the caller knows they are zero), SKIP (0) leaves them (a phase that
@@ -24,6 +24,8 @@ signature, fused so that each array is walked once:
     normal float (1.9e-37 in float32) as 0; the twin keeps them (a difference the update never shows).
 ``momentum_flat(p, g, vel, lr, mu, nesterov)``
     one heavy-ball step, in place.
+``flushed(a)``, ``flush(a)``
+    ``nn.subnormal``'s: ``a`` or a flushed copy; flush in place (what enters and leaves a network).
 ``matmul(a, b, out)``
     a GEMM; the Numba one is a readable blocked loop kept for teaching (BLAS is the
     default everywhere else; ``tests/test_kernels.py`` holds it to NumPy's).
@@ -40,9 +42,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from aae_np.fast import jit_cache
 from aae_np.nn.activations import activate, derivative
 from aae_np.nn.losses import bce_with_logits, sigmoid_mse as sigmoid_mse_ref
 from aae_np.nn.optim import adam_update, momentum_update
+from aae_np.nn.subnormal import floor, flush, flushed
 
 ACT_NAMES = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
 ACT_CODES = {name: code for code, name in enumerate(ACT_NAMES)}
@@ -54,11 +58,12 @@ SKIP, SET, ADD = 0, 1, 2          # what dense_backward does with dW and db
 # ----------------------------------------------------------------------------------------
 def dense_forward_np(x, W, b, act, alpha, out):
     out[...] = activate(ACT_NAMES[act], x @ W + b, alpha)     # y = act(x W + b)
-    return out
+    return flush(out)                                          # no subnormal: nn/subnormal.py
 
 
 def dense_backward_np(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, grads=ADD):
     delta[...] = dout * derivative(ACT_NAMES[act], y, alpha)  # delta = dout * act'(u)
+    flush(delta)
     if grads == ADD:
         dW += x.T @ delta                                # dW = x^T delta
         db += delta.sum(axis=0)                          # db = 1^T delta
@@ -72,12 +77,12 @@ def dense_backward_np(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, gra
 
 def activation_forward_np(u, act, alpha, out):
     out[...] = activate(ACT_NAMES[act], u, alpha)
-    return out
+    return flush(out)
 
 
 def activation_backward_np(y, dout, act, alpha, out):
     out[...] = dout * derivative(ACT_NAMES[act], y, alpha)
-    return out
+    return flush(out)
 
 
 def bce_logits_np(s, t, grad):
@@ -106,24 +111,25 @@ def matmul_np(a, b, out):
 NUMPY = SimpleNamespace(name="numpy", dense_forward=dense_forward_np, dense_backward=dense_backward_np,
                         activation_forward=activation_forward_np,
                         activation_backward=activation_backward_np, bce_logits=bce_logits_np,
+                        flushed=flushed, flush=flush,
                         sigmoid_mse=sigmoid_mse_np,
                         adam_flat=adam_flat_np, momentum_flat=momentum_flat_np, matmul=matmul_np)
+
+
+def numba_available() -> bool:
+    return NUMBA is not None
 
 
 # ----------------------------------------------------------------------------------------
 # Numba kernels: module level so that cache=True can store them on disk; compiled
 # on first call for each dtype
 # ----------------------------------------------------------------------------------------
-def numba_available() -> bool:
-    return NUMBA is not None
-
-
 try:
     from numba import njit
 except ImportError:  # pragma: no cover - the numpy backend still works
     NUMBA = dense_kernels = None
 else:
-    jit = njit(cache=True, error_model="numpy", nogil=True)
+    jit = njit(cache=jit_cache.cache_ok(), error_model="numpy", nogil=True)
 
     @jit
     def sigmoid_scalar(s, e, one):
@@ -132,54 +138,80 @@ else:
         return (one if s >= 0 else e) / (one + e)
 
     @jit
-    def act_inplace(a, act, alpha):
-        # one loop per activation: a branch inside the loop would stop vectorisation
+    def act_inplace(a, act, alpha, floor):
+        """a = act(a), then every |a| < floor set to 0 (``nn.subnormal``: floor is the smallest
+        normal number, or 0 for no flush). One loop per activation: a branch inside the loop
+        would stop vectorisation; the flush is a select, which does not."""
         flat = a.reshape(-1)
         zero, one = flat.dtype.type(0), flat.dtype.type(1)
-        al = flat.dtype.type(alpha)
+        al, fl = flat.dtype.type(alpha), flat.dtype.type(floor)
         if act == 1:   # written so that NaN propagates, as np.maximum does
             for i in range(flat.size):
-                flat[i] = zero if flat[i] < zero else flat[i]
+                flat[i] = zero if flat[i] < fl else flat[i]
         elif act == 2:
             for i in range(flat.size):
-                flat[i] = al * flat[i] if flat[i] < zero else flat[i]
+                v = al * flat[i] if flat[i] < zero else flat[i]
+                flat[i] = zero if abs(v) < fl else v
         elif act == 3:
             for i in range(flat.size):
-                flat[i] = sigmoid_scalar(flat[i], math.exp(-abs(flat[i])), one)
+                v = sigmoid_scalar(flat[i], math.exp(-abs(flat[i])), one)
+                flat[i] = zero if v < fl else v
         elif act == 4:
             for i in range(flat.size):
-                flat[i] = math.tanh(flat[i])
+                v = math.tanh(flat[i])
+                flat[i] = zero if abs(v) < fl else v
+        else:
+            for i in range(flat.size):
+                flat[i] = zero if abs(flat[i]) < fl else flat[i]
 
     @jit
-    def bias_act(out, b, act, alpha):
-        """The GEMM's epilogue, in one pass: out = act(out + b)."""
+    def bias_act(out, b, act, alpha, floor):
+        """The GEMM's epilogue, in one pass: out = act(out + b), flushed below ``floor``."""
         n, m = out.shape
         for i in range(n):
             for j in range(m):
                 out[i, j] += b[j]
-        act_inplace(out, act, alpha)
-
+        act_inplace(out, act, alpha, floor)
 
     @jit
-    def act_grad_mul(y, dout, act, alpha, delta):
+    def act_grad_mul(y, dout, act, alpha, delta, floor):
+        """delta = dout * act'(y), every |delta| < floor set to 0."""
         fy, fd, fo = y.reshape(-1), dout.reshape(-1), delta.reshape(-1)
         zero, one = fy.dtype.type(0), fy.dtype.type(1)
-        al = fy.dtype.type(alpha)
+        al, fl = fy.dtype.type(alpha), fy.dtype.type(floor)
         if act == 1:
             for i in range(fy.size):
-                fo[i] = fd[i] if fy[i] > zero else zero
+                v = fd[i] if fy[i] > zero else zero
+                fo[i] = zero if abs(v) < fl else v
         elif act == 2:
             for i in range(fy.size):
-                fo[i] = fd[i] if fy[i] > zero else al * fd[i]
+                v = fd[i] if fy[i] > zero else al * fd[i]
+                fo[i] = zero if abs(v) < fl else v
         elif act == 3:
             for i in range(fy.size):
-                fo[i] = fd[i] * fy[i] * (one - fy[i])
+                v = fd[i] * fy[i] * (one - fy[i])
+                fo[i] = zero if abs(v) < fl else v
         elif act == 4:
             for i in range(fy.size):
-                fo[i] = fd[i] * (one - fy[i] * fy[i])
+                v = fd[i] * (one - fy[i] * fy[i])
+                fo[i] = zero if abs(v) < fl else v
         else:
             for i in range(fy.size):
-                fo[i] = fd[i]
+                fo[i] = zero if abs(fd[i]) < fl else fd[i]
+
+    @jit
+    def _any_below(a, floor):
+        """Does ``a`` hold a nonzero entry with magnitude below ``floor`` (a subnormal)?"""
+        flat, zero, fl, found = a.reshape(-1), a.dtype.type(0), a.dtype.type(floor), False
+        for i in range(flat.size):
+            found |= (abs(flat[i]) < fl) & (flat[i] != zero)
+        return found
+
+    def flushed_fast(a):
+        """``nn.subnormal.flushed``: ``a`` itself, or a flushed copy if it holds a subnormal."""
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and _any_below(np.ascontiguousarray(a), floor(a.dtype)):
+            return flush(a.copy())
+        return a
 
     @jit
     def col_sum(delta, db, add):
@@ -199,11 +231,11 @@ else:
         """
         def dense_forward(x, W, b, act, alpha, out):
             dot(x, W, out)
-            bias_act(out, b, act, alpha)                 # out = act(x W + b), fused
+            bias_act(out, b, act, alpha, floor(out.dtype))       # out = act(x W + b), fused
             return out
 
         def dense_backward(x, W, y, dout, act, alpha, delta, dW, db, dx, need_dx, grads=ADD):
-            act_grad_mul(y, dout, act, alpha, delta)     # delta = dout * act'(u), fused
+            act_grad_mul(y, dout, act, alpha, delta, floor(delta.dtype))     # delta = dout * act'(u)
             if grads == ADD:
                 dW += dot(x.T, delta, np.empty_like(dW))  # dW = x^T delta
             elif grads == SET:
@@ -217,15 +249,13 @@ else:
 
     dense_forward, dense_backward = dense_kernels(lambda a, b, out: np.dot(a, b, out=out))
 
-    @jit
     def activation_forward(u, act, alpha, out):
         out[...] = u
-        act_inplace(out, act, alpha)
+        act_inplace(out, act, alpha, floor(out.dtype))
         return out
 
-    @jit
     def activation_backward(y, dout, act, alpha, out):
-        act_grad_mul(y, dout, act, alpha, out)
+        act_grad_mul(y, dout, act, alpha, out, floor(out.dtype))
         return out
 
     @jit
@@ -298,10 +328,8 @@ else:
 
     @jit
     def matmul(a, b, out):
-        # A blocked GEMM: tiles of a and b small enough to stay in cache are reused
-        # many times. Readable, and several times slower than BLAS.
-        n, k = a.shape
-        m = b.shape[1]
+        # A blocked GEMM: tiles small enough to stay in cache are reused. Readable; slower than BLAS.
+        (n, k), m = a.shape, b.shape[1]
         out[...] = 0
         bs = 64
         for i0 in range(0, n, bs):
@@ -316,6 +344,7 @@ else:
 
     NUMBA = SimpleNamespace(name="numba", dense_forward=dense_forward, dense_backward=dense_backward,
                            activation_forward=activation_forward, activation_backward=activation_backward,
+                           flushed=flushed_fast, flush=flush,
                            bce_logits=bce_logits, sigmoid_mse=sigmoid_mse, adam_flat=adam_flat, momentum_flat=momentum_flat,
                            matmul=matmul)
 

@@ -1,28 +1,23 @@
-"""NumPy's OpenBLAS as the pool uses it: found, its threads callback, and GEMMs split by us.
+"""NumPy's OpenBLAS as the pool uses it: its GEMMs found, and a product cut in two halves.
 
-``find`` locates NumPy's OpenBLAS, its ``set_threads_callback_function`` (how ``pool.running()``
-runs OpenBLAS's jobs) and its ``cblas_?gemm``. The rest cuts a GEMM over the pool's two threads
-ourselves, each half one single-threaded BLAS call (``pool.running(split_gemms=True)``).
+``find`` locates NumPy's OpenBLAS and its 64-bit CBLAS ``sgemm`` / ``dgemm``. ``fill`` writes a
+product ``C = op(A) op(B)`` into the pool's control block and ``gemm_part`` computes one half,
+each half one single-threaded BLAS call on the operands as they are (no packed panel is shared
+between the threads). Each weight matrix W (rows = inputs) is cut in the same two row halves
+everywhere, so that each thread reads and writes only its own half of W, dW and Adam's moments:
 
-Why not OpenBLAS's own split (``pool.running()`` runs its jobs on our threads)? Its threads share
-the packed panels of one product: each packs part of an operand that every thread then reads.
-While the two vCPUs of this machine sit on cores that share a cache, that is cheap; in the
-machine's slow spells they do not (a cache line takes ~1,100 cycles from one thread to the other
-instead of ~260, ``docs/performance.md``). Here each thread computes its own block of the product
-from the operands as they are, and each weight matrix W (rows = inputs) is cut in the same two
-row halves everywhere, so that each thread reads and writes only its own half of W, dW and Adam's
-moments: ``x^T delta`` (tall, M >= ``TALL``) by the rows of C; ``x W`` (K >= ``TALL``, W not
-transposed) by the depth K: thread 0 ``x[:, :h] W[:h]`` into C, thread 1 ``x[:, h:] W[h:]`` into a
-scratch array that the caller adds to C; ``delta W^T`` by the columns of C (W's rows), and when C is
-short (fewer than ``SHORT`` rows, a batch of 50) as ``(W[half] delta^T)^T``: each thread computes its
-rows of the transposed product into the scratch and copies them into its columns of C (OpenBLAS is
-faster that way round at a small batch, and sums each element in the same order: the same bits);
-anything else by the columns of C, at a multiple of 16. Only the batch's small matrices cross.
+* ``x^T delta`` (tall: M >= ``TALL``): by the rows of C (W's rows);
+* ``x W`` (K >= ``TALL``, W not transposed): by the depth K: thread 0 ``x[:, :h] W[:h]`` into C,
+  thread 1 ``x[:, h:] W[h:]`` into a scratch array that the caller adds to C;
+* ``delta W^T``: by the columns of C (W's rows); when C is short (fewer than ``SHORT`` rows) as
+  ``(W[half] delta^T)^T``: each thread computes its rows of the transposed product into the
+  scratch and copies them into its columns of C (OpenBLAS is faster that way round at a small
+  batch and sums each element in the same order: the same bits);
+* anything else by the columns of C, at a multiple of 16.
 
-The numbers: each half is exactly what one single-threaded BLAS call gives for that block, a product
-is always cut in the same two halves whatever the number of threads, and a depth cut adds its two
-halves in one order (``tests/test_pool.py``). They are not the bits of OpenBLAS's multithreaded
-GEMM, which cuts differently.
+Each half is exactly what one single-threaded BLAS call gives for that block, and a depth cut
+adds its halves in one order (``tests/test_pool.py``); the bits differ from OpenBLAS's own
+multithreaded GEMM, which cuts differently. ``docs/performance.md`` has the measurements.
 """
 
 from __future__ import annotations
@@ -46,26 +41,20 @@ SPLIT_MACS = 1 << 16         # products with fewer multiply-adds run whole on th
 NO_TRANS, TRANS = 111, 112   # CBLAS's codes
 TENSORS, LAYOUT = 36, 37     # the pool's slots for an update's tensors (``tensor_half``)
 jit_cache.drop_if_stale(__file__, "atomics.py")          # call_gemm compiles into gemm_part
-CALLBACK_NAMES = ("scipy_openblas_set_threads_callback_function64_",
-                  "scipy_openblas_set_threads_callback_function", "openblas_set_threads_callback_function")
 
 
 def find():
-    """(NumPy's OpenBLAS ``set_threads_callback_function``, its GEMMs (``cblas_gemms``), None), or
-    (None, None, why not)."""
+    """(NumPy's OpenBLAS GEMMs ``{dtype: address}`` (``cblas_gemms``), None), or (None, why not)."""
     from threadpoolctl import ThreadpoolController
     libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
     if len(libs) > 1:                 # SciPy's may be loaded too; NumPy's wheels keep theirs in numpy.libs
         libs = [lib for lib in libs if "numpy" in lib.filepath]
     for lib in libs:
-        dynlib = ctypes.CDLL(lib.filepath)      # already loaded by NumPy: the same library
-        for name in CALLBACK_NAMES:
-            setter = getattr(dynlib, name, None)
-            if setter is not None:
-                setter.argtypes, setter.restype = [ctypes.c_void_p], None
-                return setter, cblas_gemms(dynlib), None
-    return None, None, ("NumPy's BLAS is not an OpenBLAS >= 0.3.27 (no threads callback): "
-                        "each GEMM uses the BLAS's own threads, the updates one core")
+        gemms = cblas_gemms(ctypes.CDLL(lib.filepath))      # already loaded by NumPy: the same library
+        if gemms is not None:
+            return gemms, None
+    return None, ("NumPy's BLAS is not the OpenBLAS of NumPy's wheels (no scipy_cblas_?gemm64_): "
+                  "products use the BLAS's own threads, updates one core")
 
 
 def threads() -> int:
@@ -98,7 +87,7 @@ if NUMBA is not None:
 
     from aae_np.fast.atomics import as_pointer, call_gemm
 
-    jit = njit(cache=True, error_model="numpy", nogil=True)
+    jit = njit(cache=jit_cache.cache_ok(), error_model="numpy", nogil=True)
 
     @jit
     def layout(x):

@@ -105,6 +105,7 @@ class FusedMLP:
         self.grads_are_zero = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self.kernels.flushed(x)      # no subnormal enters a product (nn/subnormal.py)
         if self.dropout is not None:
             x = self.dropout.forward(x)
         self.inputs, self.outputs, self.bn_saved = [], [], []
@@ -165,4 +166,5 @@ class FusedMLP:
             dout = dx
         if self.dropout is not None and need_dx:
             dout = self.dropout.backward(dout)           # dx = dy * m / keep
-        return dout if need_dx else None
+        # the kernels flushed every delta; the input's gradient, as Sequential returns it
+        return self.kernels.flush(dout) if need_dx else None

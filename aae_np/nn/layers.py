@@ -21,6 +21,7 @@ import numpy as np
 
 from aae_np.nn.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from aae_np.nn.base import Layer
+from aae_np.nn.subnormal import flush, flushed
 
 __all__ = [
     "Layer",
@@ -147,14 +148,18 @@ class Sequential(Layer):
         return self.layers[i]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        # subnormals are flushed to 0 between layers, so no product reads one (nn/subnormal.py);
+        # in place on each layer's new output, which the layer may keep for its backward
+        x = flushed(x)
         for layer in self.layers:
-            x = layer.forward(x)
+            x = flush(layer.forward(x))
         return x
 
     def backward(self, dout: np.ndarray, need_dx: bool = True, param_grads: bool = True) -> np.ndarray | None:
         """Backward through every layer; ``need_dx=False`` skips dx of a first Dense layer,
         ``param_grads=False`` computes only dL/dx (see ``Dense.backward``)."""
-        # chain rule, last layer first: delta_{l-1} = backward_l(delta_l)
+        # chain rule, last layer first: delta_{l-1} = backward_l(delta_l); flushed as in forward
+        dout = flushed(dout)
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             if isinstance(layer, Dense):
@@ -163,6 +168,8 @@ class Sequential(Layer):
                 dout = layer.backward(dout, param_grads=param_grads)
             else:
                 dout = layer.backward(dout)
+            if dout is not None:
+                flush(dout)
         return dout
 
     def zero_grad(self) -> None:

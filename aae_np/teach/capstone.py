@@ -9,8 +9,9 @@ notebook 02, checked and handed over, and the mini-batches to train them on.
 **How the student's functions get here.** The student writes each function in notebook 02, in
 the cell tagged ``exercise-stub`` (the tag travels with the cell when it is edited, and it is
 how the tests put the reference solutions in). ``my_functions`` reads the *saved* notebook,
-runs its first code cell (the imports) and then every exercise cell, in order, in one fresh
-namespace, and grades each function the capstone needs with its checker
+runs its first code cell (the imports), the definitions of every other cell (top-level imports,
+functions, classes and constants: a helper written in a cell of its own), and then every exercise
+cell, in order, in one fresh namespace, and grades each function the capstone needs with its checker
 (``aae_np.teach.exercises``). Nothing is copied by hand and nothing is re-typed: what passed in
 notebook 02 is what trains here.
 
@@ -26,6 +27,7 @@ run and the package's run with the same seed see the same batches and the same p
 
 from __future__ import annotations
 
+import ast
 import json
 import linecache
 import time
@@ -40,7 +42,7 @@ from aae_np.teach import solutions
 from aae_np.teach.exercises import EXERCISES
 from aae_np.teach.grading import CheckResult, grade
 
-__all__ = ["NEEDED", "CapstoneNotReady", "my_functions", "exercise_cells", "batches"]
+__all__ = ["NEEDED", "CapstoneNotReady", "my_functions", "exercise_cells", "helper_cells", "batches"]
 
 # What the capstone calls, in the order notebook 02 asks for them: the gradient checker (used on
 # the assembled model before training), the backward pieces, the losses, the two adversarial
@@ -66,6 +68,45 @@ class CapstoneNotReady(RuntimeError):
 def _source(cell: dict[str, Any]) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else str(src)
+
+
+# In a cell that is not an exercise cell, what the capstone runs: the lines that only define names
+# (imports, functions, classes, constants), never a statement that computes, checks or trains.
+_DEFINES = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _definitions(source: str, protected: set[str]) -> str:
+    """The top-level imports, defs, classes and constant assignments of a cell's source ("" if it
+    does not parse). A def of an exercise's name (in ``protected``) is left out: an exercise's
+    function comes from its own cell."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ""
+    keep = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if not any((a.asname or a.name).split(".")[0] in protected for a in node.names):
+                keep.append(node)
+        elif isinstance(node, _DEFINES) and node.name not in protected:
+            keep.append(node)
+        elif isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+            try:
+                ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                continue
+            keep.append(node)
+    return ast.unparse(ast.Module(body=keep, type_ignores=[])) if keep else ""
+
+
+def helper_cells(notebook: str | Path) -> list[str]:
+    """What ``my_functions`` runs of every code cell of notebook 02 that is neither the first nor an
+    exercise cell: its definitions only (``_definitions``), in notebook order."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    code = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"][1:]
+    protected = set(EXERCISES)
+    out = [_definitions(_source(c), protected) for c in code if STUB_TAG not in c.get("metadata", {}).get("tags", [])]
+    return [d for d in out if d]
 
 
 def exercise_cells(notebook: str | Path) -> tuple[str, dict[str, str]]:
@@ -113,6 +154,8 @@ def _collect(notebook: str | Path, names: tuple[str, ...]) -> dict[str, tuple[Ca
     setup, cells = exercise_cells(notebook)
     namespace: dict[str, Any] = {"__name__": "notebook_02"}
     setup_error = _run_cell(setup, "<notebook 02: the imports cell>", namespace) if setup else None
+    for i, helpers in enumerate(helper_cells(notebook)):      # helpers a student wrote in cells of their own
+        _run_cell(helpers, f"<notebook 02: definitions of cell {i}>", namespace)
     cell_errors = {name: _run_cell(src, f"<notebook 02: exercise {name}>", namespace)
                    for name, src in cells.items()}
     out = {}

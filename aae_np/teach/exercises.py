@@ -17,6 +17,7 @@ exception and the line that raised it.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -29,7 +30,7 @@ from aae_np.teach import solutions as ref
 from aae_np.teach.grading import TOL, CheckResult, Exercise, Trial, diagnose, grade
 
 __all__ = ["TOL", "CheckResult", "Exercise", "EXERCISES", "check", "diagnose", "summary", "reset",
-           "mine_or_reference"]
+           "mine_or_reference", "show_solution"]
 
 def check(name: str, fn: Callable[..., Any], record: bool = True) -> CheckResult:
     """Check the student's ``fn`` for exercise ``name``; print the verdict and return it."""
@@ -67,6 +68,19 @@ def mine_or_reference(name: str, mine: Callable[..., Any]) -> Callable[..., Any]
         return mine
     print(f"(using the reference {name} until yours passes its check)")
     return getattr(ref, name)
+
+
+def show_solution(name: str) -> str:
+    """Print (and return) the reference solution of exercise ``name``: the answer, not a hint.
+
+    The notebook's hints stop at the equation and the shapes; this is the one place the code is
+    shown, and only when asked for by name."""
+    if name not in EXERCISES:
+        raise ValueError(f"unknown exercise {name!r}; choose one of {', '.join(EXERCISES)}")
+    source = inspect.getsource(getattr(ref, name))
+    print(f"THE ANSWER to exercise {name!r}: the reference solution (aae_np/teach/solutions.py).\n"
+          "Read it, close it, then write your own version and check it again.\n\n" + source)
+    return source
 
 
 # ----------------------------------------------------------------------------- the exercises
@@ -284,6 +298,9 @@ def _batchnorm() -> list[Trial]:
                                   f"({paths})."),
         "eps_ignored": (with_sigma(np.sqrt(x.var(0))), "sigma must be sqrt(var + eps), as in the forward pass "
                         "(here eps = 1e-3), not sqrt(var) or x.std(axis=0)."),
+        "unbiased_variance": (with_sigma(np.sqrt(x.var(0, ddof=1) + eps)), "your variance divides by N - 1 "
+                              "(np.var(..., ddof=1), or pandas' default); batch normalisation's forward pass "
+                              "divides by N (the biased variance of the batch), so its gradient does too."),
         "dgamma_from_x": ((right[0], (dout * x).sum(0), right[2]), "dgamma sums dout * x_hat over the batch: "
                           "gamma multiplies the NORMALISED input, not x.")}
     return [Trial({"x": x, "gamma": gamma, "dout": dout, "eps": eps}, want, "central differences of L = "

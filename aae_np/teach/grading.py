@@ -153,9 +153,36 @@ def _student_line(err: BaseException, fn: Callable[..., Any]) -> str:
     return f" at the line `{frames[-1].line}`" if frames and frames[-1].line else ""
 
 
-def _call(ex: Exercise, fn: Callable[..., Any], trial: Trial) -> tuple[Any, CheckResult | None]:
-    """The student's outputs as a tuple, or the verdict if it raised or returned the wrong thing."""
-    args = [a.copy() if isinstance(a, np.ndarray) else a for a in trial.args.values()]
+# Arguments a function may change while it runs, as long as it leaves them as it found them
+# (numerical_gradient nudges x in place; whether it put x back is checked by its values).
+_MAY_NUDGE = {"numerical_gradient": ("x",)}
+
+
+def _written_inputs(ex: Exercise, trial: Trial, args: list[Any]) -> list[str]:
+    """Names of the array arguments the student's call wrote into (it had copies of them)."""
+    allowed = _MAY_NUDGE.get(ex.name, ())
+    return [name for (name, given), seen in zip(trial.args.items(), args)
+            if isinstance(given, np.ndarray) and name not in allowed
+            and not np.array_equal(given, seen, equal_nan=True)]
+
+
+def _in_place_verdict(ex: Exercise, names: list[str]) -> CheckResult:
+    which = ", ".join(f"`{n}`" for n in names)
+    return CheckResult(ex.name, "fail", (
+        f"{ex.name}: FAIL, the values are right but your function wrote into its argument{'s' * (len(names) > 1)} "
+        f"{which} in place, so the caller's array{'s' * (len(names) > 1)} changed. {ex.name} must be pure: "
+        "read its inputs, return new arrays. `m *= beta1`, `m += ...`, `dout[x <= 0] = 0` or `param -= ...` "
+        "write into the array the caller passed (and will use again); `m = beta1 * m + ...` makes a new one."),
+        "modified_input")
+
+
+def _call(ex: Exercise, fn: Callable[..., Any], trial: Trial,
+          args: list[Any] | None = None) -> tuple[Any, CheckResult | None]:
+    """The student's outputs as a tuple, or the verdict if it raised or returned the wrong thing.
+
+    ``args``, if given, are the copies the call receives (so the caller can see what it wrote)."""
+    if args is None:
+        args = [a.copy() if isinstance(a, np.ndarray) else a for a in trial.args.values()]
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -168,6 +195,12 @@ def _call(ex: Exercise, fn: Callable[..., Any], trial: Trial) -> tuple[Any, Chec
         hint = (" A shape error inside your function usually means a product in the wrong order or a "
                 "missing .T: write each array's shape next to it." if isinstance(err, ValueError) and
                 any(w in str(err) for w in ("shape", "dimension", "broadcast")) else "")
+        if isinstance(err, NameError):
+            hint = (" A name your function uses is not defined where it runs. In the notebook: run the cell "
+                    "that defines it (or import it) before this check. The capstone and the grader read the "
+                    "SAVED notebook 02: its first cell, the top-level imports, defs, classes and constants of "
+                    "every cell, and the exercise cells; a name set any other way (inside a loop, by a "
+                    "computation) does not reach them.")
         return None, CheckResult(ex.name, "error", f"{ex.name}: ERROR, your function raised "
                                  f"{type(err).__name__}: {err}{_student_line(err, fn)}.{hint}", "crashed")
     single = len(ex.outputs) == 1
@@ -184,7 +217,8 @@ def _call(ex: Exercise, fn: Callable[..., Any], trial: Trial) -> tuple[Any, Chec
 def grade(ex: Exercise, fn: Callable[..., Any]) -> CheckResult:
     worst = 0.0
     for trial in ex.trials():
-        out, verdict = _call(ex, fn, trial)
+        args = [a.copy() if isinstance(a, np.ndarray) else a for a in trial.args.values()]
+        out, verdict = _call(ex, fn, trial, args)
         if verdict is not None:
             return verdict
         lines, first = [], None
@@ -210,6 +244,9 @@ def grade(ex: Exercise, fn: Callable[..., Any]) -> CheckResult:
             msg = "\n".join([f"{ex.name}: FAIL (compared with {trial.against})", *lines]
                             + ([f"  Note: {trial.note}"] if trial.note else []))
             return CheckResult(ex.name, "fail", msg, first, worst)
+        written = _written_inputs(ex, trial, args)
+        if written:
+            return _in_place_verdict(ex, written)
     return CheckResult(ex.name, "pass", f"{ex.name}: PASS (max rel error {worst:.1e} < {TOL:.0e})", None, worst)
 
 

@@ -147,6 +147,13 @@ def adam_trials() -> list[Trial]:
             "eps_inside_sqrt": (_adam(*args, eps_inside=True), "eps goes outside the square root: "
                                 "sqrt(v_hat) + eps."),
         }
+        new_p, new_m, new_v = ref.adam_update(*args)
+        mistakes["step_not_applied"] = ((p, new_m, new_v), "param came back unchanged: the step was computed "
+                                        "but not applied. `param - lr * ...` on a line of its own is thrown "
+                                        "away; return it (or assign it: param = param - lr * ...).")
+        mistakes["state_not_returned"] = ((new_p, m, v), "m and v came back as they went in: return the NEW "
+                                          "running averages, or the next step starts from the old ones and "
+                                          "Adam forgets every gradient but the last.")
         trials.append(Trial({"param": p, "grad": g, "m": m, "v": v, **hyper}, ref.adam_update(*args),
                             f"the update rule of Kingma & Ba (2015) at step t = {t}"
                             + (", m = v = 0 before it" if not warm else ""), mistakes))

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from aae_np.nn.gradcheck import GradReport, check_params
+from aae_np.nn.gradcheck import GradReport, check_params, numerical_gradient
 from aae_np.nn.layers import ReLU, Sequential
 
-__all__ = ["relu_inputs", "kink_distance", "kink_free_batch", "check_phases", "MARGIN", "ATOL"]
+__all__ = ["relu_inputs", "kink_distance", "kink_free_batch", "check_phases", "largest_gradients", "MARGIN", "ATOL"]
 
 MARGIN = 1e-3
 ATOL = 1e-10
@@ -71,3 +71,27 @@ def check_phases(model, x: np.ndarray, z_prior: np.ndarray, phases=None, tol: fl
                                       {name: model.params[name] for name in analytic}, analytic,
                                       title=f"phase '{phase}', loss {loss:.4f}", tol=tol, atol=atol)
     return reports
+
+
+def largest_gradients(model, x: np.ndarray, z_prior: np.ndarray, phases=None, tol: float = 1e-6,
+                      atol: float = ATOL) -> list[dict]:
+    """One row per (phase, parameter): where the hand-written gradient is LARGEST, both gradients
+    there and their relative error; over the whole tensor, the largest |difference| and the verdict.
+
+    A report's worst element can be an exact 0 in both (a unit that is off for the whole batch),
+    which shows nothing; the largest element shows a real gradient and how closely the finite
+    difference meets it. The verdict is ``check_phases``' rule: every element within ``atol`` or
+    a relative error below ``tol``."""
+    rows = []
+    for phase in phases or model.phases:
+        _, grads = model.phase_grads(phase, x, z_prior=z_prior)
+        analytic = {name: g.copy() for name, g in grads.items()}
+        for name, a in analytic.items():
+            n = numerical_gradient(lambda _p: model.phase_grads(phase, x, z_prior=z_prior)[0], model.params[name])
+            diff = np.abs(a - n)
+            rel = diff / np.maximum(1e-8, np.abs(a) + np.abs(n))
+            at = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(a))), a.shape))
+            rows.append({"phase": phase, "name": name, "at": at, "analytic": float(a[at]), "numeric": float(n[at]),
+                         "rel_error": float(rel[at]), "max_abs_diff": float(diff.max()),
+                         "ok": bool(np.all((diff <= atol) | (rel < tol)))})
+    return rows

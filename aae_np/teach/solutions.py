@@ -51,8 +51,9 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.n
 
 def discriminator_grad(z_prior: np.ndarray, z_fake: np.ndarray, W: np.ndarray,
                        b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """a = z W + b, D = sigmoid(a);  L_D = 1/2 [-1/N sum log D(z_prior) - 1/N sum log(1 - D(z_fake))],
-    the mean BCE over all 2N rows (as ``models/adversarial.py: real_vs_fake``).
+    """a = z W + b, D = sigmoid(a);  L_D = 1/2 [BCE(D(z_prior), 1) + BCE(D(z_fake), 0)]
+    = 1/2 [-1/N sum log D(z_prior) - 1/N sum log(1 - D(z_fake))], the mean BCE over all 2N rows
+    (as ``models/adversarial.py: real_vs_fake``).
 
     z_prior, z_fake (N, D_z), W (D_z, 1), b (1,) -> dW (D_z, 1), db (1,).
     """

@@ -217,18 +217,17 @@ class Trainer:
     def fit(self, epochs: int | None = None,
             on_epoch: Callable[["Trainer", dict[str, float]], None] | None = None) -> dict[str, list[float]]:
         """Train until ``epochs`` (default ``config.epochs``) epochs are done in total; on the
-        numba backend, with BLAS and the updates on one pool of threads (``aae_np.fast.pool``)."""
+        numba backend each epoch's steps run on the pool's two threads (``aae_np.fast.pool``), the
+        held-out numbers after it outside, so they are the numbers any later evaluation gives."""
         if epochs is not None and epochs > self.config.epochs:      # the lr schedule ends at config.epochs
             raise ValueError(f"fit({epochs}) goes past this trainer's schedule of {self.config.epochs} epochs (its "
                              f"learning rates are set for that length); build it with epochs={epochs} in its config, "
                              f"or Trainer.resume(checkpoint, ..., epochs={epochs})")
-        with pool.running(split_gemms=True) if self.model.backend == "numba" else nullcontext():
-            return self._fit(self.config.epochs if epochs is None else epochs, on_epoch)
-
-    def _fit(self, target: int, on_epoch) -> dict[str, list[float]]:
+        target = self.config.epochs if epochs is None else epochs
         while self.epoch < target:
             t0 = time.perf_counter()
-            means = self.train_epoch()
+            with pool.running() if self.model.backend == "numba" else nullcontext():
+                means = self.train_epoch()
             if not all(np.isfinite(p).all() for p in self.model.params.values()):
                 raise self._diverged("update", "parameters became NaN/inf")
             self.epoch += 1

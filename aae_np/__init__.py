@@ -3,16 +3,14 @@
 The public API, importable from here::
 
     from aae_np import AAE, AAEConfig, Trainer, TrainConfig, get_preset, resolve, load_model
+    from aae_np import AAEEstimator      # scikit-learn's conventions: fit, transform, ...
 
 Read the package from the bottom up (``docs/architecture.md``): ``nn`` (the from-scratch
 core), ``fast`` (the numba path), ``models``, ``train``, ``eval``, ``teach``, then
 ``data`` and ``cli``. Names are imported on first use, so ``import aae_np.nn`` stays light.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
@@ -25,16 +23,19 @@ _PUBLIC = {
     "aae_np.train.run": ("new_trainer", "resume_trainer"),
     "aae_np.eval.report": ("evaluate", "write_figures"),
     "aae_np.data": ("load",),
+    "aae_np.estimator": ("AAEEstimator",),
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name not in _WHERE:
         raise AttributeError(f"module 'aae_np' has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+    return getattr(_importlib.import_module(_WHERE[name]), name)
 
 
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+    """The public API, the version and the subpackages already imported; no helpers."""
+    loaded = [k for k, v in globals().items() if type(v).__name__ == "module" and not k.startswith("_")]
+    return sorted(set(__all__) | {"__version__"} | set(loaded))

@@ -13,10 +13,12 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from aae_np import cli_data
 from aae_np.cli_args import EXIT_USAGE, build_parser, set_threads
 from aae_np.files import atomic_write, atomic_write_text
 
@@ -32,9 +34,10 @@ class CLIError(Exception):
 
 
 def _load_data(args: argparse.Namespace):
-    from aae_np.data import load
-
-    return load(args.dataset, args.data_dir, download_ok=not args.no_download, progress=not args.quiet)
+    """The data of a model command: its own training data unless named (``cli_data``)."""
+    data = cli_data.data_for_model(args)
+    cli_data.say_notes(data)
+    return data
 
 
 def _load_model(args: argparse.Namespace):
@@ -45,9 +48,7 @@ def _load_model(args: argparse.Namespace):
 
 # -- train ----------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
-    from aae_np.data import start_loading
-
-    loading = start_loading(args.dataset, args.data_dir)        # on a thread, while this one imports
+    loading = cli_data.start_loading(args)        # IDX data on a thread, while this one imports
     from aae_np.eval import report
     from aae_np.train.presets import resolve
     from aae_np.train.run import RunFolder, new_trainer, resume_trainer
@@ -62,7 +63,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model_cfg, train_cfg = resolve(args.preset or "default", **settings)
     with RunFolder(out, resume=args.resume, overwrite=args.overwrite):
         clock = time.perf_counter()
-        data = loading.result() if loading else _load_data(args)
+        data = cli_data.training_data(args, loading)
         # with a thread: how long loading took there, while this one imported
         timings = {"data": loading.seconds if loading else time.perf_counter() - clock}
         if args.resume:
@@ -73,9 +74,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                                        and k not in ("epochs", "lr")})
             print(f"resuming {checkpoint} at epoch {trainer.epoch}/{trainer.config.epochs}")
         else:
+            model_cfg = cli_data.fit_model_config(model_cfg, train_cfg, data)
             trainer = new_trainer(model_cfg, train_cfg, data, out_dir=out, backend=args.backend, progress=progress)
             name = f"the {args.variant} variant" if args.variant else f"preset {args.preset or 'default'!r}"
-            print(f"training {name} ({trainer.describe()}) on {len(data.x_train):,} {args.dataset} images -> {out}/")
+            print(f"training {name} ({trainer.describe()}) on {data.describe()} -> {out}/")
+        cli_data.say_notes(data)
 
         def on_epoch(t, means: dict[str, float]) -> None:
             if not args.quiet:
@@ -85,7 +88,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         trainer.fit(on_epoch=on_epoch)
         seconds = time.perf_counter() - start
         model = trainer.model
-        model.save(out / "model.npz")
+        model.save(out / "model.npz", cli_data.record_arrays(data))
         held_out = getattr(trainer.config, "validation_images", 0)
         clock = time.perf_counter()
         summary = report.evaluate(model, data, validation_images=held_out)
@@ -97,8 +100,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             summary["warnings"] = warnings
         atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
         clock = time.perf_counter()
+        skipped: list[str] = []
         written = report.write_figures(model, data, trainer.history, out, seed=trainer.config.seed,
-                                       validation_images=held_out)
+                                       validation_images=held_out, image_shape=data.image_shape, skipped=skipped)
+        cli_data.say_notes(replace(data, notes=[]), skipped)
         timings["figures"] = time.perf_counter() - clock      # where this process's time went, rewritten
         summary["seconds"] = {k: round(v, 3) for k, v in timings.items()}
         atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
@@ -128,19 +133,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix == ".npy":
         atomic_write(out, lambda f: np.save(f, images))
     else:
-        plots.samples(images, out)
+        plots.samples(cli_data.as_images(args.model, images, out), out)
     print(f"wrote {args.n} samples to {out}")
     return 0
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from aae_np.eval import plots
-
     _check_n(args.n)
-    model, data = _load_model(args), _load_data(args)
-    x = data.x_test[:args.n]
-    plots.reconstructions(x, model.reconstruct(x, data.y_test[:args.n]), Path(args.out), n=args.n)
-    print(f"wrote {len(x)} test images and their reconstructions to {args.out}")
+    print(cli_data.write_reconstructions(_load_model(args), _load_data(args), args.n, Path(args.out)))
     return 0
 
 
@@ -148,9 +148,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     model, data = _load_model(args), _load_data(args)
     x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
     z = model.encode(x)
-    out = Path(args.out)
-    atomic_write(out, (lambda f: np.savez(f, z=z, labels=y)) if out.suffix == ".npz" else (lambda f: np.save(f, z)))
-    print(f"wrote codes of {len(z)} {args.split} images, shape {z.shape}, to {out}")
+    print(cli_data.write_codes(z, y, Path(args.out), f"{args.split} rows of {data.name}"))
     if args.plot:
         from aae_np.eval import latent_plots
 
@@ -164,6 +162,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from aae_np.train.run import saved_train_config
 
     model, data = _load_model(args), _load_data(args)
+    cli_data.check_score(args, data)
     held_out = (saved_train_config(args.model) or {}).get("validation_images", 0)   # the run's own split
     result = report.evaluate(model, data, score=args.score, parzen=args.parzen, cache=args.classifier_cache,
                              validation_images=held_out)
@@ -225,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aae-np: error: {where}{what}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("aae-np: interrupted (the last epoch's checkpoint is kept; --resume continues)", file=sys.stderr)
+        print(cli_data.interrupt_message(args), file=sys.stderr)
         return 130
 
 

@@ -37,12 +37,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
+def _data_args(p: argparse.ArgumentParser, train: bool) -> None:
+    p.add_argument("--data", metavar="PATH",
+                   help="your own data: an .npz (x, optional y, x_test, y_test), an .npy, or a folder of PNGs "
+                        "(docs/your-data.md)" + ("" if train else "; default: the data the model was trained on"))
+    p.add_argument("--image-shape", metavar="H,W",
+                   help="the rows are H x W images (inferred when square; 'none': not images, no image figures)")
+    p.add_argument("--scale", choices=["minmax", "minmax-all"],
+                   help="map values to [0, 1]: each feature by its training range, or one range for all "
+                        "(a trained model applies its own)")
     p.add_argument("--data-dir", help="folder with the four IDX files (else $AAE_NP_DATA, data/<dataset>, "
                                       "../shared/data/<dataset>, "
                                       "or download)")
-    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"],
+                   help="which IDX dataset (default mnist; an IDX folder's content decides its name)")
     p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")
+    if not train:
+        p.add_argument("--other-data", action="store_true",
+                       help="use a dataset other than the one the model was trained on")
 
 
 def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
@@ -67,7 +79,7 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
         if model:
             p.add_argument("--model", required=True, help="a model.npz written by aae-np train")
         if data:
-            _data_args(p)
+            _data_args(p, train=name == "train")
         return p
 
     p = command("train", "train an AAE; writes model.npz, history.json, metrics.json and plots", data=True)
@@ -101,7 +113,8 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="samples.png")
 
-    p = command("reconstruct", "test images above their reconstructions, as a PNG", model=True, data=True)
+    p = command("reconstruct", "test images above their reconstructions, as a PNG (or the rows, as .npz)",
+                model=True, data=True)
     p.add_argument("--n", type=_positive_int, default=10)
     p.add_argument("--out", default="reconstructions.png")
 

@@ -109,7 +109,7 @@ def test_bad_train_config(bad, message):
 
 
 def test_wrong_data_shape(data):
-    with pytest.raises(ValueError, match=r"training data must be \(N, 20\)"):
+    with pytest.raises(ValueError, match=r"x_train has 7 features per row but the model takes 20"):
         Trainer(AAE(**TINY), TrainConfig(), np.zeros((4, 7), np.float32))
 
 

@@ -122,37 +122,57 @@ def sanity_warnings(summary: dict[str, Any], model: NetworkSet, data: Any) -> li
 
 
 def write_figures(model: NetworkSet, data: Any, history: dict[str, list[float]] | None, out: Path,
-                  seed: int = 0, validation_images: int = 0) -> list[Path]:
+                  seed: int = 0, validation_images: int = 0, image_shape: Any = "square",
+                  skipped: list[str] | None = None) -> list[Path]:
     """The figures of a trained model in ``out``; returns their paths. ``validation_images``:
-    the run's validation split (the last training images), for the clustering's confusion matrix."""
+    the run's validation split (the last training images), for the clustering's confusion matrix.
+
+    ``image_shape``: (H, W) of the rows, "square" (the rows are square images), or None (not
+    images: the image figures are left out; the latent plots and loss curves are always drawn).
+    ``data.y_test`` may be None (one colour in the latent plots). What was left out, and why, is
+    appended to ``skipped``."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
-    x, y = data.x_test[:10], data.y_test[:10]
+    skipped = [] if skipped is None else skipped
+    images = image_shape is not None
+    shape = (lambda a: a) if image_shape in (None, "square") else (lambda a: a.reshape(len(a), *image_shape))
+    labels = (lambda n: None) if data.y_test is None else (lambda n: data.y_test[:n])
     variant = isinstance(model, VariantAAE)
-    written = [plots.reconstructions(x, model.reconstruct(x, y), out / "reconstructions.png"),
-               plots.samples(model.sample(100, rng), out / "samples.png"),
-               latent_plots.latent_scatter(model.encode(data.x_test[:N_SCATTER]), data.y_test[:N_SCATTER],
-                                    out / "latent.png",
-                                    **({"title": f"Test codes z ({model.config.variant})"} if variant else {}))]
+    written = []
+    if images:
+        x = data.x_test[:10]
+        written += [plots.reconstructions(shape(x), shape(model.reconstruct(x, labels(10))), out / "reconstructions.png"),
+                    plots.samples(shape(model.sample(100, rng)), out / "samples.png")]
+    else:
+        skipped.append("reconstructions.png, samples.png (the rows are not images; --image-shape H,W if they are)")
+    if data.y_test is None:
+        skipped.append("label colours in latent.png (no labels)")
     c = model.config
-    if variant and c.decoder_gets_label:           # the paper's style/content figure
-        written.append(plots.style_grid(model.decode, model.prior.sample(10, rng), c.n_classes,
-                                        out / "styles.png"))
-    if variant and c.variant == "clustering":
+    if (c.style_dim if variant else c.latent_dim) >= 2:
+        written.append(latent_plots.latent_scatter(model.encode(data.x_test[:N_SCATTER]), labels(N_SCATTER),
+                                                   out / "latent.png",
+                                                   **({"title": f"Test codes z ({c.variant})"} if variant else {})))
+    else:
+        skipped.append("latent.png (a 1-D code has no plane to draw)")
+    if variant and c.decoder_gets_label and images:           # the paper's style/content figure
+        written.append(plots.style_grid(lambda z, y: shape(model.decode(z, y)), model.prior.sample(10, rng),
+                                        c.n_classes, out / "styles.png"))
+    if variant and c.variant == "clustering" and images:
         clusters = model.classify(data.x_test).argmax(1)
         heads = model.decode(np.zeros((c.n_classes, c.style_dim)), np.arange(c.n_classes))
-        members = [data.x_test[clusters == k][:10] for k in range(c.n_classes)]
-        written.append(plots.cluster_grid(heads, members, out / "clusters.png"))
-    if variant and c.has_y and c.variant in ("clustering", "semi-supervised"):
+        members = [shape(data.x_test[clusters == k][:10]) for k in range(c.n_classes)]
+        written.append(plots.cluster_grid(shape(heads), members, out / "clusters.png"))
+    if variant and c.has_y and c.variant in ("clustering", "semi-supervised") and data.y_test is not None:
         written.append(_confusion(model, data, validation_images, out / "confusion.png"))
     if isinstance(model, ReductionAAE):            # section 8: the representation r, its heads marked
         written.append(latent_plots.latent_scatter(
-            model.represent(data.x_test[:N_SCATTER]), data.y_test[:N_SCATTER], out / "reduction.png", axis="r",
+            model.represent(data.x_test[:N_SCATTER]), labels(N_SCATTER), out / "reduction.png", axis="r",
             title=f"Test images at r = y W_c + b + z, {c.n_classes} heads (x)", marks=model.heads()))
     if history:
         written.append(plots.loss_curves(history, out / "losses.png"))
-    if (c.style_dim == 2 and not c.decoder_gets_label) if variant else c.latent_dim == 2:
-        written.append(latent_plots.latent_manifold(model.decode, out / "manifold.png"))
+    if ((c.style_dim == 2 and not c.decoder_gets_label) if variant else c.latent_dim == 2) and images:
+        written.append(latent_plots.latent_manifold(lambda z: shape(model.decode(z)), out / "manifold.png",
+                                                    latent_dim=2))
     return written
 
 

@@ -246,11 +246,17 @@ class NetworkSet:
         self._set_training(False)
         net = self.run[name]
         return np.concatenate([net.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-                              or [np.zeros((0, self.nets[name].layers[-1].out_dim), self.dtype)])
+                              or [np.zeros((0, self._out_dim(name)), self.dtype)])
 
-    def sample(self, n: int, rng: np.random.Generator, labels: Any = None) -> np.ndarray:
-        """``n`` images decoded from prior samples, (n, input_dim) in (0, 1)."""
-        return self.decode(self.prior.sample(n, rng, self.dtype), labels)
+    def _out_dim(self, name: str) -> int:
+        """The width of network ``name``'s output: that of its last layer that changes the width
+        (a BatchNorm or an activation at the end keeps the one before it)."""
+        return next(layer.out_dim for layer in reversed(self.nets[name].layers) if hasattr(layer, "out_dim"))
+
+    def sample(self, n: int, rng: np.random.Generator | int | None = None, labels: Any = None) -> np.ndarray:
+        """``n`` images decoded from prior samples, (n, input_dim) in (0, 1); ``rng``: a Generator,
+        or a seed (int or None) for a new one, as ``np.random.default_rng`` takes."""
+        return self.decode(self.prior.sample(n, np.random.default_rng(rng), self.dtype), labels)
 
     # -- persistence -------------------------------------------------------------
     def save(self, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None):

@@ -26,7 +26,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,70 +38,18 @@ from aae_np.models.aae import AAE, IMAGE_PHASES
 from aae_np.models.network_set import NetworkSet
 from aae_np.nn.base import NonFiniteError
 from aae_np.nn.optim import Adam, Momentum
+from aae_np.train.inputs import batch_bounds, check_rows
 from aae_np.train.resume import read_trainer_state, with_learning_rate
+from aae_np.train.train_config import SCHEDULES, TrainConfig
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "SCHEDULES"]
 
-# The phases of each schedule, in order; which networks a phase trains and which inputs it
-# needs come from the model's phase table (``AAE.phases``). A model with an image
-# discriminator runs its IMAGE_PHASES after either schedule.
-SCHEDULES = {"phased": ("reconstruction", "discriminator", "generator"), "joint": ("joint", "discriminator")}
-OPTIMIZERS = ("adam", "momentum")
 HISTORY_KEYS = ("recon_loss", "d_loss", "g_loss", "d_accuracy", "test_mse", "seconds")
 IMAGE_HISTORY_KEYS = ("image_d_loss", "image_g_loss", "image_d_accuracy")
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or inf; the last good checkpoint was kept."""
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 100
-    schedule: str = "phased"
-    lr_ae: float = 1e-3            # reconstruction (phased) or joint step
-    lr_d: float = 1e-3
-    lr_g: float = 1e-3
-    beta1_ae: float = 0.9
-    beta1_adv: float = 0.5         # discriminator and generator optimizers
-    lr_decay_start: float = 1.0    # fraction of training after which every lr falls linearly to 0
-    optimizer: str = "adam"        # "adam" (beta1_*, 0.999) or "momentum" (SGD, momentum_*; the paper's)
-    momentum_ae: float = 0.9       # SGD momentum of the reconstruction (joint, supervised) phase
-    momentum_adv: float = 0.9      # SGD momentum of the adversarial phases
-    decay_epochs: tuple[int, ...] = ()  # every lr divided by 10 after each of these epochs (step decay)
-    adv_steps: int = 1             # discriminator + generator steps per reconstruction step
-    lr_image_d: float = 4e-4       # image discriminator and image generator (decoder), when the
-    lr_image_g: float = 4e-4       # model has an image discriminator; beta1 = beta1_adv
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.schedule not in SCHEDULES:
-            problems.append(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")
-        for name, low in (("epochs", 0), ("adv_steps", 1), ("batch_size", 1)):
-            if getattr(self, name) < low:
-                problems.append(f"{name} must be >= {low}, got {getattr(self, name)}")
-        self.decay_epochs = tuple(self.decay_epochs)
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not (0 <= self.momentum_ae < 1 and 0 <= self.momentum_adv < 1):
-            problems.append("momentum_ae and momentum_adv must lie in [0, 1)")
-        if any(not isinstance(e, int) or e < 1 for e in self.decay_epochs) or list(self.decay_epochs) != sorted(
-                self.decay_epochs):
-            problems.append(f"decay_epochs must be increasing epochs >= 1, got {self.decay_epochs}")
-        if not 0 <= self.lr_decay_start <= 1:
-            problems.append(f"lr_decay_start must be in [0, 1], got {self.lr_decay_start}")
-        for name in ("lr_ae", "lr_d", "lr_g", "lr_image_d", "lr_image_g"):
-            if not getattr(self, name) > 0:
-                problems.append(f"{name} must be > 0")
-        if problems:
-            raise ValueError("TrainConfig: " + "; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 class Trainer:
@@ -117,10 +65,13 @@ class Trainer:
                  x_test: np.ndarray | None = None, out_dir: str | os.PathLike | None = None,
                  progress: bool = True) -> None:
         self.model, self.config = model, config
-        self.x_train = np.ascontiguousarray(x_train, dtype=model.dtype)
-        self.x_test = None if x_test is None else np.ascontiguousarray(x_test, dtype=model.dtype)
-        if self.x_train.ndim != 2 or self.x_train.shape[1] != model.config.input_dim:
-            raise ValueError(f"training data must be (N, {model.config.input_dim}), got {self.x_train.shape}")
+        dim = model.config.input_dim              # every bad input fails here, before the first step
+        self.x_train = check_rows(x_train, dim, "x_train", model.dtype)
+        self.x_test = None if x_test is None else check_rows(x_test, dim, "x_test", model.dtype)
+        if model.config.encoder_batchnorm and min(len(self.x_train), config.batch_size) < 2:
+            raise ValueError(f"a BatchNorm encoder trains on batches of at least 2 rows; got batch_size "
+                             f"{config.batch_size} and {len(self.x_train)} training rows: use a batch size "
+                             "(--batch-size) of 2 or more, and at least 2 rows")
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.progress = progress
         self.rng = np.random.default_rng(config.seed)
@@ -233,12 +184,14 @@ class Trainer:
         return inputs
 
     def _diverged(self, phase: str, what: str) -> TrainingDiverged:
-        kept = (f" The last good checkpoint is {self.checkpoint_path} (epoch {self.epoch})."
-                if self.out_dir is not None and self.epoch > 0 else "")
         where = f"the {phase} phase of " if phase in self.optimizers else ""
-        return TrainingDiverged(f"training diverged in {where}epoch {self.epoch + 1}: {what}."
-                                f"{kept} Resume it with smaller learning rates (aae-np train --out DIR --resume --lr LR), or start "
-                                f"again with another --seed.")
+        path = self.checkpoint_path                 # advice names only what exists: a checkpoint or none
+        advice = (f"The last good checkpoint is {path} (epoch {self.epoch}); resume it with smaller learning "
+                  f"rates (aae-np train --out {path.parent} --resume --lr LR), or start again with another --seed."
+                  if path is not None and self.epoch > 0 and path.is_file() else
+                  "No checkpoint was written (no epoch finished). Start again with smaller learning rates "
+                  "(--lr LR, or TrainConfig's lr_*), or another --seed.")
+        return TrainingDiverged(f"training diverged in {where}epoch {self.epoch + 1}: {what}. {advice}")
 
     def train_epoch(self) -> dict[str, float]:
         from tqdm.auto import tqdm
@@ -246,13 +199,13 @@ class Trainer:
         n, bs = len(self.x_train), self.config.batch_size
         order = self.rng.permutation(n)
         sums: dict[str, float] = {}
-        batches = range(0, n, bs)
+        batches = batch_bounds(n, bs)           # a last batch of one row joins the one before it
         bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", unit="batch",
                    disable=not self.progress, leave=False, mininterval=1.0)
         total = max(1, self.config.epochs * len(batches))
-        for count, start in enumerate(bar, 1):
+        for count, (start, stop) in enumerate(bar, 1):
             progress = (self.epoch * len(batches) + count - 1) / total
-            idx = order[start:start + bs]
+            idx = order[start:stop]
             stats = self.step(self.x_train[idx], progress, None if self.labels is None else self.labels[idx])
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -266,6 +219,10 @@ class Trainer:
         """Train until ``epochs`` (default ``config.epochs``) epochs are done in total; on the
         numba backend each epoch's steps run on the pool's two threads (``aae_np.fast.pool``), the
         held-out numbers after it outside, so they are the numbers any later evaluation gives."""
+        if epochs is not None and epochs > self.config.epochs:      # the lr schedule ends at config.epochs
+            raise ValueError(f"fit({epochs}) goes past this trainer's schedule of {self.config.epochs} epochs (its "
+                             f"learning rates are set for that length); build it with epochs={epochs} in its config, "
+                             f"or Trainer.resume(checkpoint, ..., epochs={epochs})")
         target = self.config.epochs if epochs is None else epochs
         while self.epoch < target:
             t0 = time.perf_counter()

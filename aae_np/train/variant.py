@@ -26,6 +26,7 @@ from aae_np.eval.held_out import held_out_metrics, test_mse
 from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.augment import random_affine, random_shifts
+from aae_np.train.inputs import check_labels
 from aae_np.train.trainer import TrainConfig, Trainer
 
 __all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset"]
@@ -108,12 +109,13 @@ class VariantTrainer(Trainer):
                  y_test: np.ndarray | None = None, out_dir=None, progress: bool = True) -> None:
         c = model.config
         x_train, y_train, self.x_val, self.y_val = split_validation(x_train, y_train, config.validation_images)
-        if c.uses_labels or c.variant == "clustering":
+        if c.uses_labels or (c.variant == "clustering" and x_test is not None):    # scoring the clusters
             if y_train is None:
                 raise ValueError(f"the {c.variant} variant needs the training labels "
                                  f"({'to pick the labelled subset' if c.uses_labels else 'for the cluster mapping'})")
-        self.y_train = None if y_train is None else np.asarray(y_train, dtype=np.int64)
-        self.y_test = None if y_test is None else np.asarray(y_test, dtype=np.int64)
+        top = c.n_classes if c.uses_labels else None        # clustering reads labels only to score
+        self.y_train = None if y_train is None else check_labels(y_train, len(x_train), top, "y_train")
+        self.y_test = None if y_test is None else check_labels(y_test, len(y_test), top, "y_test")
         n_labels = -1 if c.variant == "supervised" else config.n_labels
         self.labelled = (labelled_subset(self.y_train, n_labels, config.label_seed, c.n_classes)
                          if c.uses_labels else np.zeros(0, np.int64))

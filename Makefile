@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make train   set up .venv and train an AAE on MNIST (plots and model in runs/default/)
 #   make test    set up .venv and run the whole test suite (what CI runs)
-#   make lab     set up .venv with JupyterLab and open the teaching notebooks (notebooks/)
+#   make lab     set up .venv with JupyterLab and open the teaching notebooks (notebooks/); the server's
+#                root is the repository, so what the notebooks link (../docs/derivations.md) opens too
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -40,7 +41,8 @@ test: setup
 
 lab: setup
 	@$(BIN)/python -c 'import jupyterlab' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[dev,lab]'
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(LAB_ROOT) $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+	  $(LAB_ROOT) $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

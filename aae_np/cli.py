@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aae_np.cli_args import EXIT_USAGE, build_parser
+from aae_np.cli_args import EXIT_USAGE, build_parser, set_threads
 from aae_np.files import atomic_write, atomic_write_text
 
 EXIT_DIVERGED = 3
@@ -189,33 +189,24 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# -- grade (teachers) ------------------------------------------------------------------
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from aae_np.teach.gradebook import Limits, grade_folder
+
+    limits = Limits(args.time_limit, args.cell_time_limit, args.call_time_limit, args.memory_limit)
+    rows = grade_folder(args.submissions, args.out, args.feedback, args.jobs, limits, progress=not args.quiet)
+    print(f"{len(rows)} submissions graded -> {args.out}")
+    return 0
+
+
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "reconstruct": _cmd_reconstruct, "encode": _cmd_encode,
-            "evaluate": _cmd_evaluate, "gradcheck": _cmd_gradcheck}
-
-
-def _set_threads(n: int | None) -> None:
-    """BLAS and Numba at ``n`` threads, at most the cores this process may use (more threads than
-    cores take turns on them, and a product waits for its slowest part: 20-66x slower)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if n is not None and n > cores:
-        print(f"aae-np: --threads {n} is more than the {cores} cores this process may use; using {cores}",
-              file=sys.stderr)
-        n = cores
-    if n is not None:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[var] = str(n)
-        try:    # BLAS may already be loaded (numpy is imported above): resize its pool too
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(n)
-        except ImportError:
-            pass
+            "evaluate": _cmd_evaluate, "gradcheck": _cmd_gradcheck, "grade": _cmd_grade}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(COMMANDS)
     args = parser.parse_args(argv)
-    _set_threads(args.threads)
+    set_threads(args.threads)
     try:
         return args.func(args)
     except RuntimeError as err:

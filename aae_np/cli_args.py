@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 
 EXIT_USAGE = 2
@@ -120,4 +122,37 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
 
     p = command("gradcheck", "finite-difference check of every layer, loss and model phase")
     p.add_argument("--seed", type=int, default=0)
+
+    p = command("grade", "run a folder of submitted notebooks 02/04 and write a gradebook CSV (teachers)")
+    p.add_argument("submissions", help="folder with one sub-folder (or one .ipynb) per student")
+    p.add_argument("--out", default="grades.csv", help="the CSV, one row per student (default grades.csv)")
+    p.add_argument("--feedback", help="folder of one feedback file per student (default: <out>_feedback/)")
+    p.add_argument("--jobs", type=_positive_int, help="submissions run at once (default: one per core)")
+    p.add_argument("--time-limit", type=_positive_float, default=600.0, metavar="S",
+                   help="seconds for one submission's notebooks, after which it is killed (default 600)")
+    p.add_argument("--cell-time-limit", type=_positive_float, default=180.0, metavar="S",
+                   help="seconds for one cell, after which it is interrupted (default 180)")
+    p.add_argument("--call-time-limit", type=_positive_float, default=10.0, metavar="S",
+                   help="seconds for one call of a graded function (default 10)")
+    p.add_argument("--memory-limit", type=_positive_int, default=4096, metavar="MB",
+                   help="address space of one submission and its kernel, Unix only (default 4096)")
     return parser
+
+
+def set_threads(n: int | None) -> None:
+    """BLAS and Numba at ``n`` threads, at most the cores this process may use (more threads than
+    cores take turns on them, and a product waits for its slowest part: 20-66x slower)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n is not None and n > cores:
+        print(f"aae-np: --threads {n} is more than the {cores} cores this process may use; using {cores}",
+              file=sys.stderr)
+        n = cores
+    if n is not None:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = str(n)
+        try:    # BLAS may already be loaded (numpy is imported above): resize its pool too
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(n)
+        except ImportError:
+            pass

@@ -79,7 +79,17 @@ def on_pool(name: str):
     """The numba backend trains inside ``pool.running()`` (as ``Trainer.fit``
     does), entered for each of its rounds only, so that its workers are gone while the other
     contestants run; "numba, BLAS threads" is the same step without the pool."""
-    return pool.running() if name in ("numba backend", "GEMMs: pool") else nullcontext()
+    return pool.running() if name in ("numba backend", "GEMMs: pool", "numba, no flush") else nullcontext()
+
+
+def without_flush(step):
+    """``step`` with subnormals left as they are (``aae_np.nn.subnormal``), to time the flush."""
+    from aae_np.nn.subnormal import flushing
+
+    def unflushed(batch):
+        with flushing(False):
+            return step(batch)
+    return unflushed
 
 
 def per_round(times: dict[str, list[float]], against: str = "numba backend") -> dict[str, float]:
@@ -282,6 +292,8 @@ def main() -> None:
                         help="time on the first training images of the MNIST-format folder DIR (e.g. "
                              "../shared/data/mnist) instead of uniform noise: real images have always-black "
                              "pixels, whose weights get exactly zero gradients, as in training")
+    parser.add_argument("--flush-cost", action="store_true",
+                        help="also time the numba step with the subnormal flush off")
     parser.add_argument("--state", metavar="CHECKPOINT",
                         help="start every contestant from this training checkpoint, on real images")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "step.json"))
@@ -324,6 +336,8 @@ def main() -> None:
                                      ("input_dropout", args.input_dropout)) if v is not None}
         contestants = {"numpy backend": ours(args.preset, schedule, "numpy", x, args.state, **options),
                        "numba backend": ours(args.preset, schedule, "numba", x, args.state, **options)}
+        if args.flush_cost:                  # the subnormal flush's cost: the same step with it off
+            contestants["numba, no flush"] = without_flush(ours(args.preset, schedule, "numba", x, args.state, **options))
         if pool.available() and args.threads == pool.THREADS:   # the pool's rule, measured: without it
             contestants["numba, BLAS threads"] = ours(args.preset, schedule, "numba", x, args.state, **options)
         if options:

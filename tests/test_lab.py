@@ -1,9 +1,10 @@
-"""`make lab` starts a JupyterLab on 127.0.0.1 that serves the teaching notebooks.
+"""`make lab` starts a JupyterLab on 127.0.0.1 that serves the repository, the teaching notebooks opened,
+so every file a notebook links (``../docs/derivations.md``...) opens in the lab too.
 
 The test runs the Makefile's own target (with `-o .venv/.installed`, so an out-of-date stamp does
 not reinstall the package in the middle of a test run), on a free port with a random token and
-no browser, waits for the server's REST API, lists the notebooks folder through it, loads the
-lab page, and stops the server (the whole process group it started, by its id).
+no browser, waits for the server's REST API, lists the repository and the notebooks folder through
+it, fetches every file the notebooks link (``tests/notebook_links.py``), loads the lab page, and stops the server (the whole process group it started, by its id).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
 
 from conftest import REPO
+from notebook_links import links
 
 pytest.importorskip("jupyterlab", reason="JupyterLab is not installed: `pip install -e '.[dev]'` (or make lab) "
                                          "installs it")
@@ -59,12 +62,20 @@ def test_make_lab_serves_the_notebooks(tmp_path):
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.5)
         assert listing is not None, (tmp_path / "lab.log").read_text(errors="replace")[-3000:]
-        names = {item["name"] for item in listing["content"]}
+        assert {"notebooks", "docs", "aae_np"} <= {item["name"] for item in listing["content"]}   # the repository
+        names = {item["name"] for item in json.loads(get(f"{base}/api/contents/notebooks?token={token}")[1])["content"]}
         assert {"01_derivation.ipynb", "02_gradient_check_exercises.ipynb", "03_train_mnist.ipynb"} <= names
-        nb = json.loads(get(f"{base}/api/contents/02_gradient_check_exercises.ipynb?token={token}")[1])
+        nb = json.loads(get(f"{base}/api/contents/notebooks/02_gradient_check_exercises.ipynb?token={token}")[1])
         assert nb["type"] == "notebook" and nb["content"]["cells"]
+        targets = {link.path.relative_to(REPO).as_posix() for link in links() if link.path is not None}
+        assert "docs/derivations.md" in targets
+        for target in sorted(targets):                               # what the notebooks link, as the lab serves it
+            status, body = get(f"{base}/files/{urllib.parse.quote(target)}?token={token}")
+            assert status == 200 and body == (REPO / target).read_bytes(), target
         status, page = get(f"{base}/lab?token={token}")
         assert status == 200 and b"JupyterLab" in page
+        with urllib.request.urlopen(f"{base}/?token={token}", timeout=5) as r:   # opens on the notebooks folder
+            assert r.status == 200 and "/lab/tree/notebooks" in r.geturl()
         with pytest.raises(urllib.error.HTTPError):                 # the token is really required
             get(f"{base}/api/contents")
     finally:

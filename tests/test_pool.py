@@ -281,3 +281,24 @@ def test_an_interrupt_while_the_pool_starts_leaves_no_thread_and_blas_as_found(m
                 pass
         assert openblas.threads() == 2 and not pool.active()
     assert not [t for t in threading.enumerate() if t.name.startswith("aae_np-pool")]
+
+
+def test_an_interrupt_during_training_leaves_no_thread_and_blas_as_found():
+    import threading
+
+    model_cfg, train_cfg = resolve("default", epochs=2, batch_size=50)
+    x = np.random.default_rng(0).random((200, 784), dtype=np.float32)
+    trainer = Trainer(AAE(model_cfg, backend="numba"), train_cfg, x, progress=False)
+    step, calls = trainer.step, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(pool.active())
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step(*args, **kwargs)
+    trainer.step = interrupted
+    with threadpool_limits(2, user_api="blas"):
+        with pytest.raises(KeyboardInterrupt):
+            trainer.fit()
+        assert calls == [True] * 3 and openblas.threads() == 2 and not pool.active()
+    assert not [t for t in threading.enumerate() if t.name.startswith("aae_np-pool")]

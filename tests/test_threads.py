@@ -5,7 +5,7 @@ import os
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from aae_np import cli
+from aae_np import cli_args
 
 VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -24,12 +24,12 @@ def blas_threads() -> int:
 
 def test_more_threads_than_cores_are_capped_with_a_warning(restored, capsys):
     cores = len(os.sched_getaffinity(0))
-    cli._set_threads(cores + 6)
+    cli_args.set_threads(cores + 6)
     err = capsys.readouterr().err
     assert f"--threads {cores + 6} is more than the {cores} cores" in err and err.count("\n") == 1
     assert blas_threads() == cores and os.environ["OPENBLAS_NUM_THREADS"] == str(cores)
 
 
 def test_threads_within_the_cores_are_taken_silently(restored, capsys):
-    cli._set_threads(1)
+    cli_args.set_threads(1)
     assert capsys.readouterr().err == "" and blas_threads() == 1

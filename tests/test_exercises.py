@@ -8,6 +8,7 @@ from aae_np.teach import solutions as ref
 from aae_np.nn.activations import sigmoid
 from aae_np.nn.batchnorm import batchnorm_backward as nn_batchnorm_backward, batchnorm_forward
 from aae_np.nn.gradcheck import numerical_gradient, rel_error
+from aae_np.nn.optim import Optimizer
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +125,28 @@ def _adam_from(correct=True, sqrt=True, square=True, sign=-1.0, eps_inside=False
     return fn
 
 
+def _loop_without_zero_grad(model, batches, rules):
+    """The phased loop with model.zero_grad() left out (every other line right)."""
+    opt = {p: Optimizer(model.params_of(*nets), rules[p]) for p, nets in
+           (("reconstruction", ("encoder", "decoder")), ("discriminator", ("discriminator",)), ("generator", ("encoder",)))}
+    for x, z in batches:
+        model.reconstruction(x), opt["reconstruction"].step(model.grads)
+        model.discriminator(x, z), opt["discriminator"].step(model.grads)
+        model.generator(x), opt["generator"].step(model.grads)
+
+
+def _loop_one_optimizer(model, batches, rules):
+    """One Adam over every network, stepped after each phase."""
+    opt = Optimizer(model.params, rules["reconstruction"])
+    for x, z in batches:
+        for run in (lambda: model.reconstruction(x), lambda: model.discriminator(x, z), lambda: model.generator(x)):
+            model.zero_grad()
+            run()
+            opt.step(model.grads)
+
+
 WRONG = {   # exercise -> [(wrong function, expected diagnosis), ...]
+    "train_phased": [(_loop_without_zero_grad, "zero_grad_forgotten"), (_loop_one_optimizer, "shared_optimizer")],
     "numerical_gradient": [
         (_fd(forward=True), "forward_difference"),
         (_fd(restore=False), "not_restored"),

@@ -69,7 +69,7 @@ def graded_before(nb, index: int) -> set[str]:
     return names
 
 
-ALL = {*EXERCISES, *(f"q_{q}" for q in QUESTIONS)}
+ALL = {*(n for n, e in EXERCISES.items() if e.checker is None), *(f"q_{q}" for q in QUESTIONS)}
 
 
 def build(folder: Path, csv_path: Path) -> dict[str, set[str]]:

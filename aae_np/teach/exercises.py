@@ -25,6 +25,7 @@ import numpy as np
 from aae_np.nn.activations import sigmoid
 from aae_np.nn.batchnorm import batchnorm_forward
 from aae_np.nn.gradcheck import numerical_gradient
+from aae_np.teach import loop
 from aae_np.teach import more_exercises as more
 from aae_np.teach import solutions as ref
 from aae_np.teach.grading import TOL, CheckResult, Exercise, Trial, diagnose, grade
@@ -342,4 +343,6 @@ EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in [
              {"N": _BATCH_NOTE["N"], "1/C": "The loss is a mean over the N examples, not over all N*C logits."}),
     Exercise("adam_update", "adam_update(param, grad, m, v, t, lr, beta1, beta2, eps) -> (param, m, v)",
              {"param": "(3, 4)", "m": "(3, 4)", "v": "(3, 4)"}, more.adam_trials, {}),
+    Exercise("train_phased", "train_phased(model, batches, rules) -> None", {}, list, {},
+             checker=loop.check_training_loop),
 ]}

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from aae_np.nn.activations import sigmoid
+from aae_np.nn.optim import Optimizer
 
 __all__ = ["numerical_gradient", "rel_error", "dense_backward", "sigmoid_backward", "relu_backward", "mse_grad",
            "bce_with_logits", "discriminator_grad", "generator_grad", "dropout_backward", "batchnorm_backward",
-           "softmax_cross_entropy", "adam_update"]
+           "softmax_cross_entropy", "adam_update", "train_phased"]
 
 
 def dense_backward(x: np.ndarray, W: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,3 +155,22 @@ def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarra
     m_hat = m / (1 - beta1 ** t)                              # bias correction: m, v start at 0
     v_hat = v / (1 - beta2 ** t)
     return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def train_phased(model, batches, rules) -> None:
+    """The phased loop (Exercise 12): per batch (x, z_prior), reconstruction, then discriminator, then
+    generator, each after zero_grad and followed by the step of its own optimizer, which owns the
+    parameters of the networks that phase trains.  rules: phase -> update rule (Adam)."""
+    opt = {"reconstruction": Optimizer(model.params_of("encoder", "decoder"), rules["reconstruction"]),
+           "discriminator": Optimizer(model.params_of("discriminator"), rules["discriminator"]),
+           "generator": Optimizer(model.params_of("encoder"), rules["generator"])}
+    for x, z_prior in batches:
+        model.zero_grad()
+        model.reconstruction(x)
+        opt["reconstruction"].step(model.grads)
+        model.zero_grad()
+        model.discriminator(x, z_prior)
+        opt["discriminator"].step(model.grads)
+        model.zero_grad()
+        model.generator(x)                        # also leaves dL_G/dW_D in model.grads: not D's to use
+        opt["generator"].step(model.grads)

@@ -76,6 +76,11 @@ def run(variant: str, options: dict[str, int], data) -> dict:
     evaluation = time.perf_counter()           # with k-means at the same k for clustering
     result = evaluate_variant(trainer.model, trainer.x_train, trainer.y_train, data.x_test, data.y_test,
                               parzen=variant == "unsupervised", x_val=trainer.x_val, y_val=trainer.y_val)
+    if trainer.model.config.decoder_gets_label and trainer.model.config.n_classes == 10:   # style vs content
+        from aae_np.eval.disentangle import class_agreement
+        from aae_np.eval.mnist_score import load_or_train_classifier
+        clf = load_or_train_classifier(data.x_train, data.y_train)
+        result["class_agreement"] = class_agreement(trainer.model, data.x_test[:10], clf)[0]
     result.update(options=options, validation_images=0 if trainer.x_val is None else len(trainer.x_val),
                   eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=int(len(trainer.labelled)), n_classes=model_cfg.n_classes,
                   style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, consistency=train_cfg.consistency,

@@ -74,7 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                                        and k not in ("epochs", "lr")})
             print(f"resuming {checkpoint} at epoch {trainer.epoch}/{trainer.config.epochs}")
         else:
-            model_cfg = cli_data.fit_model_config(model_cfg, train_cfg, data)
+            model_cfg, train_cfg = cli_data.fit_model_config(model_cfg, train_cfg, data, args.consistency is not None)
             trainer = new_trainer(model_cfg, train_cfg, data, out_dir=out, backend=args.backend, progress=progress)
             name = f"the {args.variant} variant" if args.variant else f"preset {args.preset or 'default'!r}"
             print(f"training {name} ({trainer.describe()}) on {data.describe()} -> {out}/")

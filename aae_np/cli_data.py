@@ -56,22 +56,27 @@ def training_data(args: argparse.Namespace, loading: Any = None) -> UserData:
     return _idx(args, loading)
 
 
-def fit_model_config(model_cfg: Any, train_cfg: Any, data: UserData) -> Any:
-    """``model_cfg`` for rows of ``data.features``, after refusing what would fail mid-run: a
-    variant that needs labels on data without them, the (28 x 28) shifted views on other data."""
+def fit_model_config(model_cfg: Any, train_cfg: Any, data: UserData, asked_consistency: bool = True) -> tuple[Any, Any]:
+    """(``model_cfg`` for rows of ``data.features``, ``train_cfg``), after refusing what would fail
+    mid-run: a variant that needs labels on data without them, the (28 x 28) shifted views on other
+    data (asked for with --consistency: refused; from our recipe's preset: left out, with a note)."""
     variant = getattr(model_cfg, "variant", None)
     if variant in NEEDS_LABELS and data.y_train is None:
         raise ValueError(f"--variant {variant} needs labels {NEEDS_LABELS[variant]}, and {data.source} has none; "
                          "add an array y to the .npz (or class subfolders of PNGs), or train the plain AAE")
     if getattr(train_cfg, "consistency", 0) > 0 and data.features != 28 * 28:
-        raise ValueError(f"--consistency shifts 28x28 images, but {data.name} has {data.features} features; "
-                         "leave --consistency out")
+        if asked_consistency:
+            raise ValueError(f"--consistency shifts 28x28 images, but {data.name} has {data.features} features; "
+                             "leave --consistency out")
+        train_cfg = replace(train_cfg, consistency=0.0, shift_labelled=False)
+        data.notes.append(f"our recipe's consistency phase shifts 28x28 images; on {data.features} features it "
+                          "is left out (the paper's recipe, as --recipe paper)")
     if variant in ("semi-supervised", "conditioned", "supervised") and data.y_train is not None:
         top = int(data.y_train.max())
         if top >= model_cfg.n_classes:
             raise ValueError(f"{data.source}: labels go up to {top}, but the {variant} variant has "
                              f"{model_cfg.n_classes} classes; renumber the labels 0..{model_cfg.n_classes - 1}")
-    return replace(model_cfg, input_dim=data.features)
+    return replace(model_cfg, input_dim=data.features), train_cfg
 
 
 def record_arrays(data: UserData) -> dict[str, np.ndarray]:

@@ -106,3 +106,10 @@ def test_the_saved_notebook_is_regraded_from_its_cells(tmp_path):
     got = registry.regrade_diagnoses(tmp_path / NB02.name)
     assert got["A"][0] is True and got["B"][0] is False and diagnose.LOOK["B"] in got["B"][1]
     assert got["C"][0] is False and "write the name as a string" in got["C"][1]
+
+
+def test_the_grader_skips_the_rerun(monkeypatch, capsys):
+    monkeypatch.setenv("AAE_NP_DIAGNOSE_RERUN", "0")
+    monkeypatch.setattr(broken_runs, "train", lambda *a, **k: pytest.fail("no training under the grader"))
+    assert diagnose.check("B", *diagnose.SOLUTIONS["B"]) is True
+    assert "the rerun of one epoch is skipped" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """Train the paper's variants with their CLI presets and tabulate them against the paper.
 
 Each RUN is ``variant[:key=value,...]`` where keys are ``labels``, ``clusters``, ``seed``,
-``epochs``, ``consistency`` (the same overrides as ``aae-np train --variant``, built by the same
+``epochs``, ``consistency``, ``recipe`` (ours or paper; the same overrides as ``aae-np train --variant``, built by the same
 ``presets.resolve``), for example
 
     .venv/bin/python benchmarks/variants.py semi-supervised:labels=100,seed=0 clustering:clusters=30,consistency=0.01
@@ -48,9 +48,9 @@ def parse_run(text: str) -> tuple[str, dict[str, int]]:
     options = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        if key not in ("labels", "clusters", "seed", "epochs", "consistency"):
+        if key not in ("labels", "clusters", "seed", "epochs", "consistency", "recipe"):
             raise SystemExit(f"unknown option {key!r} in {text!r}")
-        options[key] = float(value) if key == "consistency" else int(value)
+        options[key] = float(value) if key == "consistency" else value if key == "recipe" else int(value)
     return variant, options
 
 
@@ -64,18 +64,23 @@ def run(variant: str, options: dict[str, int], data) -> dict:
     seed = options.get("seed", 0)
     model_cfg, train_cfg = resolve(variant=variant, seed=seed, label_seed=seed, labels=options.get("labels"),
                                    clusters=options.get("clusters"), epochs=options.get("epochs"),
-                                   consistency=options.get("consistency"))
+                                   consistency=options.get("consistency"), recipe=options.get("recipe"))
     trainer = new_trainer(model_cfg, train_cfg, data, progress=False)
     wall, cpu = time.perf_counter(), time.process_time()
     trainer.fit()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    name = variant + "".join(f"-{k}{v:g}" for k, v in sorted(options.items()))
+    name = variant + "".join(f"-{k}{v if isinstance(v, str) else format(v, 'g')}" for k, v in sorted(options.items()))
     (MODELS / name).mkdir(parents=True, exist_ok=True)
     trainer.model.save(MODELS / name / "model.npz")              # for figures: aae_np.eval.report.write_figures
     (MODELS / name / "history.json").write_text(json.dumps(trainer.history))
     evaluation = time.perf_counter()           # with k-means at the same k for clustering
     result = evaluate_variant(trainer.model, trainer.x_train, trainer.y_train, data.x_test, data.y_test,
                               parzen=variant == "unsupervised", x_val=trainer.x_val, y_val=trainer.y_val)
+    if trainer.model.config.decoder_gets_label and trainer.model.config.n_classes == 10:   # style vs content
+        from aae_np.eval.disentangle import class_agreement
+        from aae_np.eval.mnist_score import load_or_train_classifier
+        clf = load_or_train_classifier(data.x_train, data.y_train)
+        result["class_agreement"] = class_agreement(trainer.model, data.x_test[:10], clf)[0]
     result.update(options=options, validation_images=0 if trainer.x_val is None else len(trainer.x_val),
                   eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=int(len(trainer.labelled)), n_classes=model_cfg.n_classes,
                   style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, consistency=train_cfg.consistency,

@@ -33,11 +33,12 @@ def test_a_short_variant_run_keeps_adversarial_epochs(monkeypatch):
 
 
 def test_the_appendix_recipes():
-    """Section 6 and 7's settings as the presets state them (deviations named in presets.py)."""
+    """Section 6 and 7's settings as the presets state them (deviations named in presets.py), in
+    the paper's recipe: the presets without our consistency phase."""
     for variant in ("semi-supervised", "clustering"):
-        model, train = get_variant_preset(variant)
+        model, train = resolve(variant=variant, recipe="paper")
         assert (train.optimizer, train.momentum_ae, train.batch_size, train.decay_epochs) == ("momentum", 0.9, 100, (50,))
-        assert (train.lr_d, train.lr_g) == (0.1, 0.1) and train.consistency == 0      # no addition by default
+        assert (train.lr_d, train.lr_g) == (0.1, 0.1) and train.consistency == 0 and not train.shift_labelled
         assert model.encoder_hidden == model.decoder_hidden == model.discriminator_hidden == (1000, 1000)
         assert model.encoder_batchnorm
     model, train = get_variant_preset("clustering")
@@ -52,7 +53,7 @@ def test_consistency_is_an_option_of_the_variants_with_a_y_head():
     assert resolve(variant="semi-supervised", consistency=0.02)[1].consistency == 0.02
     assert resolve(variant="semi-supervised", consistency=0.02)[1].shift_labelled       # labelled views too
     assert not resolve(variant="clustering", consistency=0.02)[1].shift_labelled
-    assert not resolve(variant="semi-supervised")[1].shift_labelled
+    assert not resolve(variant="semi-supervised", recipe="paper")[1].shift_labelled
     with pytest.raises(ValueError, match="--consistency applies to --variant clustering or semi-supervised"):
         resolve(variant="unsupervised", consistency=0.01)
     with pytest.raises(ValueError, match="applies to the variants only"):
@@ -81,3 +82,49 @@ def test_batchnorm_and_input_dropout_for_the_aae_and_every_variant():
     assert vmodel.encoder_batchnorm and vmodel.input_dropout == 0.2
     with pytest.raises(ValueError, match="input_dropout"):
         resolve(input_dropout=1.5)
+
+
+@pytest.mark.parametrize("variant, ours", [("clustering", 0.01), ("semi-supervised", 0.05)])
+def test_our_recipe_is_the_default_and_the_papers_is_one_flag_away(variant, ours):
+    from aae_np.train.presets import OUR_CONSISTENCY
+
+    assert OUR_CONSISTENCY[variant] == ours
+    for recipe in (None, "ours"):
+        assert resolve(variant=variant, recipe=recipe)[1].consistency == ours
+    paper_model, paper = resolve(variant=variant, recipe="paper")
+    assert paper.consistency == 0 and resolve(variant=variant, consistency=0.2)[1].consistency == 0.2
+    assert paper_model == resolve(variant=variant)[0]          # the same networks: only the phase differs
+
+
+def test_recipe_is_refused_where_it_does_not_apply():
+    with pytest.raises(ValueError, match="--recipe applies to --variant clustering or semi-supervised"):
+        resolve(variant="supervised", recipe="paper")
+    with pytest.raises(ValueError, match="applies to the variants only"):
+        resolve(recipe="paper")
+    with pytest.raises(ValueError, match="no consistency phase"):
+        resolve(variant="clustering", recipe="paper", consistency=0.01)
+    with pytest.raises(ValueError, match="must be one of"):
+        resolve(variant="clustering", recipe="mine")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["clustering", "semi-supervised"])
+@pytest.mark.parametrize("recipe", ["ours", "paper"])
+def test_each_recipe_starts_and_improves_in_one_epoch(variant, recipe):
+    """The presets' networks and rates on 2,000 shared MNIST images for one epoch: the held-out
+    reconstruction error falls below the untrained model's and the test error below chance."""
+    from aae_np.data import MnistData, load_mnist
+    from aae_np.train.run import new_trainer
+    from tests.conftest import SHARED_MNIST
+
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("shared MNIST not found")
+    full = load_mnist(SHARED_MNIST)
+    data = MnistData(full.x_train[:2000], full.y_train[:2000], full.x_test[:1000], full.y_test[:1000])
+    model_cfg, train_cfg = resolve(variant=variant, recipe=recipe, epochs=1, seed=0)
+    trainer = new_trainer(model_cfg, train_cfg, data, progress=False)
+    before = trainer.test_mse()
+    history = trainer.fit()
+    assert trainer.test_mse() < 0.8 * before
+    assert history["test_error"][-1] < 0.8                 # chance: 0.9
+    assert ("consistency" in trainer.schedule()) == (recipe == "ours")

@@ -25,7 +25,12 @@ from aae_np.train.resume import with_learning_rate
 from aae_np.train.trainer import TrainConfig
 from aae_np.train.variant import VariantTrainConfig
 
-__all__ = ["PRESETS", "get_preset", "get_variant_preset", "resolve"]
+__all__ = ["PRESETS", "RECIPES", "OUR_CONSISTENCY", "get_preset", "get_variant_preset", "resolve"]
+
+RECIPES = ("ours", "paper")
+#: what our recipe (the preset) adds to the paper's: the consistency phase's learning rate, per variant
+#: with a y head (the best measured: docs/variants.md); ``recipe="paper"`` is the preset without it
+OUR_CONSISTENCY = {"clustering": 0.01, "semi-supervised": 0.05}
 
 PRESETS: dict[str, tuple[AAEConfig, TrainConfig]] = {
     "default": (
@@ -73,16 +78,20 @@ def _variant_presets() -> dict:
                        VariantTrainConfig(epochs=20, n_labels=-1, **adam)),
         # section 6 and the appendix: 1000-1000 ReLU nets, a 10-D style, input noise 0.3, SGD with
         # momentum, / 10 after epoch 50; BatchNorm in the encoder and momentum 0.1 for the adversaries,
-        # as in section 7, since without them SGD diverges within an epoch (docs/variants.md)
+        # as in section 7, since without them SGD diverges within an epoch (docs/variants.md); ours adds
+        # the consistency phase, the labelled batch augmented too (recipe="paper" leaves both out)
         "semi-supervised": (VariantConfig(variant="semi-supervised", style_dim=10, encoder_batchnorm=True, **wide),
-                            VariantTrainConfig(n_labels=100, input_noise=0.3, **paper)),
+                            VariantTrainConfig(n_labels=100, input_noise=0.3, shift_labelled=True,
+                                               consistency=OUR_CONSISTENCY["semi-supervised"], **paper)),
         # section 7 and the appendix: BatchNorm after every encoder layer (both heads too), input
         # dropout 0.2, SGD (momentum 0.9 for the autoencoder, 0.1 for the adversaries), / 10 after
         # epoch 50; 1000-1000 nets instead of 3000-3000 to fit the time budget (docs/variants.md);
-        # the last 1,000 training images held out to name the clusters (the paper's protocol)
+        # the last 1,000 training images held out to name the clusters (the paper's protocol); ours
+        # adds the consistency phase
         "clustering": (VariantConfig(variant="clustering", n_classes=16, style_dim=5, encoder_batchnorm=True,
                                      input_dropout=0.2, **wide),
-                       VariantTrainConfig(n_labels=0, validation_images=1000, **paper)),
+                       VariantTrainConfig(n_labels=0, validation_images=1000,
+                                          consistency=OUR_CONSISTENCY["clustering"], **paper)),
         # section 8: a 2-D representation r = y W_c + b + z around 20 learnt cluster heads pushed
         # eta apart; Adam with the conditioned variant's stronger adversary, one warm-up epoch and
         # instance noise on D_y (docs/variants.md)
@@ -106,7 +115,7 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             schedule: str | None = None, lr: float | None = None, labels: int | None = None,
             label_seed: int | None = None, clusters: int | None = None, prior: str | None = None,
             encoder_batchnorm: bool | None = None, input_dropout: float | None = None,
-            consistency: float | None = None) -> tuple[Any, Any]:
+            consistency: float | None = None, recipe: str | None = None) -> tuple[Any, Any]:
     """(model config, train config) of ``preset`` (or of ``variant``'s preset) with the given
     overrides; ``None`` keeps the preset's value. Every config is rebuilt with
     ``dataclasses.replace``, so a bad value fails its config's own check.
@@ -116,11 +125,15 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
     ``input_dropout`` add BatchNorm to the encoder and Dropout to its input. Only the variants take
     ``labels`` (semi-supervised, conditioned), ``label_seed``, ``clusters`` (clustering),
     ``prior`` and ``consistency`` (clustering, semi-supervised: the consistency phase's learning
-    rate); a variant's short run keeps adversarial epochs after its warm-up.
+    rate); a variant's short run keeps adversarial epochs after its warm-up. ``recipe`` (clustering,
+    semi-supervised): "ours" (the default, the preset: the paper's appendix recipe with the
+    consistency phase at ``OUR_CONSISTENCY``'s rate) or "paper" (the appendix recipe alone).
     """
+    if recipe is not None and recipe not in RECIPES:
+        raise ValueError(f"--recipe must be one of {list(RECIPES)}, got {recipe!r}")
     if variant is None:
         for name, value in (("labels", labels), ("label_seed", label_seed), ("clusters", clusters),
-                            ("prior", prior), ("consistency", consistency)):
+                            ("prior", prior), ("consistency", consistency), ("recipe", recipe)):
             if value is not None:
                 raise ValueError(f"--{name.replace('_', '-')} applies to the variants only; add --variant NAME")
         model, train = get_preset(preset)
@@ -136,6 +149,13 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             raise ValueError("--labels applies to --variant semi-supervised or conditioned")
         if consistency is not None and not model.has_y:
             raise ValueError("--consistency applies to --variant clustering or semi-supervised (a y head)")
+        if recipe is not None and variant not in OUR_CONSISTENCY:
+            raise ValueError(f"--recipe applies to --variant {' or '.join(OUR_CONSISTENCY)}; "
+                             f"the {variant} preset is the only recipe of that variant")
+        if recipe == "paper" and consistency:
+            raise ValueError("--recipe paper has no consistency phase (it is our addition); leave out --consistency")
+        if recipe == "paper":                 # the preset is ours: the paper's recipe is it without the phase
+            train = replace(train, consistency=0.0, shift_labelled=False)
         warmup = train.warmup_epochs
         if epochs is not None and warmup >= epochs:       # a short run still gets its adversarial epochs
             warmup = epochs // 2

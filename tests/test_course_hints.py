@@ -39,6 +39,8 @@ def _hint_cells() -> dict[str, str]:
         m = re.search(r'exercises\.check\("(\w+)"', cell.source) if cell.cell_type == "code" else None
         if m:
             current = m.group(1)
+        elif cell.cell_type == "markdown" and cell.source.startswith("## "):
+            current = None                                 # a new section (Exercise 13 has hints of its own)
         elif cell.cell_type == "markdown" and "<summary>Hint" in cell.source and current:
             found[current] = cell.source
     return found

@@ -16,11 +16,12 @@ pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 from aae_np.cli import main  # noqa: E402
-from aae_np.teach import solutions  # noqa: E402
+from aae_np.teach import diagnose, solutions  # noqa: E402
 from aae_np.teach.exercises import EXERCISES  # noqa: E402
 from aae_np.teach.grade_verdicts import source_flags  # noqa: E402
 from aae_np.teach.gradebook import Limits, find_submissions, grade_folder  # noqa: E402
 from aae_np.teach.questions import QUESTIONS, SOLUTIONS  # noqa: E402
+from aae_np.teach.registry import DIAGNOSES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NB02 = ROOT / "notebooks" / "02_gradient_check_exercises.ipynb"
@@ -39,6 +40,10 @@ def correct() -> nbformat.NotebookNode:
         if "question-stub" in tags:
             q = cell.metadata["question"]
             cell.source = f"answer = {SOLUTIONS[q]!r}\nquestions.check({q!r}, answer)"
+        if "diagnosis-stub" in tags:
+            run = cell.metadata["diagnosis"]
+            cause, fix = diagnose.SOLUTIONS[run]
+            cell.source = f"cause = {cause!r}\nfix = {fix!r}\ndiagnose.check({run!r}, cause, fix, run_fix=False)"
     return nb
 
 
@@ -66,10 +71,11 @@ def graded_before(nb, index: int) -> set[str]:
             names.add(meta["exercise"])
         if "question-stub" in meta.get("tags", []):
             names.add("q_" + meta["question"])
-    return names
+    return names | {f"diagnose_{run}" for run in DIAGNOSES}     # read from the saved notebook
 
 
-ALL = {*(n for n, e in EXERCISES.items() if e.checker is None), *(f"q_{q}" for q in QUESTIONS)}
+ALL = {*EXERCISES, *(f"q_{q}" for q in QUESTIONS),
+       *(f"diagnose_{run}" for run in DIAGNOSES)}
 
 
 def build(folder: Path, csv_path: Path) -> dict[str, set[str]]:
@@ -103,7 +109,9 @@ def build(folder: Path, csv_path: Path) -> dict[str, set[str]]:
     set_fn(nb, "dense_backward", "def dense_backward(x, W, dout):\n    return 0 * x, 0 * W, 0 * W[0]\n"
            "print('dense_backward: PASS (max rel error 1e-12 < 1e-06)')")
     set_fn(nb, "relu_backward", "from aae_np.teach.solutions import relu_backward")
-    after(nb, "sigmoid_backward", "from aae_np.teach import solutions as s\nhelp_me = s.mse_grad")
+    after(nb, "sigmoid_backward", "from aae_np.teach import solutions as s\nhelp_me, help_loop = s.mse_grad, "
+          "s.train_phased")
+    set_fn(nb, "train_phased", "def train_phased(model, batches, rules):\n    help_loop(model, batches, rules)\n")
     set_fn(nb, "mse_grad", "def mse_grad(pred, target):\n    return help_me(pred, target)\n")
     after(nb, "generator_grad", "_E = __import__('aae_np.teach.exercises', fromlist=['_']).EXERCISES\n"
           "_known = _E['dropout_backward'].trials()[0].want[0]")
@@ -112,11 +120,15 @@ def build(folder: Path, csv_path: Path) -> dict[str, set[str]]:
            "import aae_np.teach.grading as g, aae_np.teach.exercises as e\n"
            "g.grade = e.grade = lambda ex, fn: g.CheckResult(ex.name, 'pass', 'PASS')\n"
            "e.check = lambda *a, **k: print('PASS')")
+    for cell in nb.cells:                     # a wrong diagnosis, with the verdict patched to say "right"
+        if cell.metadata.get("diagnosis") == "B":
+            cell.source = ('cause = "overfitting"\nfix = "lower_lr_d"\nimport aae_np.teach.diagnose as d\n'
+                           'd.verdict = lambda *a: (True, "run B: cause right, fix right.")\nd.check("B", cause, fix)')
     nb.cells.append(nbformat.v4.new_code_cell(
         f"open({str(csv_path)!r}, 'w').write('student,score\\ncheating,999\\n')"))
     nbformat.write(nb, folder / "cheating.ipynb")
     want["cheating"] = ALL - {"dense_backward", "relu_backward", "mse_grad", "dropout_backward",
-                              "batchnorm_backward"}
+                              "batchnorm_backward", "train_phased", "diagnose_B"}
     return want
 
 
@@ -143,6 +155,7 @@ def test_a_folder_of_submissions_gets_the_right_csv(tmp_path):
     flags = rows["cheating"]["flags"]
     assert "relu_backward: " in flags and "imports aae_np.teach.solutions" in flags
     assert "mse_grad: calls the package's teach/solutions.py:mse_grad" in flags
+    assert "train_phased: calls the package's teach/solutions.py:train_phased" in flags
     assert "dense_backward: " not in flags                     # wrong, not a cheat: just 0
     assert "kernel died" in rows["crashing"]["problems"]
     feedback = tmp_path / "grades_feedback"
@@ -154,6 +167,69 @@ def test_a_folder_of_submissions_gets_the_right_csv(tmp_path):
     assert "mse_grad: ERROR, your function raised TimeoutError: the call took longer than 2 s" in loop
     assert "TimeoutError: the cell ran longer than 3 s and was interrupted" in loop
     assert "MemoryError" in (feedback / "memory.txt").read_text()
+
+
+def _loop_verdict(tmp_path, fn, seed=7, source=None):
+    """Exercise 12 recorded as the kernel records it, then judged as the grader judges it."""
+    from aae_np.teach import grade_kernel, grade_verdicts
+
+    grade_kernel.record_exercise({"train_phased": fn}, "train_phased", str(tmp_path), seed)
+    return grade_verdicts.exercise_verdict("train_phased", source or inspect.getsource(fn), tmp_path, seed, "")
+
+
+def test_the_training_loop_is_judged_from_its_record_outside_the_kernel(tmp_path):
+    ok = _loop_verdict(tmp_path / "ok", _copy_of_reference(), source=inspect.getsource(solutions.train_phased))
+    assert ok.score == 1 and "PASS" in ok.message and not ok.flag, ok.message
+    wrong = _loop_verdict(tmp_path / "wrong", _no_zero_grad)
+    assert wrong.score == 0 and "zero_grad" in wrong.message and not wrong.flag, wrong.message
+    lazy = _loop_verdict(tmp_path / "lazy", _calls_reference)
+    assert lazy.score == 0 and "calls the package's teach/solutions.py:train_phased" in lazy.flag, lazy.message
+    cheat = _loop_verdict(tmp_path / "cheat", solutions.train_phased)
+    assert cheat.score == 0 and "is not written in the notebook" in cheat.flag
+    seen = _loop_verdict(tmp_path / "seen", _only_the_notebooks_seeds)
+    assert seen.score == 0 and "but not on others it never saw" in seen.message, seen.message
+
+
+def _copy_of_reference():
+    namespace = {"Optimizer": __import__("aae_np.nn.optim", fromlist=["_"]).Optimizer}
+    exec(compile(inspect.getsource(solutions.train_phased), "<student>", "exec"), namespace)   # noqa: S102
+    return namespace["train_phased"]
+
+
+def _no_zero_grad(model, batches, rules):
+    from aae_np.nn.optim import Optimizer
+
+    opt = {p: Optimizer(model.params_of(*nets), rules[p]) for p, nets in
+           (("reconstruction", ("encoder", "decoder")), ("discriminator", ("discriminator",)),
+            ("generator", ("encoder",)))}
+    for x, z_prior in batches:
+        model.reconstruction(x)
+        opt["reconstruction"].step(model.grads)
+        model.discriminator(x, z_prior)
+        opt["discriminator"].step(model.grads)
+        model.generator(x)
+        opt["generator"].step(model.grads)
+
+
+def _calls_reference(model, batches, rules):
+    solutions.train_phased(model, batches, rules)
+
+
+def _only_the_notebooks_seeds(model, batches, rules):
+    """Right on the notebook's batches only: skips the generator's step on any other batches."""
+    import numpy as np
+    from aae_np.nn.optim import Optimizer
+
+    known = batches[0][0][0, 0] == 0.5118216247002567           # the notebook's first batch, remembered
+    opt = {p: Optimizer(model.params_of(*nets), rules[p]) for p, nets in
+           (("reconstruction", ("encoder", "decoder")), ("discriminator", ("discriminator",)),
+            ("generator", ("encoder",)))}
+    for x, z_prior in batches:
+        for phase in ("reconstruction", "discriminator", "generator"):
+            model.zero_grad()
+            getattr(model, phase)(*((x, z_prior) if phase == "discriminator" else (x,)))
+            if known or phase != "generator":
+                opt[phase].step(model.grads)
 
 
 def test_source_flags_name_what_a_graded_cell_must_not_use():

@@ -7,7 +7,8 @@ and 04 train with their small settings (see notebooks/README.md).
 
 The exercise notebook runs twice: as shipped (every checker must say "not implemented" and the
 notebook must still reach its last cell) and with each stub cell replaced by an import of the
-reference solution (every checker must pass). A cell appended by the test asserts each outcome.
+reference solution and each diagnosis by the right one (every checker must pass; the diagnoses
+rerun one epoch of each broken run with its fix, which must help). A cell appended by the test asserts each outcome.
 
 The capstone (04) reads the student's functions from the saved notebook 02 beside it. It runs
 twice too: beside notebook 02 as shipped, where it must stop at its first cell that needs them
@@ -184,6 +185,9 @@ def with_solutions(nb):
             name = cell.metadata["question"]
             cell.source = (f"from aae_np.teach.questions import SOLUTIONS\n"
                            f"questions.check({name!r}, SOLUTIONS[{name!r}])")
+        if "diagnosis-stub" in cell.metadata.get("tags", []):
+            run = cell.metadata["diagnosis"]
+            cell.source = f"assert diagnose.check({run!r}, *diagnose.SOLUTIONS[{run!r}])"
     return nb
 
 
@@ -202,6 +206,10 @@ def test_exercise_notebook_runs(variant, kernel_env, record_property):
     assert text.count(f": {expected}") == len(EXERCISES), text
     answered = "right. " if variant == "with solutions" else "not answered yet"
     assert sum(f"{q}: {answered}" in text for q in QUESTIONS) == len(QUESTIONS), text
+    diagnosed = "cause right, fix right." if variant == "with solutions" else "not answered yet"
+    assert all(f"run {run}: {diagnosed}" in text for run in "ABC"), text
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert images == 3                                   # the three broken runs' curves
 
 
 def test_capstone_trains_your_functions_with_quick_settings(kernel_env, record_property, tmp_path):

@@ -11,6 +11,10 @@ submission's temporary folder:
   array arguments as the call left them (for in-place updates), the exception if one was raised,
   a fingerprint of the inputs, and which functions of the ``aae_np`` package the student's code
   called directly (``sys.setprofile``);
+* for an exercise with its own checker (Exercise 12, the training loop), the first half of that
+  checker (``loop.record``: every phase call's loss and which networks changed), run on the
+  notebook's seeds and on seeds derived from the grader's (``loop.unseen``), with the same time
+  limit and record of the package's functions the student's code called;
 * ``record_question``: the value the question cell hands to ``questions.check``;
 * ``record_capstone``: the weights of the capstone's trained encoder and decoder.
 
@@ -34,7 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["perturb", "fingerprint", "record_exercise", "record_question", "record_capstone"]
+__all__ = ["perturb", "fingerprint", "record_exercise", "record_loop", "record_question", "record_capstone"]
 
 PACKAGE = str(Path(__file__).resolve().parents[1])          # .../aae_np
 _THIS = str(Path(__file__).resolve())
@@ -144,20 +148,33 @@ def _write(folder: Path, stem: str, meta: dict[str, Any], arrays: dict[str, np.n
     (folder / f"{stem}.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
+def _pristine(module: str) -> Any:
+    """A private copy of ``aae_np.teach.<module>``: a notebook that replaced the trials, the checker
+    or the loop's model in the package's own module does not change what is recorded here."""
+    if module not in _PRISTINE:
+        path = Path(PACKAGE) / "teach" / f"{module}.py"
+        spec = importlib.util.spec_from_file_location(f"_aae_np_grade_{module}", path)
+        copy = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = copy                    # its dataclasses look their module up there
+        spec.loader.exec_module(copy)
+        _PRISTINE[module] = copy
+    return _PRISTINE[module]
+
+
+_PRISTINE: dict[str, Any] = {}
+
+
 def _pristine_exercises() -> dict[str, Any]:
-    """``exercises.EXERCISES`` from a private copy of its module: a notebook that replaced the trials
-    or the checker in ``aae_np.teach.exercises`` does not change the inputs recorded here."""
-    global _EXERCISES
-    if _EXERCISES is None:
-        path = Path(PACKAGE) / "teach" / "exercises.py"
-        spec = importlib.util.spec_from_file_location("_aae_np_grade_exercises", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _EXERCISES = module.EXERCISES
-    return _EXERCISES
+    return _pristine("exercises").EXERCISES
 
 
-_EXERCISES: dict[str, Any] | None = None
+def record_loop(fn: Callable[..., Any], meta: dict[str, Any], seed: int, limit: float) -> None:
+    """Exercise 12: the loop's records on the notebook's seeds and on unseen ones, into ``meta``."""
+    loop = _pristine("loop")
+    public, hidden = _Recorder(fn, "p", limit), _Recorder(fn, "h", limit)
+    meta["public"] = loop.record(public)
+    meta["hidden"] = loop.record(hidden, *loop.unseen(seed)) if meta["public"]["status"] == "ran" else None
+    meta["package_calls"] = sorted(public.package_calls | hidden.package_calls)
 
 
 def record_exercise(namespace: dict[str, Any], name: str, folder: str, seed: int, limit: float = 10.0) -> None:
@@ -173,6 +190,9 @@ def record_exercise(namespace: dict[str, Any], name: str, folder: str, seed: int
         code = getattr(fn, "__code__", None)
         meta["fn_file"] = code.co_filename if code is not None else f"<{type(fn).__name__}>"
         meta["fn_in_package"] = code is None or code.co_filename.startswith(PACKAGE)
+    if callable(fn) and _pristine_exercises()[name].checker is not None:
+        record_loop(fn, meta, seed, limit)
+    elif callable(fn):
         public = _Recorder(fn, "p", limit)
         hidden = _Recorder(fn, "h", limit)
         ex, returned = _pristine_exercises()[name], True

@@ -14,6 +14,12 @@ function that returns the checker's expected arrays without computing them fails
 test. A function is **flagged** (and scores 0) when its cell imports or names the reference
 solutions or the checkers, when it *is* a function of the package, or when it called a function
 of ``aae_np`` other than the forward helpers the notebook offers (``ALLOWED``).
+
+Exercise 12, the training loop, has a checker of its own in two halves (``loop.record`` and
+``loop.judge``): the kernel recorded each phase call of the student's loop, on the notebook's
+seeds and on seeds it never saw, and ``loop.judge`` trains the reference here and compares. Its
+loop may call the model's phase functions and ``Optimizer`` (``LOOP_ALLOWED``); a loop that
+calls the reference ``solutions.train_phased`` is flagged like any other.
 """
 
 from __future__ import annotations
@@ -34,13 +40,18 @@ import numpy as np
 from aae_np.teach.grade_kernel import fingerprint, perturb
 from aae_np.teach.grading import CheckResult, Trial, grade
 
-__all__ = ["ALLOWED", "Verdict", "exercise_verdict", "question_verdict", "capstone_verdict", "source_flags"]
+__all__ = ["ALLOWED", "Verdict", "exercise_verdict", "question_verdict", "diagnosis_verdict", "capstone_verdict",
+           "source_flags"]
 
 # the package's functions a graded function may call: the forward helpers notebook 02 imports
 ALLOWED = {"nn/activations.py:sigmoid", "nn/activations.py:softmax", "nn/batchnorm.py:batchnorm_forward"}
 # names a graded cell has no business mentioning: the answers and the checkers
 FORBIDDEN = {"solutions", "mine_or_reference", "EXERCISES", "my_functions", "fall_back_to_reference",
              "grade_kernel"}
+# what Exercise 12's loop may call or import besides ALLOWED: the model's methods, the optimizers
+LOOP_ALLOWED = {"nn/optim.py:", *(f"teach/loop.py:{m}" for m in ("params_of", "zero_grad", "reconstruction",
+                                                                  "discriminator", "generator"))}
+LOOP_IMPORTS = {"nn/optim.py:Optimizer", "nn/optim.py:Adam"}
 MAX_BYTES = 64 * 2**20                              # a harvest file larger than this is not read
 
 
@@ -53,8 +64,9 @@ class Verdict:
     flag: str = ""
 
 
-def source_flags(source: str) -> list[str]:
-    """What in a graded cell's source imports or names the reference solutions or the checkers."""
+def source_flags(source: str, allowed: set[str] = ALLOWED) -> list[str]:
+    """What in a graded cell's source imports or names the reference solutions or the checkers
+    (``allowed``: the package's functions it may import, as "file:name")."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -66,7 +78,7 @@ def source_flags(source: str) -> list[str]:
             names = [mod + "." + a.name if mod else a.name for a in node.names]
             for full in names:
                 if full.startswith("aae_np.teach") or (full.startswith("aae_np.nn") and not any(
-                        full.endswith("." + allowed.split(":")[1]) for allowed in ALLOWED)):
+                        full.endswith("." + ok.split(":")[1]) for ok in allowed)):
                     found.add(f"imports {full}")
         elif isinstance(node, ast.Name) and node.id in FORBIDDEN:
             found.add(f"uses {node.id}")
@@ -154,6 +166,8 @@ def exercise_verdict(name: str, source: str | None, harvest: Path, seed: int, st
     if not meta.get("defined"):
         return Verdict(0, f"{name}: MISSING, its cell does not define a function named {name}.")
     ex = EXERCISES[name]
+    if ex.checker is not None:
+        return _loop_verdict(name, source, meta, seed)
     with contextlib.redirect_stdout(io.StringIO()):
         result = grade(ex, Replay(meta.get("public", []), arrays, "p"))
         if result.passed and hasattr(solutions, name):
@@ -166,6 +180,27 @@ def exercise_verdict(name: str, source: str | None, harvest: Path, seed: int, st
     if meta.get("fn_in_package"):
         flags.append(f"{name} is not written in the notebook (it is {meta.get('fn_file')})")
     flags += [f"calls the package's {c}" for c in meta.get("package_calls", []) if c not in ALLOWED]
+    if flags:
+        return Verdict(0, f"{result.message}\n  FLAGGED, scored 0: " + "; ".join(flags), "; ".join(flags))
+    return Verdict(int(result.passed), result.message)
+
+
+def _loop_verdict(name: str, source: str, meta: dict[str, Any], seed: int) -> Verdict:
+    """Exercise 12: its records judged here, on the notebook's seeds and then on the unseen ones."""
+    from aae_np.teach import loop
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = loop.judge(meta.get("public"))
+        if result.passed:
+            hidden = loop.judge(meta.get("hidden"), *loop.unseen(seed))
+            if not hidden.passed:
+                result = replace(hidden, message=f"{name}: FAIL, it matches the reference on the notebook's model "
+                                 "and batches but not on others it never saw:\n" + hidden.message)
+    flags = source_flags(source, ALLOWED | LOOP_IMPORTS)
+    if meta.get("fn_in_package"):
+        flags.append(f"{name} is not written in the notebook (it is {meta.get('fn_file')})")
+    flags += [f"calls the package's {c}" for c in meta.get("package_calls", [])
+              if c not in ALLOWED and not any(c == ok or ok.endswith(":") and c.startswith(ok) for ok in LOOP_ALLOWED)]
     if flags:
         return Verdict(0, f"{result.message}\n  FLAGGED, scored 0: " + "; ".join(flags), "; ".join(flags))
     return Verdict(int(result.passed), result.message)
@@ -184,6 +219,16 @@ def question_verdict(name: str, harvest: Path, stopped: str) -> Verdict:
     with contextlib.redirect_stdout(out):
         right = questions.check(name, meta["value"] if meta.get("value") is not None else meta.get("repr"))
     return Verdict(int(bool(right)), out.getvalue().strip())
+
+
+def diagnosis_verdict(name: str, answer: tuple[Any, Any] | None) -> Verdict:
+    """Exercise 13, run ``name``: ``answer`` = (cause, fix) as the saved cell writes them (None: no cell)."""
+    from aae_np.teach import diagnose
+
+    if answer is None:
+        return Verdict(0, f"run {name}: MISSING, no diagnosis cell for it in the notebook.")
+    right, message = diagnose.verdict(name, *answer)
+    return Verdict(int(bool(right)), message)
 
 
 def _mlp(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:

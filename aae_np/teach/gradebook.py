@@ -37,7 +37,9 @@ container or a throwaway account.
 
 The CSV has one row per student: ``student``, ``score`` (sum of the columns), ``out_of``, one
 column per exercise (``exercises.EXERCISES``), one per question (``q_`` + its name,
-``questions.QUESTIONS``) and ``capstone``, each 1 or 0, then ``flags`` and ``problems``.
+``questions.QUESTIONS``), one per run of Exercise 13 (``diagnose_`` + A, B, C: cause and fix both
+right, read from the saved cell's ``cause = "..."`` and ``fix = "..."`` and judged by
+``diagnose.verdict`` here) and ``capstone``, each 1 or 0, then ``flags`` and ``problems``.
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ def _grade_one(sub: Submission, work: Path, killed: str, seed: int) -> tuple[dic
     from aae_np.teach.capstone import exercise_cells
     from aae_np.teach.exercises import EXERCISES
     from aae_np.teach.questions import QUESTIONS
+    from aae_np.teach.registry import DIAGNOSES, diagnosis_answers
 
     try:
         log = json.loads((work / "log.json").read_text(encoding="utf-8"))
@@ -202,12 +205,13 @@ def _grade_one(sub: Submission, work: Path, killed: str, seed: int) -> tuple[dic
         new: dict[str, Any] = {}
         if kind == "exercises":
             cells = exercise_cells(sub.notebooks[kind])[1] if kind in sub.notebooks else {}
-            # an exercise with its own checker (the training loop) needs the student's function itself,
-            # which the grader never runs outside the submission's process: not graded here yet
-            for ex in (n for n, e in EXERCISES.items() if e.checker is None):
+            for ex in EXERCISES:                          # the training loop too, from its phase-call record
                 new[ex] = gv.exercise_verdict(ex, cells.get(ex), harvest, seed, stopped)
             for q in QUESTIONS:
                 new[f"q_{q}"] = gv.question_verdict(q, harvest, stopped)
+            answers = diagnosis_answers(sub.notebooks[kind]) if kind in sub.notebooks else dict.fromkeys(DIAGNOSES)
+            for run, answer in answers.items():           # data in the saved cells, judged here
+                new[f"diagnose_{run}"] = gv.diagnosis_verdict(run, answer)
         else:
             new["capstone"] = gv.capstone_verdict(harvest, _code_cells(sub.notebooks.get(kind)), stopped)
         verdicts.update(new)

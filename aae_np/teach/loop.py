@@ -13,6 +13,12 @@ and when the gradients are cleared, is the student's job.
 Every phase call is recorded (its loss, whether the gradients it adds to were already non-zero,
 which networks' weights changed before the next call), and the two records are compared in
 order: the first call that differs is named (step, phase), with the likely mistake.
+
+The checker is two halves, so a grader can run them in two processes: ``record(fn)`` runs the
+student's loop and returns its record as plain data (JSON: the phase calls, or the error), and
+``judge(record)`` trains the reference and makes the verdict. ``aae-np grade`` records in the
+submission's kernel, on the notebook's seeds and on seeds it never saw (``unseen``), and judges
+in its own process.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from aae_np.models.aae import AAE
 from aae_np.nn.losses import bce_with_logits
 from aae_np.nn.optim import Adam
 
-__all__ = ["LoopModel", "RULES", "STEPS", "TRAINS", "loop_batches", "run_loop", "check_training_loop"]
+__all__ = ["LoopModel", "RULES", "STEPS", "TRAINS", "loop_batches", "run_loop", "unseen", "record", "judge",
+           "check_training_loop"]
 
 # The update rule of each phase: the reconstruction learns fast; the adversarial pair with beta1 0.5.
 RULES = {"reconstruction": Adam(lr=1e-2), "discriminator": Adam(lr=5e-3, betas=(0.5, 0.999)),
@@ -131,12 +138,18 @@ def loop_batches(seed: int = 1, steps: int = STEPS, n: int = 16) -> list[tuple[n
     return [(rng.uniform(0, 1, (n, 12)), rng.standard_normal((n, 2))) for _ in range(steps)]
 
 
-def run_loop(fn: Callable, seed: int = 0) -> LoopModel:
-    """A fresh ``LoopModel`` trained by ``fn(model, batches, rules)``; its record closed."""
+def run_loop(fn: Callable, seed: int = 0, batch_seed: int = 1) -> LoopModel:
+    """A fresh ``LoopModel`` (weights from ``seed``) trained by ``fn(model, batches, rules)`` on
+    ``loop_batches(batch_seed)``; its record closed."""
     model = LoopModel(seed)
-    fn(model, loop_batches(), dict(RULES))
+    fn(model, loop_batches(batch_seed), dict(RULES))
     model.finish()
     return model
+
+
+def unseen(seed: int) -> tuple[int, int]:
+    """(model seed, batch seed) derived from a grader's secret ``seed``: a run the notebook never saw."""
+    return 2 + seed % 100_003, 100_007 + seed % 100_003
 
 
 # ----------------------------------------------------------------------------- the checker
@@ -209,27 +222,50 @@ def _diagnose(mine: list[PhaseCall], ref: list[PhaseCall]) -> tuple[str, str] | 
     return None
 
 
-def check_training_loop(fn: Callable) -> "CheckResult":
-    """Run ``fn(model, batches, rules)`` and the reference on the same model and batches; compare."""
+def record(fn: Callable, seed: int = 0, batch_seed: int = 1) -> dict:
+    """Run the student's loop on a fresh model; its record as plain data (the checker's first half).
+
+    ``{"status": "ran", "calls": [{"phase", "loss", "stale", "changed_after"}, ...]}``, or status
+    ``"not implemented"``, or ``"error"`` with ``"error"`` (type: message) and ``"line"``."""
+    try:
+        with np.errstate(all="ignore"):
+            mine = run_loop(fn, seed, batch_seed)
+    except NotImplementedError:
+        return {"status": "not implemented"}
+    except Exception as err:                          # the student's bug: recorded, never re-raised
+        code = getattr(fn, "__code__", None)
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if code and f.filename == code.co_filename]
+        return {"status": "error", "error": f"{type(err).__name__}: {err}"[:2000],
+                "line": frames[-1].line if frames and frames[-1].line else ""}
+    return {"status": "ran", "calls": [{"phase": c.phase, "loss": c.loss, "stale": list(c.stale),
+                                        "changed_after": list(c.changed_after)} for c in mine.calls]}
+
+
+def _calls(rec: dict) -> list[PhaseCall]:
+    return [PhaseCall(str(c["phase"]), float(c["loss"]), tuple(map(str, c["stale"])),
+                      tuple(map(str, c["changed_after"]))) for c in rec["calls"]]
+
+
+def judge(rec: dict, seed: int = 0, batch_seed: int = 1) -> "CheckResult":
+    """The verdict on a ``record`` made with the same seeds: the reference is trained here."""
     from aae_np.teach import solutions
     from aae_np.teach.grading import CheckResult
 
     name = "train_phased"
-    ref = run_loop(solutions.train_phased)
-    try:
-        with np.errstate(all="ignore"):
-            mine = run_loop(fn)
-    except NotImplementedError:
+    status = rec.get("status") if isinstance(rec, dict) else None
+    if status == "not implemented":
         return CheckResult(name, "not implemented", f"{name}: not implemented yet (the stub still raises "
                            "NotImplementedError): write the loop, run its cell, then check again.", "not implemented")
-    except Exception as err:                          # the student's bug: reported, never re-raised
-        code = getattr(fn, "__code__", None)
-        frames = [f for f in traceback.extract_tb(err.__traceback__) if code and f.filename == code.co_filename]
-        line = f" at the line `{frames[-1].line}`" if frames and frames[-1].line else ""
-        return CheckResult(name, "error", f"{name}: ERROR, your loop raised {type(err).__name__}: {err}{line}.",
-                           "crashed")
-    found = _diagnose(mine.calls, ref.calls)
-    first = _first_loss_difference(mine.calls, ref.calls)
+    if status == "error":
+        line = f" at the line `{rec['line']}`" if rec.get("line") else ""
+        return CheckResult(name, "error", f"{name}: ERROR, your loop raised {rec.get('error')}{line}.", "crashed")
+    try:
+        mine = _calls(rec)
+    except (KeyError, TypeError, ValueError):
+        return CheckResult(name, "error", f"{name}: ERROR, the record of your loop could not be read.", "crashed")
+    ref = run_loop(solutions.train_phased, seed, batch_seed)
+    found = _diagnose(mine, ref.calls)
+    first = _first_loss_difference(mine, ref.calls)
     if found is None:
         return CheckResult(name, "pass", f"{name}: PASS ({len(ref.calls)} phase calls over {STEPS} batches, every "
                            f"loss equal to the reference's to a relative {LOSS_RTOL:.0e}, the same networks "
@@ -237,3 +273,8 @@ def check_training_loop(fn: Callable) -> "CheckResult":
     key, where = found
     return CheckResult(name, "fail", f"{name}: FAIL\n  first loss that differs: {first}\n  first call that "
                        f"differs: {where}\n    -> {_WHY[key]}", key)
+
+
+def check_training_loop(fn: Callable) -> "CheckResult":
+    """Run ``fn(model, batches, rules)`` and the reference on the same model and batches; compare."""
+    return judge(record(fn))

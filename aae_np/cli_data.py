@@ -64,11 +64,13 @@ def fit_model_config(model_cfg: Any, train_cfg: Any, data: UserData, asked_consi
     if variant in NEEDS_LABELS and data.y_train is None:
         raise ValueError(f"--variant {variant} needs labels {NEEDS_LABELS[variant]}, and {data.source} has none; "
                          "add an array y to the .npz (or class subfolders of PNGs), or train the plain AAE")
-    if getattr(train_cfg, "consistency", 0) > 0 and data.features != 28 * 28:
-        if asked_consistency:
-            raise ValueError(f"--consistency shifts 28x28 images, but {data.name} has {data.features} features; "
-                             "leave --consistency out")
-        train_cfg = replace(train_cfg, consistency=0.0, shift_labelled=False)
+    from aae_np.train.presets import fit_recipe
+
+    train_cfg, dropped = fit_recipe(train_cfg, data.features)
+    if dropped and asked_consistency:
+        raise ValueError(f"--consistency shifts 28x28 images, but {data.name} has {data.features} features; "
+                         "leave --consistency out")
+    if dropped:
         data.notes.append(f"our recipe's consistency phase shifts 28x28 images; on {data.features} features it "
                           "is left out (the paper's recipe, as --recipe paper)")
     if variant in ("semi-supervised", "conditioned", "supervised") and data.y_train is not None:

@@ -80,18 +80,17 @@ class AAEEstimator:
 
     # -- fitting ---------------------------------------------------------------------------
     def _configs(self, n_features: int) -> tuple[Any, Any]:
-        from aae_np.train.presets import OUR_CONSISTENCY, resolve
+        from aae_np.train.presets import fit_recipe, resolve
 
         model, train = resolve("default", self.variant, latent_dim=self.latent_dim, seed=self.random_state,
                                epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                                clusters=self.n_clusters if self.variant == "clustering" else None,
-                               labels=self.n_labels if self.variant in ("semi-supervised", "conditioned") else None,
-                               # our recipe's consistency phase shifts 28 x 28 images: other rows get the paper's
-                               recipe="paper" if self.variant in OUR_CONSISTENCY and n_features != 28 * 28 else None)
+                               labels=self.n_labels if self.variant in ("semi-supervised", "conditioned") else None)
         sizes = {} if self.hidden is None else {k: tuple(self.hidden) for k in vars(model) if k.endswith("_hidden")
                                                  and getattr(model, k)}
         if hasattr(train, "validation_images"):        # an estimator holds nothing out; score() is the user's
             train = replace(train, validation_images=0)
+        train = fit_recipe(train, n_features)[0]         # our consistency phase needs 28 x 28 images
         return replace(model, input_dim=n_features, **sizes), train
 
     def _rows(self, X: Any, fitting: bool = False) -> np.ndarray:

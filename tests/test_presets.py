@@ -128,3 +128,14 @@ def test_each_recipe_starts_and_improves_in_one_epoch(variant, recipe):
     assert trainer.test_mse() < 0.8 * before
     assert history["test_error"][-1] < 0.8                 # chance: 0.9
     assert ("consistency" in trainer.schedule()) == (recipe == "ours")
+
+
+def test_our_recipe_takes_the_papers_on_rows_that_are_not_28_by_28_images():
+    from aae_np.train.presets import fit_recipe, paper_recipe
+
+    ours = resolve(variant="semi-supervised")[1]
+    assert fit_recipe(ours, 784) == (ours, False)
+    fitted, dropped = fit_recipe(ours, 64)
+    assert dropped and fitted == paper_recipe(ours) == resolve(variant="semi-supervised", recipe="paper")[1]
+    plain = resolve("default")[1]
+    assert fit_recipe(plain, 64) == (plain, False)

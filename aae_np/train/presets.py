@@ -25,7 +25,8 @@ from aae_np.train.resume import with_learning_rate
 from aae_np.train.trainer import TrainConfig
 from aae_np.train.variant import VariantTrainConfig
 
-__all__ = ["PRESETS", "RECIPES", "OUR_CONSISTENCY", "get_preset", "get_variant_preset", "resolve"]
+__all__ = ["PRESETS", "RECIPES", "OUR_CONSISTENCY", "get_preset", "get_variant_preset", "resolve", "paper_recipe",
+           "fit_recipe"]
 
 RECIPES = ("ours", "paper")
 #: what our recipe (the preset) adds to the paper's: the consistency phase's learning rate, per variant
@@ -155,7 +156,7 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
         if recipe == "paper" and consistency:
             raise ValueError("--recipe paper has no consistency phase (it is our addition); leave out --consistency")
         if recipe == "paper":                 # the preset is ours: the paper's recipe is it without the phase
-            train = replace(train, consistency=0.0, shift_labelled=False)
+            train = paper_recipe(train)
         warmup = train.warmup_epochs
         if epochs is not None and warmup >= epochs:       # a short run still gets its adversarial epochs
             warmup = epochs // 2
@@ -166,6 +167,20 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
     train = replace(with_learning_rate(train, lr), **_given(epochs=epochs, batch_size=batch_size,
                                                              schedule=schedule, seed=seed))
     return model, train
+
+
+def paper_recipe(train: Any) -> Any:
+    """``train`` without our addition to the paper's recipe: no consistency phase, no augmented
+    labelled batch."""
+    return replace(train, consistency=0.0, shift_labelled=False)
+
+
+def fit_recipe(train: Any, features: int) -> tuple[Any, bool]:
+    """(``train`` for rows of ``features`` values, whether the consistency phase was left out): its
+    views turn and shift 28 x 28 images, so on other rows the run takes the paper's recipe."""
+    if getattr(train, "consistency", 0) > 0 and features != 28 * 28:
+        return paper_recipe(train), True
+    return train, False
 
 
 def _given(**values: Any) -> dict[str, Any]:

@@ -5,6 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aae_np.eval import baselines, clustering, confusion_plot, report
 
@@ -122,3 +124,41 @@ def test_the_clustering_line_reads_both_protocols_and_k_means():
     assert report.clustering_line(summary).endswith("/ no validation split (14 of 16 clusters used); "
                                                     "k-means: needs scikit-learn")
     assert report.clustering_line({"variant": "semi-supervised", "test_error": 0.1}) is None
+
+
+def test_hungarian_accuracy_pairs_each_cluster_with_one_label():
+    from aae_np.eval.clustering import hungarian_accuracy
+
+    # cluster 0 holds two 0s and a 1, cluster 1 two 0s and two 1s: majority voting may name both
+    # "0"; the one-to-one pairing gives cluster 1 the label 1 and cluster 2 the label 2
+    clusters = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])
+    labels = np.array([0, 0, 1, 0, 0, 1, 1, 2, 2])
+    assert hungarian_accuracy(clusters, labels, 3) == pytest.approx((2 + 2 + 2) / 9)
+    assert hungarian_accuracy(labels, labels, 3) == 1.0
+    # more clusters than labels: an unpaired cluster's examples are all wrong
+    assert hungarian_accuracy(np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1]), 4) == pytest.approx(0.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 5), st.integers(2, 5), st.integers(0, 2**31 - 1))
+def test_hungarian_accuracy_is_the_best_of_every_one_to_one_pairing(k, n_labels, seed):
+    from itertools import permutations
+
+    from aae_np.eval.clustering import hungarian_accuracy
+
+    rng = np.random.default_rng(seed)
+    clusters, labels = rng.integers(0, k, 60), rng.integers(0, n_labels, 60)
+    labels[:n_labels] = np.arange(n_labels)
+    best = 0
+    for chosen in permutations(range(max(k, n_labels)), k):     # cluster i -> label chosen[i] (>= n_labels: none)
+        best = max(best, sum(int(np.sum((clusters == i) & (labels == c))) for i, c in enumerate(chosen)))
+    assert hungarian_accuracy(clusters, labels, k, n_labels) == pytest.approx(best / 60)
+
+
+def test_protocols_report_the_hungarian_accuracy():
+    from aae_np.eval.clustering import protocols
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 50)
+    out = protocols(labels, labels, (labels + 1) % 3, labels, 3)   # test clusters a relabelling of the labels
+    assert out["hungarian_accuracy"] == 1.0 and out["test_error"] > 0.9

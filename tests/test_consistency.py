@@ -155,3 +155,128 @@ def test_sharpened_targets():
     assert (t.max(axis=1) >= q.max(axis=1) - 1e-7).all()
     with pytest.raises(ValueError, match="sharpen must lie"):
         VariantTrainConfig(sharpen=0)
+
+
+# -- the balance term: w * KL(batch mean of y || uniform), added to the consistency phase ----------
+
+def test_marginal_kl_is_zero_when_even_log_k_when_one_class_takes_all_and_its_gradient_is_right():
+    from aae_np.nn.losses import marginal_kl_to_uniform
+
+    k = 4
+    assert marginal_kl_to_uniform(np.full((6, k), 1 / k))[0] == pytest.approx(0, abs=1e-15)
+    assert marginal_kl_to_uniform(np.eye(k)[[0, 1, 2, 3]])[0] == pytest.approx(0, abs=1e-15)
+    assert marginal_kl_to_uniform(np.eye(k)[[2, 2, 2]])[0] == pytest.approx(np.log(k))
+    y = np.random.default_rng(3).dirichlet(np.ones(k), 5)
+    _, dy = marginal_kl_to_uniform(y)
+    numeric = np.zeros_like(y)
+    for idx in np.ndindex(*y.shape):          # central differences on y itself, float64
+        up, down = y.copy(), y.copy()
+        up[idx] += 1e-6
+        down[idx] -= 1e-6
+        numeric[idx] = (marginal_kl_to_uniform(up)[0] - marginal_kl_to_uniform(down)[0]) / 2e-6
+    np.testing.assert_allclose(dy, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("variant,extra", [("clustering", {}), ("semi-supervised", {}),
+                                           ("clustering", dict(encoder_batchnorm=True))])
+def test_consistency_with_balance_matches_finite_differences(variant, extra, backend):
+    model = VariantAAE(**SMALL, variant=variant, backend=backend, **extra)
+    report = check(model, {**batch(), "balance": 0.7})
+    assert report.passed(), str(report)
+
+
+def test_the_balance_term_adds_w_times_the_kl_of_the_batch_mean():
+    model = VariantAAE(**SMALL, variant="clustering")
+    kw = batch()
+    plain, _ = model.phase_grads("consistency", **kw)
+    both, _ = model.phase_grads("consistency", **kw, balance=0.7)
+    pbar = model.classify(kw["x_in"]).mean(axis=0)
+    assert both - plain == pytest.approx(0.7 * np.sum(pbar * np.log(3 * pbar)), rel=1e-10)
+    assert model.last_stats["balance_kl"] == pytest.approx(np.sum(pbar * np.log(3 * pbar)), rel=1e-10)
+    with pytest.raises(ValueError, match="balance must be >= 0"):
+        model.phase_grads("consistency", **kw, balance=-1.0)
+
+
+@pytest.mark.parametrize("wrong", [lambda dy, n: -dy, lambda dy, n: dy * n])
+def test_a_wrong_balance_gradient_is_caught(monkeypatch, wrong):
+    import aae_np.models.variants as variants
+    from aae_np.nn.losses import marginal_kl_to_uniform
+
+    def spoiled(y):               # the right loss with a wrong gradient: sign flipped, or no 1/N
+        loss, dy = marginal_kl_to_uniform(y)
+        return loss, wrong(dy, len(y))
+    monkeypatch.setattr(variants, "marginal_kl_to_uniform", spoiled)
+    model = VariantAAE(**SMALL, variant="clustering")
+    report = check(model, {**batch(), "balance": 0.7})
+    assert not report.passed() and report.max_rel_error > 1e-2
+
+
+def test_the_trainer_passes_balance_only_when_asked():
+    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)
+    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8,), decoder_hidden=(8,),
+                discriminator_hidden=(8,), variant="clustering")
+    for balance in (0.0, 0.5):
+        trainer = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
+                                                                        consistency=0.01, balance=balance),
+                                 x, y, progress=False)
+        _, inputs = trainer.phase_inputs("consistency", x[:20], None)
+        assert inputs.get("balance") == (balance or None)
+        stats = trainer.step(x[:20])
+        assert ("balance_kl" in stats) == (balance > 0)
+    with pytest.raises(ValueError, match="balance must be >= 0"):
+        VariantTrainConfig(n_labels=0, balance=-0.1)
+
+
+# -- row weights: the consistency phase on confident rows only (``VariantTrainConfig.threshold``) ----
+
+WEIGHTS = np.array([1.0, 0.0, 1.0, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("extra", [{}, dict(encoder_batchnorm=True)])
+def test_weighted_consistency_matches_finite_differences(extra, backend):
+    model = VariantAAE(**SMALL, variant="semi-supervised", backend=backend, **extra)
+    report = check(model, {**batch(), "y_weight": WEIGHTS, "balance": 0.3})
+    assert report.passed(), str(report)
+
+
+def test_weighted_consistency_loss_and_a_gradient_that_ignores_the_weights_is_caught(monkeypatch):
+    model = VariantAAE(**SMALL, variant="clustering")
+    kw = batch()
+    loss, _ = model.phase_grads("consistency", **kw, y_weight=WEIGHTS)
+    y = model.classify(kw["x_in"])
+    assert loss == pytest.approx(-np.sum(WEIGHTS * np.sum(kw["y_target"] * np.log(y), axis=1)) / 5, rel=1e-12)
+    with pytest.raises(ValueError, match="y_weight must be 5 weights"):
+        model.phase_grads("consistency", **kw, y_weight=WEIGHTS[:3])
+    real = model._encoder_backward
+
+    def unweighted(dz, dy):       # the gradient of the unweighted loss, (y - t) / N on every row
+        real(dz, (model.classify(kw["x_in"]) - kw["y_target"]) / 5)
+    monkeypatch.setattr(model, "_encoder_backward", unweighted)
+    report = check(model, {**kw, "y_weight": WEIGHTS})
+    assert not report.passed() and report.max_rel_error > 1e-2
+
+
+def test_the_trainer_weighs_only_confident_rows():
+    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)
+    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8,), decoder_hidden=(8,),
+                discriminator_hidden=(8,), variant="clustering")
+    trainer = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
+                                                                    consistency=0.01, threshold=0.3), x, y,
+                             progress=False)
+    _, inputs = trainer.phase_inputs("consistency", x[:20], None)
+    np.testing.assert_array_equal(inputs["y_weight"], inputs["y_target"].max(axis=1) >= 0.3)
+    assert np.isfinite(trainer.step(x[:20])["consistency_loss"])
+    _, off = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
+                                                                   consistency=0.01), x, y,
+                            progress=False).phase_inputs("consistency", x[:20], None)
+    assert "y_weight" not in off
+    with pytest.raises(ValueError, match="threshold must lie"):
+        VariantTrainConfig(n_labels=0, threshold=1.0)

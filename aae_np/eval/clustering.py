@@ -10,7 +10,11 @@ cluster must be given a digit label, and there are two ways to choose it:
   ``n* = argmax_n q(y_i | x_n)``. A handful of labelled examples names every cluster.
 
 Either mapping then classifies the test set by its clusters (``mapped_error``). ``protocols``
-returns both errors, how many clusters the test set uses and their sizes, as a JSON-able dict.
+returns both errors, how many clusters the test set uses and their sizes, as a JSON-able dict,
+and the **Hungarian accuracy** the deep-clustering literature reports (DEC, ClusterGAN, N2D):
+the share of test images right under the best one-to-one pairing of clusters with labels, found
+on the test set itself (``hungarian_accuracy``; with more clusters than labels the unpaired
+clusters count as wrong).
 The same functions score k-means (``baselines.py``), whose score for cluster i is minus the
 squared distance to its centroid.
 
@@ -27,7 +31,7 @@ import numpy as np
 from aae_np.eval.metrics import as_labels, as_rows, classification_error
 
 __all__ = ["split_validation", "cluster_mapping", "validation_mapping", "mapped_error", "clustering_error",
-           "cluster_sizes", "confusion", "protocols"]
+           "cluster_sizes", "confusion", "hungarian_accuracy", "protocols"]
 
 
 def split_validation(x: np.ndarray, y: np.ndarray | None, n: int
@@ -109,6 +113,18 @@ def confusion(rows: np.ndarray, labels: np.ndarray, n_rows: int, n_labels: int) 
     return counts
 
 
+def hungarian_accuracy(clusters: np.ndarray, labels: np.ndarray, k: int, n_labels: int | None = None) -> float:
+    """The share of examples whose cluster is paired with their label, under the one-to-one pairing
+    of clusters with labels that gets the most right (the Hungarian algorithm: scipy's
+    ``linear_sum_assignment`` on the confusion counts). ``n_labels`` defaults to max(labels) + 1."""
+    from scipy.optimize import linear_sum_assignment
+
+    labels = as_labels(labels, "labels", "hungarian_accuracy")
+    counts = confusion(clusters, labels, k, int(labels.max()) + 1 if n_labels is None else n_labels)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / max(len(labels), 1))
+
+
 def protocols(train_clusters: np.ndarray, train_labels: np.ndarray, test_clusters: np.ndarray,
               test_labels: np.ndarray, k: int, val_scores: np.ndarray | None = None,
               val_labels: np.ndarray | None = None) -> dict[str, Any]:
@@ -124,5 +140,9 @@ def protocols(train_clusters: np.ndarray, train_labels: np.ndarray, test_cluster
         if scores.shape[1] != k:
             raise ValueError(f"protocols: val_scores has {scores.shape[1]} columns, expected one per cluster ({k})")
         out["test_error_paper"] = mapped_error(validation_mapping(scores, val_labels), test_clusters, test_labels)
+    try:
+        out["hungarian_accuracy"] = hungarian_accuracy(test_clusters, test_labels, k)
+    except ImportError:                        # scipy comes with the baselines extra (scikit-learn)
+        pass
     out.update(clusters_used=int((sizes > 0).sum()), cluster_sizes=[int(s) for s in sizes])
     return out

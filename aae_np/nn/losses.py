@@ -24,7 +24,7 @@ import numpy as np
 from aae_np.nn.activations import sigmoid
 
 __all__ = ["mse", "bce", "bce_with_logits", "sigmoid_mse", "softmax_cross_entropy", "soft_cross_entropy",
-           "log_softmax"]
+           "log_softmax", "marginal_kl_to_uniform"]
 
 
 def _same_shape(name: str, a: np.ndarray, b: np.ndarray, an: str, bn: str) -> None:
@@ -133,3 +133,19 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise ``s - logsumexp(s)``, shifted by the row maximum so nothing overflows."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def marginal_kl_to_uniform(y: np.ndarray) -> tuple[float, np.ndarray]:
+    """How unevenly a batch uses the K classes: ``KL(pbar || uniform) = sum_j pbar_j log(K pbar_j)``
+    with ``pbar = mean_i y_i`` for probability rows ``y (N, K)``; 0 when every class gets the same
+    mass, log K when one class gets it all.
+
+    ``dL/dy_ij = (log(K pbar_j) + 1) / N``: the +1 is the same in every column, so it vanishes in
+    the softmax's backward, but it belongs to the gradient with respect to y.
+    """
+    if y.ndim != 2:
+        raise ValueError(f"marginal_kl_to_uniform: y must be (N, K), got {y.shape}")
+    n, k = y.shape
+    log_kp = np.log(np.maximum(k * y.mean(axis=0), 1e-30))
+    loss = float(np.sum(y.mean(axis=0) * log_kp))
+    return loss, np.broadcast_to((log_kp + 1) / n, y.shape).astype(y.dtype)

@@ -48,6 +48,8 @@ class VariantTrainConfig(TrainConfig):
     scale: float = 0.1             # (both 0: whole-pixel shifts only)
     sharpen: float = 0.5           # the consistency target is q(y|x)^(1/sharpen), renormalised
     shift_labelled: bool = False   # the supervised phase's batch augmented the same way (not the paper's)
+    balance: float = 0.0           # weight of KL(batch mean of y || uniform) in the consistency phase (not the paper's)
+    threshold: float = 0.0         # the consistency phase skips rows whose target's largest probability is below this
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,7 +65,8 @@ class VariantTrainConfig(TrainConfig):
                   "consistency must be >= 0 (0: off)": self.consistency >= 0,
                   "shift must lie in [0, 27]": 0 <= self.shift <= 27,
                   "rotate must lie in [0, 180]": 0 <= self.rotate <= 180, "scale must lie in [0, 1)": 0 <= self.scale < 1,
-                  "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1}
+                  "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1, "balance must be >= 0": self.balance >= 0,
+                  "threshold must lie in [0, 1)": 0 <= self.threshold < 1}
         problems = [text for text, ok in checks.items() if not ok]
         if problems:
             raise ValueError("VariantTrainConfig: " + "; ".join(problems))
@@ -170,6 +173,10 @@ class VariantTrainer(Trainer):
             x, inputs["labels"] = self.x_train[pick], self.labels[pick]
         if phase == "consistency":
             inputs["y_target"] = self._target(x)
+            if self.config.threshold > 0:      # confident rows only (the sharpened target's top probability)
+                inputs["y_weight"] = (inputs["y_target"].max(axis=1) >= self.config.threshold).astype(model.dtype)
+            if self.config.balance > 0:
+                inputs["balance"] = self.config.balance
         view = x
         if phase == "consistency" or (phase == "supervised" and self.config.shift_labelled):
             view = inputs["x_in"] = self._view(x)

@@ -58,7 +58,9 @@ class VariantAAE(NetworkSet):
               "dropout_mask": "the input dropout's mask, (N, input_dim) of 0 (dropped) and 1 (kept)",
               "y_target": "(N, n_classes) probabilities q(y|x) the encoder's y on x_in is pulled towards",
               "balance": "weight w >= 0 of w * KL(batch mean of y || uniform) in the consistency phase",
-              "y_weight": "(N,) weights >= 0 of the consistency phase's rows (e.g. 0 where the target is unsure)"}
+              "y_weight": "(N,) weights >= 0 of the consistency phase's rows (e.g. 0 where the target is unsure)",
+              "z_style": "styles (N, style_dim) the decoded_class phase decodes, e.g. prior samples",
+              "classes": "integer classes (N,) in [0, n_classes) the decoded_class phase decodes them with"}
 
     def __init__(self, config: VariantConfig | None = None, *, backend: str | None = None,
                  **overrides: Any) -> None:
@@ -112,6 +114,7 @@ class VariantAAE(NetworkSet):
             table["supervised"] = Phase(trains=("encoder",), needs=("labels",), uses=("x_in",))
         if c.has_y:                  # trained only when the trainer's ``consistency`` is on
             table["consistency"] = Phase(trains=("encoder",), needs=("x_in", "y_target"), uses=("balance", "y_weight"))
+            table["decoded_class"] = Phase(trains=("decoder",), needs=("z_style", "classes"))   # likewise
         return table
 
     def _no_phase(self, phase: str) -> str:
@@ -179,6 +182,7 @@ class VariantAAE(NetworkSet):
     # generator       BCE(D_z(z), 1) [+ BCE(D_y(y), 1)]                      -> encoder
     # supervised      cross-entropy(y logits, labels)                        -> encoder
     # consistency     cross-entropy(y logits of x_in, y_target)              -> encoder
+    # decoded_class   cross-entropy(y logits of dec([z_style, c]), c), encoder fixed -> decoder
     def _phase_reconstruction(self, x, x_in, labels=None) -> float:
         z, _, y = self._encoder_pass(x, x_in)
         s = self.config.style_dim
@@ -269,6 +273,31 @@ class VariantAAE(NetworkSet):
             self.last_stats["balance_kl"] = spread
         self._encoder_backward(np.zeros_like(z), d_logits)
         self.last_stats["consistency_loss"] = loss
+        return loss
+
+    def _phase_decoded_class(self, x, z_style, classes) -> float:
+        """The decoder draws the class it is given: x_g = sigmoid(dec([z, onehot(c)])) and
+        L = cross-entropy(enc_y(x_g), c), the encoder a fixed judge in evaluation mode (its running
+        statistics, no dropout). Back through it: d_out = [0, (softmax - onehot) / N], dL/dx_g =
+        d_out W^T ... (only the input gradient: ``param_grads=False``), then the sigmoid's
+        x_g (1 - x_g) into the decoder's logits, and the decoder's backward (its one-hot input is data)."""
+        c, s = self.config, self.config.style_dim
+        z = self._as_input(z_style, s, "z_style")
+        classes = self._check_labels("decoded_class", classes, len(z))
+        logits = self.run["decoder"].forward(np.concatenate([z, one_hot(classes, c.n_classes, self.dtype)], 1))
+        x_g = sigmoid(logits)
+        encoder = self.nets["encoder"]
+        encoder.train(False)
+        try:
+            out = self.run["encoder"].forward(x_g)
+            loss, d_ylogits = softmax_cross_entropy(out[:, s:], classes)
+            d_xg = self.run["encoder"].backward(np.ascontiguousarray(
+                np.concatenate([np.zeros_like(out[:, :s]), d_ylogits], 1)), param_grads=False)
+        finally:
+            encoder.train(True)
+        self.run["decoder"].backward(np.ascontiguousarray(d_xg * x_g * (1 - x_g)), need_dx=False)
+        self.last_stats["decoded_class_loss"] = loss
+        self.last_stats["decoded_class_accuracy"] = float(np.mean(np.argmax(out[:, s:], axis=1) == classes))
         return loss
 
     # -- the pieces the phases share ------------------------------------------------------

@@ -6,7 +6,13 @@ One step on a mini-batch runs, in order (paper sections 2, 6 and 7):
 2. ``discriminator``   D_z (and D_y) on prior samples vs. encoded codes;
 3. ``generator``       the encoder fools them;
 4. ``supervised``      (semi-supervised only) the encoder's y head on a mini-batch of the
-                       labelled subset, drawn with replacement.
+                       labelled subset, drawn with replacement;
+
+and, not the paper's, each only when its learning rate is set (clustering, semi-supervised):
+
+5. ``consistency``     the y head on an augmented view pulled towards its own sharpened q(y|x)
+                       (``balance``: plus even cluster use; ``threshold``: confident rows only);
+6. ``decoded_class``   the decoder draws the class it is given, as the encoder reads it.
 
 Labels: the supervised variant uses every training label; the conditioned and
 semi-supervised ones use ``n_labels`` of them, drawn per class with ``label_seed``
@@ -50,6 +56,7 @@ class VariantTrainConfig(TrainConfig):
     shift_labelled: bool = False   # the supervised phase's batch augmented the same way (not the paper's)
     balance: float = 0.0           # weight of KL(batch mean of y || uniform) in the consistency phase (not the paper's)
     threshold: float = 0.0         # the consistency phase skips rows whose target's largest probability is below this
+    decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,7 +73,8 @@ class VariantTrainConfig(TrainConfig):
                   "shift must lie in [0, 27]": 0 <= self.shift <= 27,
                   "rotate must lie in [0, 180]": 0 <= self.rotate <= 180, "scale must lie in [0, 1)": 0 <= self.scale < 1,
                   "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1, "balance must be >= 0": self.balance >= 0,
-                  "threshold must lie in [0, 1)": 0 <= self.threshold < 1}
+                  "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
+                  "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0}
         problems = [text for text, ok in checks.items() if not ok]
         if problems:
             raise ValueError("VariantTrainConfig: " + "; ".join(problems))
@@ -128,7 +136,8 @@ class VariantTrainer(Trainer):
         super().__init__(model, config, x_train, x_test, out_dir, progress)
 
     def schedule(self) -> tuple[str, ...]:
-        return tuple(p for p in self.model.phases if p != "consistency" or self.config.consistency > 0)
+        rates = {"consistency": self.config.consistency, "decoded_class": self.config.decoded_class}
+        return tuple(p for p in self.model.phases if rates.get(p, 1) > 0)
 
     def describe(self) -> str:
         labels = f", {len(self.labelled):,} labels" if self.model.config.uses_labels else ""
@@ -139,8 +148,9 @@ class VariantTrainer(Trainer):
         return {**super().facts(), "n_labels": int(len(self.labelled))}
 
     def _rule(self, phase: str) -> Adam | Momentum:
-        if phase in ("supervised", "consistency"):
-            lr = self.config.lr_sup if phase == "supervised" else self.config.consistency
+        if phase in ("supervised", "consistency", "decoded_class"):
+            lr = {"supervised": self.config.lr_sup, "consistency": self.config.consistency,
+                  "decoded_class": self.config.decoded_class}[phase]
             return self.make_rule(lr, adversarial=False)
         return super()._rule(phase)
 
@@ -168,6 +178,9 @@ class VariantTrainer(Trainer):
             if model.prior_y is not None:
                 y_prior = model.prior_y.sample(n, self.rng, dtype)
                 inputs["y_prior"] = y_prior + self._y_noise(n) if self.config.y_instance_noise > 0 else y_prior
+        elif phase == "decoded_class":         # prior styles, each decoded with a random class
+            inputs["z_style"] = model.prior.sample(n, self.rng, dtype)
+            inputs["classes"] = self.rng.integers(0, model.config.n_classes, n)
         elif phase == "supervised":
             pick = self.labelled[self.rng.integers(0, len(self.labelled), self.config.sup_batch_size)]
             x, inputs["labels"] = self.x_train[pick], self.labels[pick]

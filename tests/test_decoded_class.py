@@ -95,6 +95,11 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match=r"labels in \[0, 3\)"):
         model.phase_grads("decoded_class", **{**kw, "classes": np.array([0, 1, 2, 3, 0])})
     assert "decoded_class" not in VariantAAE(**SMALL, variant="supervised").phases
+    from aae_np.models.reduction import ReductionAAE, ReductionConfig   # its decoder reads c W_c + b + z
+
+    reduction = ReductionAAE(ReductionConfig(input_dim=6, n_classes=3, style_dim=2, encoder_hidden=(5,),
+                                             decoder_hidden=(4,), discriminator_hidden=(5,)))
+    assert "decoded_class" not in reduction.phases and "consistency" in reduction.phases
 
 
 def test_the_trainer_runs_the_phase_only_when_asked():

@@ -123,6 +123,7 @@ class ReductionAAE(VariantAAE):
     def _phase_table(self) -> dict[str, Phase]:
         table = super()._phase_table()
         table["reconstruction"] = replace(table["reconstruction"], trains=("encoder", "heads", "decoder"))
+        del table["decoded_class"]          # it decodes [z, c]; this decoder reads c W_c + b + z
         return table
 
     # -- inference ------------------------------------------------------------------

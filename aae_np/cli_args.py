@@ -107,7 +107,7 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
                         "images, at this learning rate (not the paper's; docs/variants.md)")
     p.add_argument("--recipe", choices=["ours", "paper"],
                    help="clustering, semi-supervised: ours (default: the paper's recipe with our consistency "
-                        "phase, 0.01 / 0.05) or paper (the paper's appendix recipe alone)")
+                        "phase; docs/variants.md) or paper (the paper's appendix recipe alone)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
 

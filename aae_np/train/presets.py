@@ -25,13 +25,18 @@ from aae_np.train.resume import with_learning_rate
 from aae_np.train.trainer import TrainConfig
 from aae_np.train.variant import VariantTrainConfig
 
-__all__ = ["PRESETS", "RECIPES", "OUR_CONSISTENCY", "get_preset", "get_variant_preset", "resolve", "paper_recipe",
+__all__ = ["PRESETS", "RECIPES", "OUR_RECIPE", "OUR_CONSISTENCY", "get_preset", "get_variant_preset", "resolve", "paper_recipe",
            "fit_recipe"]
 
 RECIPES = ("ours", "paper")
-#: what our recipe (the preset) adds to the paper's: the consistency phase's learning rate, per variant
-#: with a y head (the best measured: docs/variants.md); ``recipe="paper"`` is the preset without it
-OUR_CONSISTENCY = {"clustering": 0.01, "semi-supervised": 0.05}
+#: what our recipe (the preset) adds to the paper's, per variant with a y head (the best measured:
+#: docs/variants.md): the consistency phase's learning rate and its options; ``recipe="paper"`` is the
+#: preset without them (``paper_recipe``)
+OUR_RECIPE = {"clustering": dict(consistency=0.01, balance=1.0),
+              "semi-supervised": dict(consistency=0.05, shift_labelled=True)}
+OUR_CONSISTENCY = {variant: added["consistency"] for variant, added in OUR_RECIPE.items()}
+#: the VariantTrainConfig fields that are ours, not the paper's, at their "off" values
+_NOT_THE_PAPERS = dict(consistency=0.0, shift_labelled=False, balance=0.0, threshold=0.0, decoded_class=0.0)
 
 PRESETS: dict[str, tuple[AAEConfig, TrainConfig]] = {
     "default": (
@@ -82,17 +87,17 @@ def _variant_presets() -> dict:
         # as in section 7, since without them SGD diverges within an epoch (docs/variants.md); ours adds
         # the consistency phase, the labelled batch augmented too (recipe="paper" leaves both out)
         "semi-supervised": (VariantConfig(variant="semi-supervised", style_dim=10, encoder_batchnorm=True, **wide),
-                            VariantTrainConfig(n_labels=100, input_noise=0.3, shift_labelled=True,
-                                               consistency=OUR_CONSISTENCY["semi-supervised"], **paper)),
+                            VariantTrainConfig(n_labels=100, input_noise=0.3, **OUR_RECIPE["semi-supervised"],
+                                               **paper)),
         # section 7 and the appendix: BatchNorm after every encoder layer (both heads too), input
         # dropout 0.2, SGD (momentum 0.9 for the autoencoder, 0.1 for the adversaries), / 10 after
         # epoch 50; 1000-1000 nets instead of 3000-3000 to fit the time budget (docs/variants.md);
         # the last 1,000 training images held out to name the clusters (the paper's protocol); ours
-        # adds the consistency phase
+        # adds the consistency phase with its balance term (even use of the clusters)
         "clustering": (VariantConfig(variant="clustering", n_classes=16, style_dim=5, encoder_batchnorm=True,
                                      input_dropout=0.2, **wide),
-                       VariantTrainConfig(n_labels=0, validation_images=1000,
-                                          consistency=OUR_CONSISTENCY["clustering"], **paper)),
+                       VariantTrainConfig(n_labels=0, validation_images=1000, **OUR_RECIPE["clustering"],
+                                          **paper)),
         # section 8: a 2-D representation r = y W_c + b + z around 20 learnt cluster heads pushed
         # eta apart; Adam with the conditioned variant's stronger adversary, one warm-up epoch and
         # instance noise on D_y (docs/variants.md)
@@ -170,9 +175,9 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
 
 
 def paper_recipe(train: Any) -> Any:
-    """``train`` without our addition to the paper's recipe: no consistency phase, no augmented
-    labelled batch."""
-    return replace(train, consistency=0.0, shift_labelled=False)
+    """``train`` without our additions to the paper's recipe: no consistency phase (nor its balance
+    term or threshold), no augmented labelled batch, no decoded_class phase."""
+    return replace(train, **_NOT_THE_PAPERS)
 
 
 def fit_recipe(train: Any, features: int) -> tuple[Any, bool]:

@@ -99,7 +99,7 @@ def run(variant: str, options: dict[str, int], data) -> dict:
     evaluation = time.perf_counter()           # with k-means at the same k for clustering
     result = evaluate_variant(trainer.model, trainer.x_train, trainer.y_train, data.x_test, data.y_test,
                               parzen=variant == "unsupervised", x_val=trainer.x_val, y_val=trainer.y_val)
-    if trainer.model.config.decoder_gets_label and trainer.model.config.n_classes == 10:   # style vs content
+    if variant in ("semi-supervised", "supervised") and options.get("dataset", "mnist") == "mnist":   # style vs content
         from aae_np.eval.disentangle import class_agreement
         from aae_np.eval.mnist_score import load_or_train_classifier
         clf = load_or_train_classifier(data.x_train, data.y_train)

@@ -35,6 +35,8 @@ RECIPES = ("ours", "paper")
 OUR_RECIPE = {"clustering": dict(consistency=0.01, balance=1.0),
               "semi-supervised": dict(consistency=0.05, shift_labelled=True)}
 OUR_CONSISTENCY = {variant: added["consistency"] for variant, added in OUR_RECIPE.items()}
+#: the paper's hidden widths where the preset (ours) narrows them to fit the time budget
+PAPER_WIDTH = {"clustering": 3000}
 #: the VariantTrainConfig fields that are ours, not the paper's, at their "off" values
 _NOT_THE_PAPERS = dict(consistency=0.0, shift_labelled=False, balance=0.0, threshold=0.0, decoded_class=0.0)
 
@@ -160,8 +162,11 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
                              f"the {variant} preset is the only recipe of that variant")
         if recipe == "paper" and consistency:
             raise ValueError("--recipe paper has no consistency phase (it is our addition); leave out --consistency")
-        if recipe == "paper":                 # the preset is ours: the paper's recipe is it without the phase
+        if recipe == "paper":                 # the preset is ours: the paper's recipe is it without our phases
             train = paper_recipe(train)
+            if variant in PAPER_WIDTH:        # ... and with the paper's networks
+                wide = (PAPER_WIDTH[variant],) * 2
+                model = replace(model, encoder_hidden=wide, decoder_hidden=wide, discriminator_hidden=wide)
         warmup = train.warmup_epochs
         if epochs is not None and warmup >= epochs:       # a short run still gets its adversarial epochs
             warmup = epochs // 2

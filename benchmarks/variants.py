@@ -130,7 +130,7 @@ def table(lines: list[dict]) -> str:
             ours = (f"{_percent(rs, 'test_error')} / {_percent(rs, 'test_error_paper')} ({len(rs)}"
                     + (f"; {np.mean(used):.0f} of {key} used)" if used else ")"))
             kmeans = f"{_percent(rs, 'kmeans_error')} / {_percent(rs, 'kmeans_error_paper')}"
-            if any(r.get("hungarian_accuracy") is not None for r in rs):
+            if key == 10 and any(r.get("hungarian_accuracy") is not None for r in rs):   # one cluster per class
                 ours += f"; Hungarian accuracy {_percent(rs, 'hungarian_accuracy')}"
                 kmeans += f"; {_percent(rs, 'kmeans_hungarian_accuracy')}"
         elif variant == "semi-supervised":

@@ -116,6 +116,10 @@ def test_variants_benchmark_table_and_run_parsing():
     variants = bench("variants")
     assert variants.parse_run("semi-supervised:labels=100,seed=2") == ("semi-supervised", {"labels": 100, "seed": 2})
     assert variants.parse_run("clustering:consistency=0.01") == ("clustering", {"consistency": 0.01})
+    assert variants.parse_run("clustering:balance=1,style=4,dataset=fashion-mnist,decay=20") == (
+        "clustering", {"balance": 1.0, "style": 4, "dataset": "fashion-mnist", "decay": 20})
+    with pytest.raises(SystemExit, match="unknown option 'colour'"):
+        variants.parse_run("clustering:colour=1")
     base = dict(n_classes=10, style_dim=4, train_wall_s=120.0, train_cpu_s=230.0)
     lines = [dict(base, variant="semi-supervised", n_labels=100, test_error=e) for e in (0.10, 0.12, 0.14)]
     lines.append(dict(base, variant="clustering", n_labels=0, n_classes=16, test_error=0.2))   # an older line
@@ -124,14 +128,25 @@ def test_variants_benchmark_table_and_run_parsing():
                           test_error_paper=paper_error, clusters_used=25, kmeans_error=0.26,
                           kmeans_error_paper=0.27, kmeans_clusters_used=30))
     lines.append(dict(base, variant="semi-supervised", n_labels=100, test_error=0.05, consistency=0.01))
+    lines.append(dict(base, variant="semi-supervised", n_labels=100, test_error=0.02, consistency=0.05,
+                      class_agreement=0.93, options={"seed": 0, "labels": 100, "decoded_class": 0.02}))
+    lines.append(dict(base, variant="clustering", n_labels=0, test_error=0.4, test_error_paper=0.41,
+                      hungarian_accuracy=0.62, kmeans_error=0.5, kmeans_error_paper=0.52,
+                      kmeans_hungarian_accuracy=0.47, consistency=0.01,
+                      options={"seed": 0, "clusters": 10, "balance": 1.0, "dataset": "fashion-mnist"}))
     text = variants.table(lines)
     assert "| semi-supervised | 100 labels, + consistency 0.01 | test error | 5.00 % (1) |" in text
-    assert ("| semi-supervised | 100 labels | test error | 12.00 % ± 2.00 % (3) | — | ≤ 4.0 % | 1.90 % (± 0.10) "
-            "| 2.0 / 3.8 min |") in text
+    assert ("| semi-supervised | 100 labels | test error | 12.00 % ± 2.00 % (3) | — | ≤ 1.5 %; class agreement ≥ 90 % "
+            "| 1.90 % (± 0.10) | 2.0 / 3.8 min |") in text
+    assert ("| semi-supervised | 100 labels, + consistency 0.05, decoded_class=0.02 | test error (class agreement) "
+            "| 2.00 % (1) (93 / 100 read as asked) |") in text
     assert ("| clustering | 16 clusters | clustering error, majority / paper protocol | 20.00 % / — (1) | — / — "
-            "| ≤ 20 % and ≥ 10 points below k-means | 9.55 % |") in text
+            "| ≤ 9.5 %, every cluster used | 9.55 % |") in text
     assert ("| clustering | 30 clusters | clustering error, majority / paper protocol | 15.00 % ± 7.07 % / 14.00 % "
-            "± 2.83 % (2; 25 of 30 used) | 26.00 % / 27.00 % | ≤ 12 % and ≥ 10 points below k-means | 4.10 % |") in text
+            "± 2.83 % (2; 25 of 30 used) | 26.00 % / 27.00 % | ≤ 5 % | 4.10 % |") in text
+    assert ("| clustering | 10 clusters, + consistency 0.01, balance=1,dataset=fashion-mnist | clustering error, "
+            "majority / paper protocol | 40.00 % / 41.00 % (1); Hungarian accuracy 62.00 % | 50.00 % / 52.00 %; 47.00 % "
+            "| Hungarian accuracy ≥ 65 % | — |") in text
 
 
 def test_variants_benchmark_curves(tmp_path):

@@ -88,7 +88,9 @@ class Peer:
 
 
 def our_trainer(preset: str, schedule: str, x: np.ndarray, backend: str = "numpy") -> Trainer:
-    model_cfg, train_cfg = resolve(preset, schedule=schedule)
+    """Our trainer of ``preset``'s step as the peers build it: without the preset's input dropout,
+    which they do not implement (``benchmarks/step.py`` times the preset's own step beside it)."""
+    model_cfg, train_cfg = resolve(preset, schedule=schedule, input_dropout=0.0)
     return Trainer(AAE(model_cfg, backend=backend), train_cfg, x, progress=False)
 
 

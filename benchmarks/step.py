@@ -334,18 +334,32 @@ def main() -> None:
     for schedule in schedules:
         options = {k: v for k, v in (("encoder_batchnorm", args.encoder_batchnorm),
                                      ("input_dropout", args.input_dropout)) if v is not None}
-        contestants = {"numpy backend": ours(args.preset, schedule, "numpy", x, args.state, **options),
-                       "numba backend": ours(args.preset, schedule, "numba", x, args.state, **options)}
+        # the peers have no dropout: a preset with input dropout is compared without it on every
+        # side, and its own step is one more contestant
+        preset_dropout = 0.0 if options or args.state else resolve(args.preset)[0].input_dropout
+        same = dict(options, input_dropout=0.0) if preset_dropout else options
+        if preset_dropout and schedule == schedules[0]:
+            print(f"the {args.preset} preset drops {preset_dropout:g} of the input pixels, which the peers do not: "
+                  "every contestant runs without it but 'numba, input dropout', the preset's own step")
+        contestants = {"numpy backend": ours(args.preset, schedule, "numpy", x, args.state, **same),
+                       "numba backend": ours(args.preset, schedule, "numba", x, args.state, **same)}
+        if preset_dropout:
+            contestants["numba, input dropout"] = ours(args.preset, schedule, "numba", x, args.state)
         if args.flush_cost:                  # the subnormal flush's cost: the same step with it off
-            contestants["numba, no flush"] = without_flush(ours(args.preset, schedule, "numba", x, args.state, **options))
+            contestants["numba, no flush"] = without_flush(ours(args.preset, schedule, "numba", x, args.state, **same))
         if pool.available() and args.threads == pool.THREADS:   # the pool's rule, measured: without it
-            contestants["numba, BLAS threads"] = ours(args.preset, schedule, "numba", x, args.state, **options)
+            contestants["numba, BLAS threads"] = ours(args.preset, schedule, "numba", x, args.state, **same)
         if options:
             print(f"model options {options}: our two backends only")
             args.gemm_floor = False
         else:
-            spec = spec_of(Trainer.resume(args.state, x, backend="numpy", progress=False) if args.state
-                           else our_trainer(args.preset, schedule, x))     # every peer starts from our weights
+            trainer = (Trainer.resume(args.state, x, backend="numpy", progress=False) if args.state
+                       else our_trainer(args.preset, schedule, x))     # every peer starts from our weights
+            if args.state and trainer.model.config.input_dropout:
+                print(f"{args.state} was trained with input dropout, which the peers do not have: "
+                      "our backends only")
+                peer_names = []
+            spec = spec_of(trainer) if peer_names else None
             for name in peer_names:
                 peer = PEERS[name](spec, args.threads)
                 if peer is None:

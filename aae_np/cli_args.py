@@ -105,6 +105,9 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--consistency", type=_positive_float, metavar="LR",
                    help="clustering, semi-supervised: train q(y|x) of shifted images towards q(y|x) of the "
                         "images, at this learning rate (not the paper's; docs/variants.md)")
+    p.add_argument("--decoded-class", type=_positive_float, metavar="LR",
+                   help="clustering, semi-supervised: train the decoder so the encoder reads dec([z, c]) as c, at "
+                        "this learning rate: the decoder follows the label (not the paper's; docs/variants.md)")
     p.add_argument("--recipe", choices=["ours", "paper"],
                    help="clustering, semi-supervised: ours (default: the paper's recipe with our consistency "
                         "phase; docs/variants.md) or paper (the paper's appendix recipe alone)")

@@ -115,7 +115,7 @@ def test_recipe_is_refused_where_it_does_not_apply():
         resolve(variant="supervised", recipe="paper")
     with pytest.raises(ValueError, match="applies to the variants only"):
         resolve(recipe="paper")
-    with pytest.raises(ValueError, match="no consistency phase"):
+    with pytest.raises(ValueError, match="no consistency or decoded_class phase"):
         resolve(variant="clustering", recipe="paper", consistency=0.01)
     with pytest.raises(ValueError, match="must be one of"):
         resolve(variant="clustering", recipe="mine")
@@ -153,3 +153,27 @@ def test_our_recipe_takes_the_papers_on_rows_that_are_not_28_by_28_images():
     assert dropped and fitted == paper_recipe(ours) == resolve(variant="semi-supervised", recipe="paper")[1]
     plain = resolve("default")[1]
     assert fit_recipe(plain, 64) == (plain, False)
+
+
+def test_decoded_class_is_an_option_of_the_variants_with_a_decoder_of_z_and_y():
+    for variant in ("semi-supervised", "clustering"):
+        assert resolve(variant=variant)[1].decoded_class == 0                # not in our recipe: an option
+        assert resolve(variant=variant, decoded_class=0.005)[1].decoded_class == 0.005
+    for variant in ("reduction", "supervised", "unsupervised"):
+        with pytest.raises(ValueError, match="--decoded-class applies to --variant clustering or semi-supervised"):
+            resolve(variant=variant, decoded_class=0.005)
+    with pytest.raises(ValueError, match="applies to the variants only"):
+        resolve(decoded_class=0.005)
+    with pytest.raises(ValueError, match="no consistency or decoded_class phase"):
+        resolve(variant="semi-supervised", recipe="paper", decoded_class=0.005)
+
+
+def test_the_command_line_passes_decoded_class_to_the_run():
+    from aae_np import cli
+    from aae_np.cli_args import build_parser
+
+    args = build_parser().parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "0.005"])
+    train = resolve(args.preset or "default", **{k: getattr(args, k) for k in cli.SETTINGS})[1]
+    assert train.decoded_class == 0.005
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "-1"])

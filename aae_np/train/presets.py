@@ -125,7 +125,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             schedule: str | None = None, lr: float | None = None, labels: int | None = None,
             label_seed: int | None = None, clusters: int | None = None, prior: str | None = None,
             encoder_batchnorm: bool | None = None, input_dropout: float | None = None,
-            consistency: float | None = None, recipe: str | None = None) -> tuple[Any, Any]:
+            consistency: float | None = None, recipe: str | None = None,
+            decoded_class: float | None = None) -> tuple[Any, Any]:
     """(model config, train config) of ``preset`` (or of ``variant``'s preset) with the given
     overrides; ``None`` keeps the preset's value. Every config is rebuilt with
     ``dataclasses.replace``, so a bad value fails its config's own check.
@@ -135,7 +136,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
     ``input_dropout`` add BatchNorm to the encoder and Dropout to its input. Only the variants take
     ``labels`` (semi-supervised, conditioned), ``label_seed``, ``clusters`` (clustering),
     ``prior`` and ``consistency`` (clustering, semi-supervised: the consistency phase's learning
-    rate); a variant's short run keeps adversarial epochs after its warm-up. ``recipe`` (clustering,
+    rate; ``decoded_class``: the decoded_class phase's); a variant's short run keeps adversarial
+    epochs after its warm-up. ``recipe`` (clustering,
     semi-supervised): "ours" (the default, the preset: the paper's appendix recipe with the
     consistency phase at ``OUR_CONSISTENCY``'s rate) or "paper" (the appendix recipe alone).
     """
@@ -143,7 +145,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
         raise ValueError(f"--recipe must be one of {list(RECIPES)}, got {recipe!r}")
     if variant is None:
         for name, value in (("labels", labels), ("label_seed", label_seed), ("clusters", clusters),
-                            ("prior", prior), ("consistency", consistency), ("recipe", recipe)):
+                            ("prior", prior), ("consistency", consistency), ("recipe", recipe),
+                            ("decoded_class", decoded_class)):
             if value is not None:
                 raise ValueError(f"--{name.replace('_', '-')} applies to the variants only; add --variant NAME")
         model, train = get_preset(preset)
@@ -162,8 +165,11 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
         if recipe is not None and variant not in OUR_CONSISTENCY:
             raise ValueError(f"--recipe applies to --variant {' or '.join(OUR_CONSISTENCY)}; "
                              f"the {variant} preset is the only recipe of that variant")
-        if recipe == "paper" and consistency:
-            raise ValueError("--recipe paper has no consistency phase (it is our addition); leave out --consistency")
+        if decoded_class is not None and (not model.has_y or variant == "reduction"):
+            raise ValueError("--decoded-class applies to --variant clustering or semi-supervised (a decoder of [z, y])")
+        if recipe == "paper" and (consistency or decoded_class):
+            raise ValueError("--recipe paper has no consistency or decoded_class phase (they are our additions); "
+                             "leave out --consistency and --decoded-class")
         if recipe == "paper":                 # the preset is ours: the paper's recipe is it without our phases
             train = paper_recipe(train)
             if variant in PAPER_WIDTH:        # ... and with the paper's networks
@@ -174,7 +180,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             warmup = epochs // 2
         if consistency is not None:           # the labelled batch gets the consistency phase's views too
             train = replace(train, consistency=consistency, shift_labelled=model.uses_labels)
-        train = replace(train, **_given(n_labels=labels, label_seed=label_seed), warmup_epochs=warmup,
+        train = replace(train, **_given(n_labels=labels, label_seed=label_seed, decoded_class=decoded_class),
+                        warmup_epochs=warmup,
                         epochs=train.epochs if epochs is None else epochs)
     train = replace(with_learning_rate(train, lr), **_given(epochs=epochs, batch_size=batch_size,
                                                              schedule=schedule, seed=seed))

@@ -172,8 +172,8 @@ def test_the_command_line_passes_decoded_class_to_the_run():
     from aae_np import cli
     from aae_np.cli_args import build_parser
 
-    args = build_parser().parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "0.005"])
+    args = build_parser(cli.COMMANDS).parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "0.005"])
     train = resolve(args.preset or "default", **{k: getattr(args, k) for k in cli.SETTINGS})[1]
     assert train.decoded_class == 0.005
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "-1"])
+        build_parser(cli.COMMANDS).parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "-1"])

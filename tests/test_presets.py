@@ -101,6 +101,9 @@ def test_our_recipe_is_the_default_and_the_papers_is_one_flag_away(variant, ours
 
     ours_train = resolve(variant=variant)[1]
     assert all(getattr(ours_train, key) == value for key, value in OUR_RECIPE[variant].items())
+    if variant == "clustering":                                # ours trains longer than the paper's 60 epochs
+        assert (ours_train.epochs, ours_train.decay_epochs) == (100, (85,))
+        assert (paper.epochs, paper.decay_epochs) == (60, (50,))
     ours_model = resolve(variant=variant)[0]
     if variant == "clustering":                                # the paper's 3000-3000 networks, ours 1000-1000
         assert paper_model.encoder_hidden == paper_model.decoder_hidden == paper_model.discriminator_hidden \

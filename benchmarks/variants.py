@@ -105,7 +105,7 @@ def run(variant: str, options: dict[str, int], data) -> dict:
         from aae_np.eval.mnist_score import load_or_train_classifier
         clf = load_or_train_classifier(data.x_train, data.y_train)
         result["class_agreement"] = class_agreement(trainer.model, data.x_test[:10], clf)[0]
-    result.update(options=options, validation_images=0 if trainer.x_val is None else len(trainer.x_val),
+    result.update(variant=variant, options=options, validation_images=0 if trainer.x_val is None else len(trainer.x_val),
                   eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=int(len(trainer.labelled)), n_classes=model_cfg.n_classes,
                   style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, consistency=train_cfg.consistency,
                   train_wall_s=round(wall, 1), history_test_error_paper=trainer.history.get("test_error_paper"),

@@ -60,6 +60,8 @@ def test_every_variant_phase_with_batchnorm_and_dropout_matches_finite_differenc
     for phase in model.phases:
         extra = dict(x_in=kw["x"] + 0.1 * rng.standard_normal(kw["x"].shape),
                      y_target=rng.dirichlet(np.ones(3), 5)) if phase == "consistency" else {}
+        if phase == "decoded_class":
+            extra = dict(z_style=rng.standard_normal((5, 2)), classes=rng.integers(0, 3, 5))
         report = check_phase(model, phase, {**kw, **extra}, f"{variant}/{phase}/{backend}")
         assert report.passed(), str(report)
 

@@ -20,14 +20,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _positive_float(text: str, zero_ok: bool = False) -> float:
+    kind = "a number >= 0" if zero_ok else "a positive number"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not (value >= 0 if zero_ok else value > 0) or value != value:
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {value}")
     return value
+
+
+def _rate_or_off(text: str) -> float:
+    """A learning rate, or 0: off."""
+    return _positive_float(text, zero_ok=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,9 +111,9 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--consistency", type=_positive_float, metavar="LR",
                    help="clustering, semi-supervised: train q(y|x) of shifted images towards q(y|x) of the "
                         "images, at this learning rate (not the paper's; docs/variants.md)")
-    p.add_argument("--decoded-class", type=_positive_float, metavar="LR",
+    p.add_argument("--decoded-class", type=_rate_or_off, metavar="LR",
                    help="clustering, semi-supervised: train the decoder so the encoder reads dec([z, c]) as c, at "
-                        "this learning rate: the decoder follows the label (not the paper's; docs/variants.md)")
+                        "this learning rate (0: off; semi-supervised default 0.005, not the paper's; docs/variants.md)")
     p.add_argument("--recipe", choices=["ours", "paper"],
                    help="clustering, semi-supervised: ours (default: the paper's recipe with our consistency "
                         "phase; docs/variants.md) or paper (the paper's appendix recipe alone)")

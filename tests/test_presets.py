@@ -159,9 +159,11 @@ def test_our_recipe_takes_the_papers_on_rows_that_are_not_28_by_28_images():
 
 
 def test_decoded_class_is_an_option_of_the_variants_with_a_decoder_of_z_and_y():
+    assert resolve(variant="semi-supervised")[1].decoded_class == 0.005     # in our semi-supervised recipe
+    assert resolve(variant="clustering")[1].decoded_class == 0               # an option there
     for variant in ("semi-supervised", "clustering"):
-        assert resolve(variant=variant)[1].decoded_class == 0                # not in our recipe: an option
-        assert resolve(variant=variant, decoded_class=0.005)[1].decoded_class == 0.005
+        assert resolve(variant=variant, decoded_class=0.02)[1].decoded_class == 0.02
+        assert resolve(variant=variant, decoded_class=0.0)[1].decoded_class == 0     # 0: off
     for variant in ("reduction", "supervised", "unsupervised"):
         with pytest.raises(ValueError, match="--decoded-class applies to --variant clustering or semi-supervised"):
             resolve(variant=variant, decoded_class=0.005)
@@ -169,6 +171,7 @@ def test_decoded_class_is_an_option_of_the_variants_with_a_decoder_of_z_and_y():
         resolve(decoded_class=0.005)
     with pytest.raises(ValueError, match="no consistency or decoded_class phase"):
         resolve(variant="semi-supervised", recipe="paper", decoded_class=0.005)
+    assert resolve(variant="semi-supervised", recipe="paper", decoded_class=0.0)[1].decoded_class == 0
 
 
 def test_the_command_line_passes_decoded_class_to_the_run():
@@ -180,3 +183,5 @@ def test_the_command_line_passes_decoded_class_to_the_run():
     assert train.decoded_class == 0.005
     with pytest.raises(SystemExit):
         build_parser(cli.COMMANDS).parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "-1"])
+    off = build_parser(cli.COMMANDS).parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "0"])
+    assert resolve("default", **{k: getattr(off, k) for k in cli.SETTINGS})[1].decoded_class == 0

@@ -185,3 +185,8 @@ def test_the_command_line_passes_decoded_class_to_the_run():
         build_parser(cli.COMMANDS).parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "-1"])
     off = build_parser(cli.COMMANDS).parse_args(["train", "--variant", "semi-supervised", "--decoded-class", "0"])
     assert resolve("default", **{k: getattr(off, k) for k in cli.SETTINGS})[1].decoded_class == 0
+
+
+def test_the_reduction_preset_has_the_consistency_phase_and_the_balance_term():
+    train = resolve(variant="reduction")[1]
+    assert (train.consistency, train.balance, train.epochs, train.optimizer) == (0.001, 1.0, 60, "adam")

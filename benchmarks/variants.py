@@ -181,12 +181,14 @@ def curves(lines: list[dict], path: Path) -> Path:
 
     from aae_np.eval.plots import save_figure
 
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(14, 6), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, variant in zip(axes, ("clustering", "semi-supervised")):
         for r in (r for r in lines if r["variant"] == variant and r.get("history_test_error")):
             setting = f"{r['n_classes']} clusters" if variant == "clustering" else f"{r['n_labels']} labels"
-            label = f"{setting}{', + consistency' if r.get('consistency') else ''}, seed {r['options'].get('seed', 0)}"
+            more = setting_of(r.get("options", {}))
+            label = (f"{setting}{', + consistency ' + format(r['consistency'], 'g') if r.get('consistency') else ''}"
+                     f"{', ' + more if more else ''}, seed {r['options'].get('seed', 0)}")
             epochs = np.arange(1, len(r["history_test_error"]) + 1)
             line, = ax.plot(epochs, 100 * np.array(r["history_test_error"]), label=label, lw=1.2)
             paper = r.get("history_test_error_paper")
@@ -197,7 +199,7 @@ def curves(lines: list[dict], path: Path) -> Path:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     return save_figure(fig, path)
 
 

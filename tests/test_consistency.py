@@ -29,6 +29,18 @@ def check(model, kw, tol=1e-6):
                         analytic, tol=tol, atol=1e-10)
 
 
+def tiny_trainer(**config):
+    """A trainer of a tiny 4-cluster model on 40 random 784-pixel rows, with ``config``; and the rows."""
+    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)
+    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8,), decoder_hidden=(8,),
+                discriminator_hidden=(8,), variant="clustering")
+    config = VariantTrainConfig(epochs=1, batch_size=20, n_labels=0, consistency=0.01, **config)
+    return VariantTrainer(VariantAAE(**tiny), config, x, y, progress=False), x
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant,extra", [("clustering", {}), ("semi-supervised", {}),
                                            ("clustering", dict(encoder_batchnorm=True))])
@@ -213,16 +225,10 @@ def test_a_wrong_balance_gradient_is_caught(monkeypatch, wrong):
 
 
 def test_the_trainer_passes_balance_only_when_asked():
-    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+    from aae_np.train.variant import VariantTrainConfig
 
-    rng = np.random.default_rng(0)
-    x, y = rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)
-    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8,), decoder_hidden=(8,),
-                discriminator_hidden=(8,), variant="clustering")
     for balance in (0.0, 0.5):
-        trainer = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
-                                                                        consistency=0.01, balance=balance),
-                                 x, y, progress=False)
+        trainer, x = tiny_trainer(balance=balance)
         _, inputs = trainer.phase_inputs("consistency", x[:20], None)
         assert inputs.get("balance") == (balance or None)
         stats = trainer.step(x[:20])
@@ -262,21 +268,13 @@ def test_weighted_consistency_loss_and_a_gradient_that_ignores_the_weights_is_ca
 
 
 def test_the_trainer_weighs_only_confident_rows():
-    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+    from aae_np.train.variant import VariantTrainConfig
 
-    rng = np.random.default_rng(0)
-    x, y = rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)
-    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8,), decoder_hidden=(8,),
-                discriminator_hidden=(8,), variant="clustering")
-    trainer = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
-                                                                    consistency=0.01, threshold=0.3), x, y,
-                             progress=False)
+    trainer, x = tiny_trainer(threshold=0.3)
     _, inputs = trainer.phase_inputs("consistency", x[:20], None)
     np.testing.assert_array_equal(inputs["y_weight"], inputs["y_target"].max(axis=1) >= 0.3)
     assert np.isfinite(trainer.step(x[:20])["consistency_loss"])
-    _, off = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
-                                                                   consistency=0.01), x, y,
-                            progress=False).phase_inputs("consistency", x[:20], None)
+    _, off = tiny_trainer()[0].phase_inputs("consistency", x[:20], None)
     assert "y_weight" not in off
     with pytest.raises(ValueError, match="threshold must lie"):
         VariantTrainConfig(n_labels=0, threshold=1.0)

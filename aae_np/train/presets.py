@@ -110,7 +110,7 @@ def _variant_presets() -> dict:
         # eta apart; Adam with the conditioned variant's stronger adversary, one warm-up epoch and
         # instance noise on D_y (docs/variants.md)
         # ours: the consistency phase at the autoencoder's Adam rate with the balance term, 60 epochs
-        # (seed 0: 14.9 % test clustering error, all 20 heads used; 20 epochs without them: 42.0 %, 8 used)
+        # (seeds 0-2: 16.2 % test clustering error, all 20 heads used; 20 epochs without them: 42.0 %, 8 used)
         "reduction": (ReductionConfig(n_classes=20, style_dim=2, **wide),
                       VariantTrainConfig(epochs=60, n_labels=0, warmup_epochs=1, y_instance_noise=0.15,
                                          consistency=0.001, balance=1.0,

@@ -256,7 +256,7 @@ def test_weighted_consistency_loss_and_a_gradient_that_ignores_the_weights_is_ca
     loss, _ = model.phase_grads("consistency", **kw, y_weight=WEIGHTS)
     y = model.classify(kw["x_in"])
     assert loss == pytest.approx(-np.sum(WEIGHTS * np.sum(kw["y_target"] * np.log(y), axis=1)) / 5, rel=1e-12)
-    with pytest.raises(ValueError, match="y_weight must be 5 weights"):
+    with pytest.raises(ValueError, match="weights must be 5 numbers >= 0"):
         model.phase_grads("consistency", **kw, y_weight=WEIGHTS[:3])
     real = model._encoder_backward
 

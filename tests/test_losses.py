@@ -81,6 +81,29 @@ def test_soft_cross_entropy(n, k, data):
     np.testing.assert_allclose(soft_grad, hard_grad, atol=1e-15)
 
 
+@given(n=batch, k=st.integers(2, 8), data=st.data())
+def test_weighted_soft_cross_entropy(n, k, data):
+    logits = data.draw(matrices(n, k, -2, 2))
+    raw = data.draw(matrices(n, k, 0.01, 1))
+    target = raw / raw.sum(axis=1, keepdims=True)
+    weights = data.draw(arrays(np.float64, (n,), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0])))
+    value, grad = losses.soft_cross_entropy(logits, target, weights)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert value == pytest.approx(-np.sum(weights * np.sum(target * np.log(p), axis=1)) / n, rel=1e-10, abs=1e-15)
+    numeric = np.zeros_like(logits)
+    for idx in np.ndindex(logits.shape):
+        up, down = logits.copy(), logits.copy()
+        up[idx] += 1e-5
+        down[idx] -= 1e-5
+        numeric[idx] = (losses.soft_cross_entropy(up, target, weights)[0]
+                        - losses.soft_cross_entropy(down, target, weights)[0]) / 2e-5
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-10)
+    same = losses.soft_cross_entropy(logits, target, np.ones(n))     # weights of 1: the unweighted loss
+    assert same[0] == pytest.approx(losses.soft_cross_entropy(logits, target)[0], rel=1e-12)
+    with pytest.raises(ValueError, match=f"weights must be {n} numbers >= 0"):
+        losses.soft_cross_entropy(logits, target, -np.ones(n))
+
+
 def test_log_softmax_is_stable():
     out = losses.log_softmax(np.array([[1000.0, 0.0, -1000.0]]))
     assert np.isfinite(out[0, :2]).all() and out[0, 0] == 0.0 and out[0, 1] == pytest.approx(-1000.0)

@@ -41,7 +41,7 @@ from aae_np.models.network_set import NetworkSet, Phase
 from aae_np.models.priors import Categorical, Prior
 from aae_np.models.variant_config import UNLABELLED, VARIANTS, VariantConfig, one_hot
 from aae_np.nn.activations import sigmoid, softmax, softmax_backward
-from aae_np.nn.losses import log_softmax, marginal_kl_to_uniform, soft_cross_entropy, softmax_cross_entropy
+from aae_np.nn.losses import marginal_kl_to_uniform, soft_cross_entropy, softmax_cross_entropy
 
 __all__ = ["VARIANTS", "UNLABELLED", "VariantConfig", "VariantAAE", "one_hot"]
 
@@ -256,13 +256,7 @@ class VariantAAE(NetworkSet):
         z, y_logits, y = self._encoder_pass(x, x_in)
         if len(t) != len(x):
             raise ValueError(f"y_target has {len(t)} rows but x has {len(x)}")
-        loss, d_logits = soft_cross_entropy(y_logits, t)                 # (y - t) / N
-        if y_weight is not None:
-            rows = np.asarray(y_weight, dtype=self.dtype)
-            if rows.shape != (len(x),) or not np.all(rows >= 0):
-                raise ValueError(f"y_weight must be {len(x)} weights >= 0, got shape {rows.shape}")
-            loss = float(-np.sum(rows * np.sum(t * log_softmax(y_logits), axis=1)) / len(x))
-            d_logits = d_logits * rows[:, None]
+        loss, d_logits = soft_cross_entropy(y_logits, t, y_weight)       # w_i (y_i - t_i) / N
         w = 0.0 if balance is None else float(balance)
         if w < 0:
             raise ValueError(f"balance must be >= 0, got {w}")

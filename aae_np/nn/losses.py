@@ -115,18 +115,26 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
     return float(value), grad / n                                 # dL/ds = (softmax(s) - onehot(y)) / N
 
 
-def soft_cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+def soft_cross_entropy(logits: np.ndarray, target: np.ndarray,
+                       weights: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Softmax cross-entropy to probability rows ``target (N, K)`` (each summing to 1), mean over rows.
 
-    ``L = -1/N * sum_i sum_j t_ij log softmax(s_i)_j``; as ``sum_j t_ij = 1``,
-    ``dL/ds = 1/N * (softmax(s) - t)`` (integer labels are the one-hot case).
+    ``L = -1/N * sum_i w_i sum_j t_ij log softmax(s_i)_j`` with row weights ``weights (N,) >= 0``
+    (default 1); as ``sum_j t_ij = 1``, ``dL/ds_i = w_i / N * (softmax(s_i) - t_i)`` (integer labels
+    are the one-hot case).
     """
     if logits.ndim != 2 or target.shape != logits.shape:
         raise ValueError(f"soft_cross_entropy: logits and target must both be (N, K), got {logits.shape} "
                          f"and {target.shape}")
     n = logits.shape[0]
     log_p = log_softmax(logits)
-    return float(-np.sum(target * log_p) / n), (np.exp(log_p) - target) / n
+    grad = (np.exp(log_p) - target) / n
+    if weights is None:
+        return float(-np.sum(target * log_p) / n), grad
+    weights = np.asarray(weights, dtype=logits.dtype)
+    if weights.shape != (n,) or not np.all(weights >= 0):
+        raise ValueError(f"soft_cross_entropy: weights must be {n} numbers >= 0, got shape {weights.shape}")
+    return float(-np.sum(weights * np.sum(target * log_p, axis=1)) / n), grad * weights[:, None]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -146,6 +154,7 @@ def marginal_kl_to_uniform(y: np.ndarray) -> tuple[float, np.ndarray]:
     if y.ndim != 2:
         raise ValueError(f"marginal_kl_to_uniform: y must be (N, K), got {y.shape}")
     n, k = y.shape
-    log_kp = np.log(np.maximum(k * y.mean(axis=0), 1e-30))
-    loss = float(np.sum(y.mean(axis=0) * log_kp))
+    pbar = y.mean(axis=0)
+    log_kp = np.log(np.maximum(k * pbar, 1e-30))
+    loss = float(np.sum(pbar * log_kp))
     return loss, np.broadcast_to((log_kp + 1) / n, y.shape).astype(y.dtype)

@@ -136,8 +136,13 @@ class VariantTrainer(Trainer):
         super().__init__(model, config, x_train, x_test, out_dir, progress)
 
     def schedule(self) -> tuple[str, ...]:
-        rates = {"consistency": self.config.consistency, "decoded_class": self.config.decoded_class}
-        return tuple(p for p in self.model.phases if rates.get(p, 1) > 0)
+        """The model's phases but those of our additions whose rate is 0 (off)."""
+        return tuple(p for p in self.model.phases if self._own_rate(p) != 0)
+
+    def _own_rate(self, phase: str) -> float | None:
+        """The learning rate of a phase the plain AAE does not have (None for the others)."""
+        c = self.config
+        return {"supervised": c.lr_sup, "consistency": c.consistency, "decoded_class": c.decoded_class}.get(phase)
 
     def describe(self) -> str:
         labels = f", {len(self.labelled):,} labels" if self.model.config.uses_labels else ""
@@ -148,9 +153,8 @@ class VariantTrainer(Trainer):
         return {**super().facts(), "n_labels": int(len(self.labelled))}
 
     def _rule(self, phase: str) -> Adam | Momentum:
-        if phase in ("supervised", "consistency", "decoded_class"):
-            lr = {"supervised": self.config.lr_sup, "consistency": self.config.consistency,
-                  "decoded_class": self.config.decoded_class}[phase]
+        lr = self._own_rate(phase)
+        if lr is not None:
             return self.make_rule(lr, adversarial=False)
         return super()._rule(phase)
 

@@ -189,52 +189,100 @@ def test_marginal_kl_is_zero_when_even_log_k_when_one_class_takes_all_and_its_gr
     np.testing.assert_allclose(dy, numeric, rtol=1e-6, atol=1e-9)
 
 
+def test_uniform_kl_is_zero_when_even_grows_as_a_class_empties_and_its_gradient_is_right():
+    from aae_np.nn.losses import uniform_kl_to_marginal
+
+    k = 4
+    assert uniform_kl_to_marginal(np.full((6, k), 1 / k))[0] == pytest.approx(0, abs=1e-15)
+    assert uniform_kl_to_marginal(np.eye(k)[[0, 1, 2, 3]])[0] == pytest.approx(0, abs=1e-15)
+    emptier = [uniform_kl_to_marginal(np.array([[e, 0.5 - e, 0.25, 0.25]] * 2))[0] for e in (0.1, 1e-3, 1e-6)]
+    assert emptier[0] < emptier[1] < emptier[2]
+    y = np.random.default_rng(3).dirichlet(np.ones(k), 5)
+    _, dy = uniform_kl_to_marginal(y)
+    numeric = np.zeros_like(y)
+    for idx in np.ndindex(*y.shape):          # central differences on y itself, float64
+        up, down = y.copy(), y.copy()
+        up[idx] += 1e-6
+        down[idx] -= 1e-6
+        numeric[idx] = (uniform_kl_to_marginal(up)[0] - uniform_kl_to_marginal(down)[0]) / 2e-6
+    np.testing.assert_allclose(dy, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_revive_keeps_a_pull_on_an_empty_cluster_where_balance_loses_it():
+    """Class 0 nearly empty (y_i0 ~ 1e-6): summed over the batch, revive's dL/d(logit_0) is about
+    -1/K, balance's about 0 (it goes with y_i0), as derived in docs/variants.md."""
+    from aae_np.nn.activations import softmax_backward
+    from aae_np.nn.losses import marginal_kl_to_uniform, uniform_kl_to_marginal
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((50, 4))
+    logits[:, 0] -= 14.0
+    y = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert y[:, 0].max() < 1e-4
+    pull = {term.__name__: softmax_backward(y, term(y)[1])[:, 0].sum()
+            for term in (marginal_kl_to_uniform, uniform_kl_to_marginal)}
+    assert pull["uniform_kl_to_marginal"] == pytest.approx(-1 / 4, rel=1e-3)
+    assert abs(pull["marginal_kl_to_uniform"]) < 1e-3
+
+
+TERMS = [("balance", "marginal_kl_to_uniform"), ("revive", "uniform_kl_to_marginal")]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant,extra", [("clustering", {}), ("semi-supervised", {}),
                                            ("clustering", dict(encoder_batchnorm=True))])
-def test_consistency_with_balance_matches_finite_differences(variant, extra, backend):
+@pytest.mark.parametrize("terms", [{"balance": 0.7}, {"revive": 0.4}, {"balance": 0.7, "revive": 0.4}])
+def test_consistency_with_balance_or_revive_matches_finite_differences(variant, extra, backend, terms):
     model = VariantAAE(**SMALL, variant=variant, backend=backend, **extra)
-    report = check(model, {**batch(), "balance": 0.7})
+    report = check(model, {**batch(), **terms})
     assert report.passed(), str(report)
 
 
-def test_the_balance_term_adds_w_times_the_kl_of_the_batch_mean():
+@pytest.mark.parametrize("name,function", TERMS)
+def test_balance_and_revive_add_w_times_their_kl_of_the_batch_mean(name, function):
+    import aae_np.nn.losses as losses
+
     model = VariantAAE(**SMALL, variant="clustering")
     kw = batch()
     plain, _ = model.phase_grads("consistency", **kw)
-    both, _ = model.phase_grads("consistency", **kw, balance=0.7)
+    both, _ = model.phase_grads("consistency", **kw, **{name: 0.7})
     pbar = model.classify(kw["x_in"]).mean(axis=0)
-    assert both - plain == pytest.approx(0.7 * np.sum(pbar * np.log(3 * pbar)), rel=1e-10)
-    assert model.last_stats["balance_kl"] == pytest.approx(np.sum(pbar * np.log(3 * pbar)), rel=1e-10)
-    with pytest.raises(ValueError, match="balance must be >= 0"):
-        model.phase_grads("consistency", **kw, balance=-1.0)
+    kl = {"balance": np.sum(pbar * np.log(3 * pbar)), "revive": np.sum(np.log(1 / (3 * pbar))) / 3}[name]
+    assert kl > 0 and kl == pytest.approx(getattr(losses, function)(model.classify(kw["x_in"]))[0], rel=1e-10)
+    assert both - plain == pytest.approx(0.7 * kl, rel=1e-10)
+    assert model.last_stats[f"{name}_kl"] == pytest.approx(kl, rel=1e-10)
+    with pytest.raises(ValueError, match=f"{name} must be >= 0"):
+        model.phase_grads("consistency", **kw, **{name: -1.0})
 
 
+@pytest.mark.parametrize("name,function", TERMS)
 @pytest.mark.parametrize("wrong", [lambda dy, n: -dy, lambda dy, n: dy * n])
-def test_a_wrong_balance_gradient_is_caught(monkeypatch, wrong):
+def test_a_wrong_balance_or_revive_gradient_is_caught(monkeypatch, wrong, name, function):
     import aae_np.models.variants as variants
-    from aae_np.nn.losses import marginal_kl_to_uniform
+
+    right = getattr(variants, function)
 
     def spoiled(y):               # the right loss with a wrong gradient: sign flipped, or no 1/N
-        loss, dy = marginal_kl_to_uniform(y)
+        loss, dy = right(y)
         return loss, wrong(dy, len(y))
-    monkeypatch.setattr(variants, "marginal_kl_to_uniform", spoiled)
+    monkeypatch.setattr(variants, function, spoiled)
     model = VariantAAE(**SMALL, variant="clustering")
-    report = check(model, {**batch(), "balance": 0.7})
+    report = check(model, {**batch(), name: 0.7})
     assert not report.passed() and report.max_rel_error > 1e-2
 
 
-def test_the_trainer_passes_balance_only_when_asked():
+@pytest.mark.parametrize("name", ["balance", "revive"])
+def test_the_trainer_passes_balance_and_revive_only_when_asked(name):
     from aae_np.train.variant import VariantTrainConfig
 
-    for balance in (0.0, 0.5):
-        trainer, x = tiny_trainer(balance=balance)
+    for weight in (0.0, 0.5):
+        trainer, x = tiny_trainer(**{name: weight})
         _, inputs = trainer.phase_inputs("consistency", x[:20], None)
-        assert inputs.get("balance") == (balance or None)
+        assert inputs.get(name) == (weight or None)
         stats = trainer.step(x[:20])
-        assert ("balance_kl" in stats) == (balance > 0)
-    with pytest.raises(ValueError, match="balance must be >= 0"):
-        VariantTrainConfig(n_labels=0, balance=-0.1)
+        assert (f"{name}_kl" in stats) == (weight > 0)
+    with pytest.raises(ValueError, match=f"{name} must be >= 0"):
+        VariantTrainConfig(n_labels=0, **{name: -0.1})
 
 
 # -- row weights: the consistency phase on confident rows only (``VariantTrainConfig.threshold``) ----

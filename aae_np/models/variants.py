@@ -41,7 +41,7 @@ from aae_np.models.network_set import NetworkSet, Phase
 from aae_np.models.priors import Categorical, Prior
 from aae_np.models.variant_config import UNLABELLED, VARIANTS, VariantConfig, one_hot
 from aae_np.nn.activations import sigmoid, softmax, softmax_backward
-from aae_np.nn.losses import marginal_kl_to_uniform, soft_cross_entropy, softmax_cross_entropy
+from aae_np.nn.losses import marginal_kl_to_uniform, soft_cross_entropy, softmax_cross_entropy, uniform_kl_to_marginal
 
 __all__ = ["VARIANTS", "UNLABELLED", "VariantConfig", "VariantAAE", "one_hot"]
 
@@ -58,6 +58,7 @@ class VariantAAE(NetworkSet):
               "dropout_mask": "the input dropout's mask, (N, input_dim) of 0 (dropped) and 1 (kept)",
               "y_target": "(N, n_classes) probabilities q(y|x) the encoder's y on x_in is pulled towards",
               "balance": "weight w >= 0 of w * KL(batch mean of y || uniform) in the consistency phase",
+              "revive": "weight w >= 0 of w * KL(uniform || batch mean of y) in the consistency phase",
               "y_weight": "(N,) weights >= 0 of the consistency phase's rows (e.g. 0 where the target is unsure)",
               "z_style": "styles (N, style_dim) the decoded_class phase decodes, e.g. prior samples",
               "classes": "integer classes (N,) in [0, n_classes) the decoded_class phase decodes them with"}
@@ -113,7 +114,7 @@ class VariantAAE(NetworkSet):
         if c.variant == "semi-supervised":
             table["supervised"] = Phase(trains=("encoder",), needs=("labels",), uses=("x_in",))
         if c.has_y:                  # trained only when the trainer's ``consistency`` is on
-            table["consistency"] = Phase(trains=("encoder",), needs=("x_in", "y_target"), uses=("balance", "y_weight"))
+            table["consistency"] = Phase(trains=("encoder",), needs=("x_in", "y_target"), uses=("balance", "revive", "y_weight"))
             table["decoded_class"] = Phase(trains=("decoder",), needs=("z_style", "classes"))   # likewise
         return table
 
@@ -244,27 +245,31 @@ class VariantAAE(NetworkSet):
         self.last_stats["sup_accuracy"] = float(np.mean(np.argmax(y_logits, axis=1) == labels))
         return loss
 
-    def _phase_consistency(self, x, x_in, y_target, balance=None, y_weight=None) -> float:
+    def _phase_consistency(self, x, x_in, y_target, balance=None, revive=None, y_weight=None) -> float:
         """-1/N sum_i w_i sum_j t_ij log y_ij with y = q(y|x_in) (x_in: e.g. x shifted), t = y_target
         (e.g. q(y|x), held fixed) and row weights w = y_weight (default 1). As sum_j t_ij = 1,
         dL/d(y logits)_i = w_i (y_i - t_i) / N.
 
         ``balance = w > 0`` adds w * KL(pbar || uniform), pbar the batch mean of y: a cluster the
         batch leaves empty, or two digits merged into one cluster, costs (``marginal_kl_to_uniform``);
-        its dL/dy goes through the softmax's backward like the generator's."""
+        ``revive = w > 0`` adds w * KL(uniform || pbar), whose pull on an empty cluster does not
+        vanish (``uniform_kl_to_marginal``). Their dL/dy go through the softmax's backward like the
+        generator's."""
         t = self._as_input(y_target, self.config.n_classes, "y_target")
         z, y_logits, y = self._encoder_pass(x, x_in)
         if len(t) != len(x):
             raise ValueError(f"y_target has {len(t)} rows but x has {len(x)}")
         loss, d_logits = soft_cross_entropy(y_logits, t, y_weight)       # w_i (y_i - t_i) / N
-        w = 0.0 if balance is None else float(balance)
-        if w < 0:
-            raise ValueError(f"balance must be >= 0, got {w}")
-        if w > 0:
-            spread, dy = marginal_kl_to_uniform(y)
-            d_logits = d_logits + w * softmax_backward(y, dy)
-            loss += w * spread
-            self.last_stats["balance_kl"] = spread
+        for name, weight, term in (("balance", balance, marginal_kl_to_uniform),
+                                   ("revive", revive, uniform_kl_to_marginal)):
+            w = 0.0 if weight is None else float(weight)
+            if w < 0:
+                raise ValueError(f"{name} must be >= 0, got {w}")
+            if w > 0:
+                spread, dy = term(y)
+                d_logits = d_logits + w * softmax_backward(y, dy)
+                loss += w * spread
+                self.last_stats[f"{name}_kl"] = spread
         self._encoder_backward(np.zeros_like(z), d_logits)
         self.last_stats["consistency_loss"] = loss
         return loss

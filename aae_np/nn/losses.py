@@ -24,7 +24,7 @@ import numpy as np
 from aae_np.nn.activations import sigmoid
 
 __all__ = ["mse", "bce", "bce_with_logits", "sigmoid_mse", "softmax_cross_entropy", "soft_cross_entropy",
-           "log_softmax", "marginal_kl_to_uniform"]
+           "log_softmax", "marginal_kl_to_uniform", "uniform_kl_to_marginal"]
 
 
 def _same_shape(name: str, a: np.ndarray, b: np.ndarray, an: str, bn: str) -> None:
@@ -158,3 +158,21 @@ def marginal_kl_to_uniform(y: np.ndarray) -> tuple[float, np.ndarray]:
     log_kp = np.log(np.maximum(k * pbar, 1e-30))
     loss = float(np.sum(pbar * log_kp))
     return loss, np.broadcast_to((log_kp + 1) / n, y.shape).astype(y.dtype)
+
+
+def uniform_kl_to_marginal(y: np.ndarray) -> tuple[float, np.ndarray]:
+    """The other direction: ``KL(uniform || pbar) = -log K - (1/K) sum_j log pbar_j`` with
+    ``pbar = mean_i y_i`` for probability rows ``y (N, K)``; 0 when every class gets the same mass,
+    without bound as one class's mass goes to 0.
+
+    ``dL/dy_ij = -1 / (K N pbar_j)``. Through the softmax, row i's push on class j's logit is about
+    ``-y_ij / (K N pbar_j)``, and these sum over the batch to about -1/K however small pbar_j is: an
+    empty class keeps a pull, where ``marginal_kl_to_uniform``'s (``y_ij (log(K pbar_j) + 1) / N``)
+    vanishes with its y_ij.
+    """
+    if y.ndim != 2:
+        raise ValueError(f"uniform_kl_to_marginal: y must be (N, K), got {y.shape}")
+    n, k = y.shape
+    pbar = np.maximum(y.mean(axis=0), 1e-30)
+    loss = float(-np.log(k) - np.mean(np.log(pbar)))
+    return loss, np.broadcast_to(-1.0 / (k * n * pbar), y.shape).astype(y.dtype)

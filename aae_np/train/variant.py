@@ -11,7 +11,8 @@ One step on a mini-batch runs, in order (paper sections 2, 6 and 7):
 and, not the paper's, each only when its learning rate is set (clustering, semi-supervised):
 
 5. ``consistency``     the y head on an augmented view pulled towards its own sharpened q(y|x)
-                       (``balance``: plus even cluster use; ``threshold``: confident rows only);
+                       (``balance``: plus even cluster use; ``revive``: a pull on empty clusters;
+                       ``threshold``: confident rows only);
 6. ``decoded_class``   the decoder draws the class it is given, as the encoder reads it.
 
 Labels: the supervised variant uses every training label; the conditioned and
@@ -55,6 +56,7 @@ class VariantTrainConfig(TrainConfig):
     sharpen: float = 0.5           # the consistency target is q(y|x)^(1/sharpen), renormalised
     shift_labelled: bool = False   # the supervised phase's batch augmented the same way (not the paper's)
     balance: float = 0.0           # weight of KL(batch mean of y || uniform) in the consistency phase (not the paper's)
+    revive: float = 0.0            # weight of KL(uniform || batch mean of y): a pull on empty clusters (not the paper's)
     threshold: float = 0.0         # the consistency phase skips rows whose target's largest probability is below this
     decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
 
@@ -73,6 +75,7 @@ class VariantTrainConfig(TrainConfig):
                   "shift must lie in [0, 27]": 0 <= self.shift <= 27,
                   "rotate must lie in [0, 180]": 0 <= self.rotate <= 180, "scale must lie in [0, 1)": 0 <= self.scale < 1,
                   "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1, "balance must be >= 0": self.balance >= 0,
+                  "revive must be >= 0": self.revive >= 0,
                   "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0}
         problems = [text for text, ok in checks.items() if not ok]
@@ -192,8 +195,9 @@ class VariantTrainer(Trainer):
             inputs["y_target"] = self._target(x)
             if self.config.threshold > 0:      # confident rows only (the sharpened target's top probability)
                 inputs["y_weight"] = (inputs["y_target"].max(axis=1) >= self.config.threshold).astype(model.dtype)
-            if self.config.balance > 0:
-                inputs["balance"] = self.config.balance
+            for term in ("balance", "revive"):
+                if getattr(self.config, term) > 0:
+                    inputs[term] = getattr(self.config, term)
         view = x
         if phase == "consistency" or (phase == "supervised" and self.config.shift_labelled):
             view = inputs["x_in"] = self._view(x)

@@ -151,14 +151,15 @@ def test_numpy_and_numba_backends_train_the_same_history(data):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-@pytest.mark.parametrize("options", [{}, {"adv_steps": 2}])
-def test_reusing_the_encoder_forward_changes_no_bit(data, backend, options):
-    """The generator phase takes the discriminator phase's enc(x): the same numbers, one forward less."""
+@pytest.mark.parametrize("options,model_options", [({}, {}), ({"adv_steps": 2}, {}), ({}, {"input_dropout": 0.2})])
+def test_reusing_the_encoder_forward_changes_no_bit(data, backend, options, model_options):
+    """The generator phase takes the discriminator phase's enc(x): the same numbers, one forward less
+    (with input dropout too: the step's phases share one mask)."""
     x, x_test = data
     runs = {}
     for reuse in (False, True):
-        trainer = Trainer(AAE(**TINY, backend=backend), TrainConfig(epochs=2, batch_size=16, **options), x, x_test,
-                          progress=False)
+        trainer = Trainer(AAE(**TINY, backend=backend, **model_options),
+                          TrainConfig(epochs=2, batch_size=16, **options), x, x_test, progress=False)
         trainer.reuse_encoder = reuse
         forwards = []
         original = trainer.model.run["encoder"].forward
@@ -188,6 +189,33 @@ def test_the_encoder_is_recomputed_unless_the_promise_can_hold():
     noisy.run["encoder"].forward = lambda xb: (calls.append(1), original(xb))[1]
     noisy.phase_grads("generator", x, reuse_encoder=True)
     assert calls == [1]                          # batch statistics: the promise cannot hold, so no reuse
+    dropped = AAE(**TINY, input_dropout=0.5)
+    masks = [(rng.random(x.shape) >= 0.5).astype(np.float32) for _ in range(2)]
+    dropped.phase_grads("discriminator", x, z_prior=z_prior, dropout_mask=masks[0])
+    calls = []
+    original = dropped.run["encoder"].forward
+    dropped.run["encoder"].forward = lambda xb: (calls.append(1), original(xb))[1]
+    other, _ = dropped.phase_grads("generator", x, reuse_encoder=True, dropout_mask=masks[1])
+    assert calls == [1]                          # another mask: recomputed ...
+    again, _ = dropped.phase_grads("generator", x, reuse_encoder=True, dropout_mask=masks[1])
+    assert calls == [1] and again == other       # ... the same x and mask: reused, the same loss
+
+
+@pytest.mark.parametrize("model_options,shared", [({"input_dropout": 0.2}, True),
+                                                  ({"input_dropout": 0.2, "encoder_batchnorm": True}, False)])
+def test_one_dropout_mask_per_step_only_where_the_encoder_pass_can_be_shared(data, model_options, shared):
+    x, _ = data
+    trainer = Trainer(AAE(**TINY, **model_options), TrainConfig(epochs=1, batch_size=16), x, progress=False)
+    seen = []
+    original = trainer.model.phase_grads
+    trainer.model.phase_grads = lambda phase, xb, **kw: (seen.append(kw["dropout_mask"]), original(phase, xb, **kw))[1]
+    for _ in range(2):
+        trainer.step(x[:16])
+    first, second = seen[:3], seen[3:]
+    assert len(first) == len(second) == 3                   # reconstruction, discriminator, generator
+    assert all(m is first[0] for m in first) == shared and all(m is second[0] for m in second) == shared
+    assert not np.array_equal(first[0], second[0])          # a new mask every step
+    assert abs(first[0].mean() - 0.8) < 0.05
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])

@@ -214,9 +214,9 @@ class AAE(NetworkSet):
         return w * loss
 
     # -- the pieces the phases share ----------------------------------------------------
-    def _encoder_is_pure(self) -> bool:
-        c = self.config
-        return not c.encoder_batchnorm and c.input_dropout == 0 and c.posterior_std == 0
+    def encoder_is_pure(self) -> bool:
+        c = self.config                     # (input dropout is a function of its mask, which phase_grads checks)
+        return not c.encoder_batchnorm and c.posterior_std == 0
 
     def _encode_train(self, x: np.ndarray, eps: np.ndarray | None) -> np.ndarray:
         """z = enc(x) (+ posterior_std * eps when the phase was given noise)."""

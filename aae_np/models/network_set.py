@@ -66,6 +66,7 @@ class NetworkSet:
         self.set_backend(backend)
         self._training: bool | None = None
         self._reuse, self._encoded, self._encoded_for = False, None, None
+        self._encoded_mask = self._phase_mask = None
         self.last_stats: dict[str, float] = {}
         self.intermediates: dict[str, np.ndarray] = {}
 
@@ -166,9 +167,10 @@ class NetworkSet:
         the previous phase ran it on this same ``x`` (a phased step's generator right after its
         discriminator: only D was updated in between). The phase then takes that forward pass's
         codes and activations instead of computing them again: the same numbers, one encoder
-        forward less. It is ignored unless the encoder is a pure function of x (no BatchNorm,
-        input dropout or posterior noise, whose batch statistics, masks or noise differ per
-        phase) and x is the very array of that forward; without it a phase always recomputes.
+        forward less. It is ignored unless the encoder is a pure function of x and its dropout
+        mask (``encoder_is_pure``: no BatchNorm or posterior noise, whose batch statistics or noise
+        differ per phase) and x and the mask are the very arrays of that forward; without it a
+        phase always recomputes.
 
         ``zero_others=False``: the caller reads only the returned gradients, so the buffers of the
         networks this phase does not train may keep an earlier phase's values (the trainer: ~1.4 M
@@ -186,24 +188,30 @@ class NetworkSet:
                 raise ValueError(f"the {phase} phase needs {name}: {self.INPUTS[name]}")
         x = self._as_input(x, self.config.input_dim, "x")
         self._set_training(True)                     # batch statistics, dropout
-        if "dropout_mask" in spec.needs:
-            self._input_dropout.set_mask(self._as_input(inputs["dropout_mask"], self.config.input_dim,
-                                                        "dropout_mask"))
+        mask = inputs["dropout_mask"] if "dropout_mask" in spec.needs else None
+        if mask is not None:
+            self._input_dropout.set_mask(self._as_input(mask, self.config.input_dim, "dropout_mask"))
         self._begin_phase(spec.trains, zero_others)
         self.last_stats, self.intermediates = {}, {}
-        self._reuse = reuse_encoder and self._encoder_is_pure() and self._encoded_for is x
+        self._reuse = (reuse_encoder and self.encoder_is_pure() and self._encoded_for is x
+                       and self._encoded_mask is mask)
+        self._phase_mask = mask
         own = [k for k in spec.needs + spec.uses if k != "dropout_mask"]     # the mask was set above
         loss = getattr(self, f"_phase_{phase}")(x, **{k: inputs.get(k) for k in own})
         return loss, self.grads_of(*spec.trains)
 
-    def _encoder_is_pure(self) -> bool:
-        """Is enc(x) in a training phase the same function of x in every phase?"""
+    def encoder_is_pure(self) -> bool:
+        """Is enc(x) in a training phase the same function of x and its input dropout mask in every
+        phase (no batch statistics, no noise of its own)? Then two phases given the same x and the
+        same mask may share one forward pass (``phase_grads(reuse_encoder=True)``), and the trainer
+        draws one mask per step for all its phases."""
         return False                        # a model that can reuse the encoder's forward says so
 
     def _run_encoder(self, x: np.ndarray) -> np.ndarray:
         """enc(x) in a training phase, or the previous phase's, when ``phase_grads`` may reuse it."""
         if not self._reuse:
             self._encoded, self._encoded_for = self.run["encoder"].forward(x), x
+            self._encoded_mask = self._phase_mask
         return self._encoded
 
     def _set_training(self, training: bool) -> None:

@@ -86,6 +86,7 @@ class Trainer:
     history_keys = HISTORY_KEYS
     held_out_seconds = 0.0                # spent on the per-epoch held-out numbers (of this process)
     reuse_encoder = True                  # a generator phase takes its discriminator phase's enc(x)
+    _step_mask: tuple[np.ndarray, np.ndarray] | None = None   # (batch, its dropout mask) of this step
     zero_others = False                   # the step reads only the gradients a phase returns
     resumes: list[dict[str, Any]] = []    # what changed at each resume (epochs, learning rates)
     model_class: type[NetworkSet] = AAE
@@ -147,7 +148,7 @@ class Trainer:
         ``progress`` is the fraction of training done, for the learning-rate schedule.
         """
         stats: dict[str, float] = {}
-        previous = None
+        previous, self._step_mask = None, None
         for phase in self._phase_order(progress):
             xb, inputs = self.phase_inputs(phase, x, labels)
             # only D changed since the discriminator phase encoded this batch (see phase_grads)
@@ -177,10 +178,15 @@ class Trainer:
         return x, self._with_dropout_mask(spec, x, inputs)
 
     def _with_dropout_mask(self, spec, x: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Add the input dropout's keep mask (1 with probability 1 - input_dropout) if the phase needs one."""
+        """Add the input dropout's keep mask (1 with probability 1 - input_dropout) if the phase needs one:
+        one mask per step for every phase on the step's batch when the model's encoder is otherwise
+        pure (so the generator phase can take the discriminator phase's forward pass), else one per phase."""
         if "dropout_mask" in spec.needs:
-            keep = self.rng.random(x.shape) >= self.model.config.input_dropout
-            inputs["dropout_mask"] = keep.astype(self.model.dtype)
+            shared = self._step_mask
+            if shared is None or shared[0] is not x or not self.model.encoder_is_pure():
+                keep = self.rng.random(x.shape) >= self.model.config.input_dropout
+                shared = self._step_mask = x, keep.astype(self.model.dtype)
+            inputs["dropout_mask"] = shared[1]
         return inputs
 
     def _diverged(self, phase: str, what: str) -> TrainingDiverged:

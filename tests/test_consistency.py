@@ -171,6 +171,19 @@ def test_sharpened_targets():
 
 # -- the balance term: w * KL(batch mean of y || uniform), added to the consistency phase ----------
 
+def assert_gradient_on_y(term, k: int = 4) -> None:
+    """``term(y) -> (loss, dL/dy)`` against float64 central differences on y itself (5 random rows)."""
+    y = np.random.default_rng(3).dirichlet(np.ones(k), 5)
+    _, dy = term(y)
+    numeric = np.zeros_like(y)
+    for idx in np.ndindex(*y.shape):
+        up, down = y.copy(), y.copy()
+        up[idx] += 1e-6
+        down[idx] -= 1e-6
+        numeric[idx] = (term(up)[0] - term(down)[0]) / 2e-6
+    np.testing.assert_allclose(dy, numeric, rtol=1e-6, atol=1e-9)
+
+
 def test_marginal_kl_is_zero_when_even_log_k_when_one_class_takes_all_and_its_gradient_is_right():
     from aae_np.nn.losses import marginal_kl_to_uniform
 
@@ -178,15 +191,7 @@ def test_marginal_kl_is_zero_when_even_log_k_when_one_class_takes_all_and_its_gr
     assert marginal_kl_to_uniform(np.full((6, k), 1 / k))[0] == pytest.approx(0, abs=1e-15)
     assert marginal_kl_to_uniform(np.eye(k)[[0, 1, 2, 3]])[0] == pytest.approx(0, abs=1e-15)
     assert marginal_kl_to_uniform(np.eye(k)[[2, 2, 2]])[0] == pytest.approx(np.log(k))
-    y = np.random.default_rng(3).dirichlet(np.ones(k), 5)
-    _, dy = marginal_kl_to_uniform(y)
-    numeric = np.zeros_like(y)
-    for idx in np.ndindex(*y.shape):          # central differences on y itself, float64
-        up, down = y.copy(), y.copy()
-        up[idx] += 1e-6
-        down[idx] -= 1e-6
-        numeric[idx] = (marginal_kl_to_uniform(up)[0] - marginal_kl_to_uniform(down)[0]) / 2e-6
-    np.testing.assert_allclose(dy, numeric, rtol=1e-6, atol=1e-9)
+    assert_gradient_on_y(marginal_kl_to_uniform)
 
 
 def test_uniform_kl_is_zero_when_even_grows_as_a_class_empties_and_its_gradient_is_right():
@@ -197,15 +202,7 @@ def test_uniform_kl_is_zero_when_even_grows_as_a_class_empties_and_its_gradient_
     assert uniform_kl_to_marginal(np.eye(k)[[0, 1, 2, 3]])[0] == pytest.approx(0, abs=1e-15)
     emptier = [uniform_kl_to_marginal(np.array([[e, 0.5 - e, 0.25, 0.25]] * 2))[0] for e in (0.1, 1e-3, 1e-6)]
     assert emptier[0] < emptier[1] < emptier[2]
-    y = np.random.default_rng(3).dirichlet(np.ones(k), 5)
-    _, dy = uniform_kl_to_marginal(y)
-    numeric = np.zeros_like(y)
-    for idx in np.ndindex(*y.shape):          # central differences on y itself, float64
-        up, down = y.copy(), y.copy()
-        up[idx] += 1e-6
-        down[idx] -= 1e-6
-        numeric[idx] = (uniform_kl_to_marginal(up)[0] - uniform_kl_to_marginal(down)[0]) / 2e-6
-    np.testing.assert_allclose(dy, numeric, rtol=1e-6, atol=1e-9)
+    assert_gradient_on_y(uniform_kl_to_marginal)
 
 
 def test_revive_keeps_a_pull_on_an_empty_cluster_where_balance_loses_it():

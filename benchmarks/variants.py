@@ -74,6 +74,22 @@ def setting_of(options: dict) -> str:
                     if k not in ("seed", "labels", "clusters", "consistency"))
 
 
+def resolved(train_cfg) -> dict:
+    """What the run's recipe set, options or not: our terms that are on, the epochs and the decay epoch
+    (a table row is one setting of these with the options, so a preset's runs and the same
+    settings given as options share a row)."""
+    out = {k: getattr(train_cfg, k) for k in ("balance", "revive", "threshold", "decoded_class") if getattr(train_cfg, k)}
+    out["epochs"] = train_cfg.epochs
+    if train_cfg.decay_epochs:
+        out["decay"] = train_cfg.decay_epochs[0]
+    return out
+
+
+def setting_of_run(r: dict) -> str:
+    """``setting_of`` the run's options over what its recipe set (``resolved``)."""
+    return setting_of({**r.get("resolved", {}), **r.get("options", {})})
+
+
 def run(variant: str, options: dict[str, int], data) -> dict:
     from threadpoolctl import threadpool_info
 
@@ -105,7 +121,7 @@ def run(variant: str, options: dict[str, int], data) -> dict:
         from aae_np.eval.mnist_score import load_or_train_classifier
         clf = load_or_train_classifier(data.x_train, data.y_train)
         result["class_agreement"] = class_agreement(trainer.model, data.x_test[:10], clf)[0]
-    result.update(variant=variant, options=options, validation_images=0 if trainer.x_val is None else len(trainer.x_val),
+    result.update(variant=variant, options=options, resolved=resolved(train_cfg), validation_images=0 if trainer.x_val is None else len(trainer.x_val),
                   eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=int(len(trainer.labelled)), n_classes=model_cfg.n_classes,
                   style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, consistency=train_cfg.consistency,
                   train_wall_s=round(wall, 1), history_test_error_paper=trainer.history.get("test_error_paper"),
@@ -118,7 +134,7 @@ def table(lines: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in lines:
         key = r["n_labels"] if r["variant"] == "semi-supervised" else r["n_classes"]
-        groups[(r["variant"], key, r.get("consistency", 0.0), setting_of(r.get("options", {})))].append(r)
+        groups[(r["variant"], key, r.get("consistency", 0.0), setting_of_run(r))].append(r)
     rows = ["| variant | setting | metric | ours (mean ± std, seeds) | k-means on pixels | target | paper (60k) "
             "| train wall / CPU per run |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (variant, key, consistency, more), rs in sorted(groups.items()):
@@ -186,7 +202,7 @@ def curves(lines: list[dict], path: Path) -> Path:
     for ax, variant in zip(axes, ("clustering", "semi-supervised")):
         for r in (r for r in lines if r["variant"] == variant and r.get("history_test_error")):
             setting = f"{r['n_classes']} clusters" if variant == "clustering" else f"{r['n_labels']} labels"
-            more = setting_of(r.get("options", {}))
+            more = setting_of_run(r)
             label = (f"{setting}{', + consistency ' + format(r['consistency'], 'g') if r.get('consistency') else ''}"
                      f"{', ' + more if more else ''}, seed {r['options'].get('seed', 0)}")
             epochs = np.arange(1, len(r["history_test_error"]) + 1)

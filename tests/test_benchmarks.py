@@ -5,6 +5,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,25 @@ def test_variants_benchmark_table_and_run_parsing():
     assert ("| clustering | 10 clusters, + consistency 0.01, balance=1,dataset=fashion-mnist | clustering error, "
             "majority / paper protocol | 40.00 % / 41.00 % (1); Hungarian accuracy 62.00 % | 50.00 % / 52.00 %; 47.00 % "
             "| Hungarian accuracy ≥ 65 % | — |") in text
+
+
+def test_a_presets_run_and_the_same_settings_as_options_share_a_row():
+    """A row is the options over what the recipe resolved (``resolved``): our preset's run and a run
+    that named the same settings share one row; another epoch count gets its own."""
+    variants = bench("variants")
+    from aae_np.train.presets import resolve
+
+    _, train = resolve(variant="clustering", seed=1)
+    assert variants.resolved(train) == {"balance": 1.0, "epochs": 100, "decay": 85}
+    base = dict(variant="clustering", n_labels=0, n_classes=16, consistency=0.03, train_wall_s=60.0, train_cpu_s=90.0)
+    lines = [dict(base, test_error=0.08, options={"seed": 0, "clusters": 16, "balance": 1.0, "epochs": 100, "decay": 85}),
+             dict(base, test_error=0.10, options={"seed": 1, "clusters": 16}, resolved=variants.resolved(train)),
+             dict(base, test_error=0.30, options={"seed": 2, "clusters": 16},
+                  resolved=variants.resolved(replace(train, epochs=60)))]
+    text = variants.table(lines)
+    assert "| 16 clusters, + consistency 0.03, balance=1,decay=85,epochs=100 | clustering error, " in text
+    assert "| 9.00 % ± 1.41 % / — (2) |" in text
+    assert "| 16 clusters, + consistency 0.03, balance=1,decay=85,epochs=60 |" in text and "| 30.00 % / — (1) |" in text
 
 
 def test_variants_benchmark_curves(tmp_path):

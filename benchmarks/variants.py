@@ -199,7 +199,13 @@ def curves(lines: list[dict], path: Path) -> Path:
 
     fig = Figure(figsize=(14, 6), layout="constrained")
     axes = fig.subplots(1, 2)
+    from matplotlib import colormaps
+    from cycler import cycler
+
+    # 20 colours, then the same 20 dash-dotted: no two runs of one panel look alike (up to 40 runs)
+    styles = cycler(ls=["-", "-."]) * cycler(color=colormaps["tab20"].colors)
     for ax, variant in zip(axes, ("clustering", "semi-supervised")):
+        ax.set_prop_cycle(styles)
         for r in (r for r in lines if r["variant"] == variant and r.get("history_test_error")):
             setting = f"{r['n_classes']} clusters" if variant == "clustering" else f"{r['n_labels']} labels"
             more = setting_of_run(r)

@@ -78,7 +78,8 @@ def resolved(train_cfg) -> dict:
     """What the run's recipe set, options or not: our terms that are on, the epochs and the decay epoch
     (a table row is one setting of these with the options, so a preset's runs and the same
     settings given as options share a row)."""
-    out = {k: getattr(train_cfg, k) for k in ("balance", "revive", "threshold", "decoded_class") if getattr(train_cfg, k)}
+    ours = ("balance", "revive", "threshold", "decoded_class")
+    out = {k: getattr(train_cfg, k) for k in ours if getattr(train_cfg, k)}
     out["epochs"] = train_cfg.epochs
     if train_cfg.decay_epochs:
         out["decay"] = train_cfg.decay_epochs[0]

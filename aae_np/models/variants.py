@@ -114,7 +114,8 @@ class VariantAAE(NetworkSet):
         if c.variant == "semi-supervised":
             table["supervised"] = Phase(trains=("encoder",), needs=("labels",), uses=("x_in",))
         if c.has_y:                  # trained only when the trainer's ``consistency`` is on
-            table["consistency"] = Phase(trains=("encoder",), needs=("x_in", "y_target"), uses=("balance", "revive", "y_weight"))
+            table["consistency"] = Phase(trains=("encoder",), needs=("x_in", "y_target"),
+                                         uses=("balance", "revive", "y_weight"))
             table["decoded_class"] = Phase(trains=("decoder",), needs=("z_style", "classes"))   # likewise
         return table
 

@@ -56,7 +56,7 @@ class VariantTrainConfig(TrainConfig):
     sharpen: float = 0.5           # the consistency target is q(y|x)^(1/sharpen), renormalised
     shift_labelled: bool = False   # the supervised phase's batch augmented the same way (not the paper's)
     balance: float = 0.0           # weight of KL(batch mean of y || uniform) in the consistency phase (not the paper's)
-    revive: float = 0.0            # weight of KL(uniform || batch mean of y): a pull on empty clusters (not the paper's)
+    revive: float = 0.0            # weight of KL(uniform || batch mean of y): pulls on empty clusters (not the paper's)
     threshold: float = 0.0         # the consistency phase skips rows whose target's largest probability is below this
     decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
 

@@ -200,8 +200,7 @@ def curves(lines: list[dict], path: Path) -> Path:
 
     fig = Figure(figsize=(14, 6), layout="constrained")
     axes = fig.subplots(1, 2)
-    from matplotlib import colormaps
-    from cycler import cycler
+    from matplotlib import colormaps, cycler     # cycler as matplotlib exports it: no import of its dependency
 
     # 20 colours, then the same 20 dash-dotted: no two runs of one panel look alike (up to 40 runs)
     styles = cycler(ls=["-", "-."]) * cycler(color=colormaps["tab20"].colors)

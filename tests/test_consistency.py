@@ -323,3 +323,32 @@ def test_the_trainer_weighs_only_confident_rows():
     assert "y_weight" not in off
     with pytest.raises(ValueError, match="threshold must lie"):
         VariantTrainConfig(n_labels=0, threshold=1.0)
+
+
+def test_random_flips_mirror_about_half_the_rows_and_the_trainer_uses_them_only_when_asked():
+    from aae_np.train.augment import random_flips
+    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+
+    rng = np.random.default_rng(0)
+    x = rng.random((400, 784), dtype=np.float32)
+    out = random_flips(x, 0.5, np.random.default_rng(1))
+    mirrored = x.reshape(-1, 28, 28)[:, :, ::-1].reshape(-1, 784)
+    flipped = np.all(out == mirrored, axis=1)
+    assert np.all(flipped | np.all(out == x, axis=1))              # each row: itself or its mirror image
+    assert 150 < flipped.sum() < 250
+    np.testing.assert_array_equal(random_flips(x, 0.0, rng), x)
+    np.testing.assert_array_equal(random_flips(x, 1.0, rng), mirrored)
+    with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
+        random_flips(x, 1.5, rng)
+    with pytest.raises(ValueError, match=r"flip must lie in \[0, 1\]"):
+        VariantTrainConfig(flip=-0.1)
+    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8,), decoder_hidden=(8,),
+                discriminator_hidden=(8,), variant="clustering")
+    views = {}
+    for p in (0.0, 1.0):
+        trainer = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(epochs=1, batch_size=20, n_labels=0,
+                                                                        consistency=0.01, shift=0, rotate=0,
+                                                                        scale=0, flip=p), x[:40], progress=False)
+        views[p] = trainer.phase_inputs("consistency", x[:20], None)[1]["x_in"]
+    np.testing.assert_array_equal(views[0.0], x[:20])
+    np.testing.assert_array_equal(views[1.0], mirrored[:20])

@@ -1,4 +1,4 @@
-"""Random translations of images: the augmented views of the consistency phase.
+"""Random translations, turns and mirror images: the augmented views of the consistency phase.
 
 An image shifted by a pixel or two is still the same digit, so its cluster (or class) should
 not change: ``VariantTrainConfig.consistency`` trains q(y|x) of a shifted view towards q(y|x)
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["random_shifts"]
+__all__ = ["random_affine", "random_flips", "random_shifts"]
 
 
 def random_shifts(x: np.ndarray, max_shift: int, rng: np.random.Generator, side: int = 28) -> np.ndarray:
@@ -61,3 +61,17 @@ def random_affine(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.
             q = np.clip(u0 + du_ + 1, 0, side + 1)
             out += wv * wu * padded[rows, r, q]
     return out.astype(x.dtype)
+
+
+def random_flips(x: np.ndarray, p: float, rng: np.random.Generator, side: int = 28) -> np.ndarray:
+    """Each row of ``x`` (N, side * side), as a side x side image, mirrored left to right with
+    probability ``p`` (a shirt mirrored is still a shirt; a mirrored 3 is no digit)."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != side * side:
+        raise ValueError(f"random_flips: x must be (N, {side * side}) images of {side} x {side}, got {x.shape}")
+    if not 0 <= p <= 1:
+        raise ValueError(f"random_flips: p must lie in [0, 1], got {p}")
+    flip = rng.random(len(x)) < p
+    out = x.copy()
+    out[flip] = x[flip].reshape(-1, side, side)[:, :, ::-1].reshape(-1, side * side)
+    return out

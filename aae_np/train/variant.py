@@ -33,7 +33,7 @@ from aae_np.eval.clustering import split_validation
 from aae_np.eval.held_out import held_out_metrics, test_mse
 from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam, Momentum
-from aae_np.train.augment import random_affine, random_shifts
+from aae_np.train.augment import random_affine, random_flips, random_shifts
 from aae_np.train.teacher import Teacher
 from aae_np.train.inputs import check_labels
 from aae_np.train.trainer import TrainConfig, Trainer
@@ -55,6 +55,7 @@ class VariantTrainConfig(TrainConfig):
     shift: int = 2                 # the consistency phase's views: shifts of up to this many pixels,
     rotate: float = 15.0           # turns of up to this many degrees and scalings by up to 1 +- scale
     scale: float = 0.1             # (both 0: whole-pixel shifts only)
+    flip: float = 0.0              # and mirrored left to right with this probability (clothes, not digits)
     sharpen: float = 0.5           # the consistency target is q(y|x)^(1/sharpen), renormalised
     shift_labelled: bool = False   # the supervised phase's batch augmented the same way (not the paper's)
     balance: float = 0.0           # weight of KL(batch mean of y || uniform) in the consistency phase (not the paper's)
@@ -78,7 +79,8 @@ class VariantTrainConfig(TrainConfig):
                   "consistency must be >= 0 (0: off)": self.consistency >= 0,
                   "shift must lie in [0, 27]": 0 <= self.shift <= 27,
                   "rotate must lie in [0, 180]": 0 <= self.rotate <= 180, "scale must lie in [0, 1)": 0 <= self.scale < 1,
-                  "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1, "balance must be >= 0": self.balance >= 0,
+                  "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1, "flip must lie in [0, 1]": 0 <= self.flip <= 1,
+                  "balance must be >= 0": self.balance >= 0,
                   "revive must be >= 0": self.revive >= 0,
                   "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0,
@@ -233,11 +235,14 @@ class VariantTrainer(Trainer):
         return x, self._with_dropout_mask(model.phases[phase], x, inputs)
 
     def _view(self, x: np.ndarray) -> np.ndarray:
-        """An augmented view of the batch: shifted, or turned, scaled and shifted."""
+        """An augmented view of the batch: shifted, or turned, scaled and shifted; then mirrored
+        with probability ``flip``."""
         c = self.config
         if c.rotate == 0 and c.scale == 0:
-            return random_shifts(x, c.shift, self.rng)
-        return random_affine(x, self.rng, c.shift, c.rotate, c.scale)
+            view = random_shifts(x, c.shift, self.rng)
+        else:
+            view = random_affine(x, self.rng, c.shift, c.rotate, c.scale)
+        return random_flips(view, c.flip, self.rng) if c.flip > 0 else view
 
     def _target(self, x: np.ndarray) -> np.ndarray:
         """q(y|x) in evaluation mode (of the mean teacher, if any), sharpened: q^(1/T) / sum_j q_j^(1/T)

@@ -189,4 +189,4 @@ def test_the_command_line_passes_decoded_class_to_the_run():
 
 def test_the_reduction_preset_has_the_consistency_phase_and_the_balance_term():
     train = resolve(variant="reduction")[1]
-    assert (train.consistency, train.balance, train.epochs, train.optimizer) == (0.001, 1.0, 60, "adam")
+    assert (train.consistency, train.balance, train.epochs, train.optimizer) == (0.003, 1.0, 60, "adam")

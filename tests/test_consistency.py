@@ -352,3 +352,37 @@ def test_random_flips_mirror_about_half_the_rows_and_the_trainer_uses_them_only_
         views[p] = trainer.phase_inputs("consistency", x[:20], None)[1]["x_in"]
     np.testing.assert_array_equal(views[0.0], x[:20])
     np.testing.assert_array_equal(views[1.0], mirrored[:20])
+
+
+def test_mixed_views_and_targets_are_the_same_mixture_of_two_rows():
+    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 784), dtype=np.float32)
+    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8,), decoder_hidden=(8,),
+                discriminator_hidden=(8,), variant="clustering")
+    run = dict(epochs=1, batch_size=20, n_labels=0, consistency=0.01, shift=0, rotate=0, scale=0, sharpen=1,
+               threshold=0.3)
+    plain = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(**run), x, progress=False)
+    mixed = VariantTrainer(VariantAAE(**tiny), VariantTrainConfig(**run, mix=0.5), x, progress=False)
+    _, inputs = mixed.phase_inputs("consistency", x[:20], None)
+    target, weight = plain._target(x[:20]), (plain._target(x[:20]).max(1) >= 0.3).astype(np.float32)
+    # recover each row's pair and weight from the view: row i = lam x_i + (1 - lam) x_p(i)
+    # (a row with lam near 1 fits any pair, and then every pair's mixture of targets is its own)
+    for i in range(20):
+        fits = []
+        for j in range(20):
+            d = x[i] - x[j]
+            lam = 1.0 if i == j else float(np.dot(inputs["x_in"][i] - x[j], d) / np.dot(d, d))
+            fits.append((np.abs(inputs["x_in"][i] - lam * x[i] - (1 - lam) * x[j]).max(), j, lam))
+        residual, j, lam = min(fits)
+        assert residual < 1e-5 and -1e-6 <= lam <= 1 + 1e-6
+        np.testing.assert_allclose(inputs["y_target"][i], lam * target[i] + (1 - lam) * target[j], atol=1e-5)
+        np.testing.assert_allclose(inputs["y_weight"][i], lam * weight[i] + (1 - lam) * weight[j], atol=1e-5)
+    assert not np.allclose(inputs["x_in"], x[:20])
+    _, unmixed = plain.phase_inputs("consistency", x[:20], None)
+    np.testing.assert_array_equal(unmixed["x_in"], x[:20])
+    mixed.fit()
+    assert np.isfinite(mixed.history["consistency_loss"]).all()
+    with pytest.raises(ValueError, match="mix must be >= 0"):
+        VariantTrainConfig(mix=-1)

@@ -13,7 +13,8 @@ and, not the paper's, each only when its learning rate is set (clustering, semi-
 5. ``consistency``     the y head on an augmented view pulled towards its own sharpened q(y|x)
                        (``balance``: plus even cluster use; ``revive``: a pull on empty clusters;
                        ``threshold``: confident rows only; ``teacher``: the target from a moving
-                       average of the weights, ``aae_np.train.teacher``);
+                       average of the weights, ``aae_np.train.teacher``; ``mix``: views and
+                       targets mixed in pairs);
 6. ``decoded_class``   the decoder draws the class it is given, as the encoder reads it.
 
 Labels: the supervised variant uses every training label; the conditioned and
@@ -56,6 +57,7 @@ class VariantTrainConfig(TrainConfig):
     rotate: float = 15.0           # turns of up to this many degrees and scalings by up to 1 +- scale
     scale: float = 0.1             # (both 0: whole-pixel shifts only)
     flip: float = 0.0              # and mirrored left to right with this probability (clothes, not digits)
+    mix: float = 0.0               # views (and targets) mixed in pairs, weights ~ Beta(mix, mix) (0: off)
     sharpen: float = 0.5           # the consistency target is q(y|x)^(1/sharpen), renormalised
     shift_labelled: bool = False   # the supervised phase's batch augmented the same way (not the paper's)
     balance: float = 0.0           # weight of KL(batch mean of y || uniform) in the consistency phase (not the paper's)
@@ -80,7 +82,7 @@ class VariantTrainConfig(TrainConfig):
                   "shift must lie in [0, 27]": 0 <= self.shift <= 27,
                   "rotate must lie in [0, 180]": 0 <= self.rotate <= 180, "scale must lie in [0, 1)": 0 <= self.scale < 1,
                   "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1, "flip must lie in [0, 1]": 0 <= self.flip <= 1,
-                  "balance must be >= 0": self.balance >= 0,
+                  "balance must be >= 0": self.balance >= 0, "mix must be >= 0 (0: off)": self.mix >= 0,
                   "revive must be >= 0": self.revive >= 0,
                   "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0,
@@ -228,6 +230,8 @@ class VariantTrainer(Trainer):
         view = x
         if phase == "consistency" or (phase == "supervised" and self.config.shift_labelled):
             view = inputs["x_in"] = self._view(x)
+        if phase == "consistency" and self.config.mix > 0:
+            view = inputs["x_in"] = self._mix(view, inputs)
         if model.prior_y is not None and self.config.y_instance_noise > 0 and phase in ("discriminator", "generator"):
             inputs["y_noise"] = self._y_noise(n)
         if self.config.input_noise > 0:
@@ -243,6 +247,20 @@ class VariantTrainer(Trainer):
         else:
             view = random_affine(x, self.rng, c.shift, c.rotate, c.scale)
         return random_flips(view, c.flip, self.rng) if c.flip > 0 else view
+
+    def _mix(self, view: np.ndarray, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Interpolation consistency (Verma et al., 2019): row i of the views becomes
+        lam_i view_i + (1 - lam_i) view_p(i) for a random pairing p and lam_i ~ Beta(mix, mix); its
+        target (and row weight) the same mixture of the two rows' targets."""
+        n, a = len(view), self.config.mix
+        lam = self.rng.beta(a, a, n).astype(view.dtype)[:, None]
+        pair = self.rng.permutation(n)
+        for key in ("y_target", "y_weight"):
+            if key in inputs:
+                value = inputs[key] if inputs[key].ndim == 2 else inputs[key][:, None]
+                mixed = lam * value + (1 - lam) * value[pair]
+                inputs[key] = mixed.astype(value.dtype) if inputs[key].ndim == 2 else mixed[:, 0].astype(value.dtype)
+        return lam * view + (1 - lam) * view[pair]
 
     def _target(self, x: np.ndarray) -> np.ndarray:
         """q(y|x) in evaluation mode (of the mean teacher, if any), sharpened: q^(1/T) / sum_j q_j^(1/T)

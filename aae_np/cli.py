@@ -87,7 +87,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         trainer.fit(on_epoch=on_epoch)
         seconds = time.perf_counter() - start
-        model = trainer.evaluated_model
+        model = trainer.model
         model.save(out / "model.npz", cli_data.record_arrays(data))
         held_out = getattr(trainer.config, "validation_images", 0)
         clock = time.perf_counter()

@@ -129,7 +129,7 @@ class AAEEstimator:
         data = _Data(x, labels)
         trainer = new_trainer(model_cfg, train_cfg, data, backend=self.backend, progress=False)
         trainer.fit()
-        self.model_, self.n_features_in_ = trainer.evaluated_model, x.shape[1]
+        self.model_, self.n_features_in_ = trainer.model, x.shape[1]
         self.history_ = trainer.history
         return self
 

@@ -50,7 +50,7 @@ TARGET = {("semi-supervised", 100, "mnist"): "≤ 1.5 %; class agreement ≥ 90 
 
 
 #: fields of VariantTrainConfig a RUN may set beyond the CLI's options (floats)
-TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "teacher", "sharpen", "shift", "rotate", "scale", "flip", "mix", "lr_sup", "input_noise", "y_instance_noise")
+TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix", "lr_sup", "input_noise", "y_instance_noise")
 INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay")
 #: ``dataset=fashion-mnist`` trains on Fashion-MNIST (its folder: ``--fashion-dir``); ``decay=E``: the
 #: learning rates / 10 after epoch E (the preset: 50, past a short run's end)
@@ -78,7 +78,7 @@ def resolved(train_cfg) -> dict:
     """What the run's recipe set, options or not: our terms that are on, the epochs and the decay epoch
     (a table row is one setting of these with the options, so a preset's runs and the same
     settings given as options share a row)."""
-    ours = ("balance", "revive", "threshold", "decoded_class", "teacher")
+    ours = ("balance", "revive", "threshold", "decoded_class")
     out = {k: getattr(train_cfg, k) for k in ours if getattr(train_cfg, k)}
     out["epochs"] = train_cfg.epochs
     if train_cfg.decay_epochs:
@@ -112,16 +112,16 @@ def run(variant: str, options: dict[str, int], data) -> dict:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     name = variant + "".join(f"-{k}{v if isinstance(v, str) else format(v, 'g')}" for k, v in sorted(options.items()))
     (MODELS / name).mkdir(parents=True, exist_ok=True)
-    trainer.evaluated_model.save(MODELS / name / "model.npz")              # for figures: aae_np.eval.report.write_figures
+    trainer.model.save(MODELS / name / "model.npz")              # for figures: aae_np.eval.report.write_figures
     (MODELS / name / "history.json").write_text(json.dumps(trainer.history))
     evaluation = time.perf_counter()           # with k-means at the same k for clustering
-    result = evaluate_variant(trainer.evaluated_model, trainer.x_train, trainer.y_train, data.x_test, data.y_test,
+    result = evaluate_variant(trainer.model, trainer.x_train, trainer.y_train, data.x_test, data.y_test,
                               parzen=variant == "unsupervised", x_val=trainer.x_val, y_val=trainer.y_val)
     if variant in ("semi-supervised", "supervised") and options.get("dataset", "mnist") == "mnist":   # style vs content
         from aae_np.eval.disentangle import class_agreement
         from aae_np.eval.mnist_score import load_or_train_classifier
         clf = load_or_train_classifier(data.x_train, data.y_train)
-        result["class_agreement"] = class_agreement(trainer.evaluated_model, data.x_test[:10], clf)[0]
+        result["class_agreement"] = class_agreement(trainer.model, data.x_test[:10], clf)[0]
     result.update(variant=variant, options=options, resolved=resolved(train_cfg), validation_images=0 if trainer.x_val is None else len(trainer.x_val),
                   eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=int(len(trainer.labelled)), n_classes=model_cfg.n_classes,
                   style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, consistency=train_cfg.consistency,

@@ -93,11 +93,6 @@ class Trainer:
     config_class: type[TrainConfig] = TrainConfig
     labels: np.ndarray | None = None      # per training row, for models whose phases take labels
 
-    @property
-    def evaluated_model(self) -> NetworkSet:
-        """The model the held-out numbers are measured on and a run saves: the trained one here."""
-        return self.model
-
     def describe(self) -> str:
         """One line on the run: size, schedule, length, backend."""
         return (f"{self.model.num_params():,} parameters, schedule {self.config.schedule}, "
@@ -260,7 +255,7 @@ class Trainer:
 
     def test_mse(self) -> float:
         """Held-out reconstruction MSE (mean over all pixels), NaN without test data."""
-        return float("nan") if self.x_test is None else self.evaluated_model.reconstruction_mse(self.x_test)
+        return float("nan") if self.x_test is None else self.model.reconstruction_mse(self.x_test)
 
     # -- checkpoints ---------------------------------------------------------------------
     @property
@@ -273,18 +268,13 @@ class Trainer:
             raise ValueError("save_checkpoint needs a path or a Trainer with out_dir")
         state = {"epoch": self.epoch, "train_config": asdict(self.config), "history": self.history,
                  "rng": self.rng.bit_generator.state, **({"resumes": self.resumes} if self.resumes else {})}
-        self.model.save(path, {"__trainer__": np.array(json.dumps(state)), **self.checkpoint_arrays()})
+        extra = {"__trainer__": np.array(json.dumps(state))}
+        for phase, opt in self.optimizers.items():
+            extra.update(opt.state_arrays(f"optim/{phase}"))
+        self.model.save(path, extra)
         history = {**self.history, **({"resumes": self.resumes} if self.resumes else {})}
         atomic_write_text(path.with_name("history.json"), json.dumps(history, indent=1))
         return path
-
-    def checkpoint_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays a checkpoint holds beside the model's to resume bit for bit: every optimizer's state."""
-        return {k: v for phase, opt in self.optimizers.items() for k, v in opt.state_arrays(f"optim/{phase}").items()}
-
-    def load_checkpoint_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        for phase, opt in self.optimizers.items():
-            opt.load_state_arrays(arrays, f"optim/{phase}")
 
     @classmethod
     def resume(cls, path: str | os.PathLike, x_train: np.ndarray, x_test: np.ndarray | None = None,
@@ -315,7 +305,8 @@ class Trainer:
         trainer.resumes = state.get("resumes", []) + ([{"epoch": trainer.epoch, **changes}] if changes else [])
         try:
             trainer.rng.bit_generator.state = state["rng"]
-            trainer.load_checkpoint_arrays(extra)
+            for phase, opt in trainer.optimizers.items():
+                opt.load_state_arrays(extra, f"optim/{phase}")
         except (TypeError, ValueError, KeyError) as err:
             raise ValueError(f"{path}: {err}; the checkpoint is damaged or from another run") from None
         return trainer

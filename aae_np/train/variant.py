@@ -12,9 +12,7 @@ and, not the paper's, each only when its learning rate is set (clustering, semi-
 
 5. ``consistency``     the y head on an augmented view pulled towards its own sharpened q(y|x)
                        (``balance``: plus even cluster use; ``revive``: a pull on empty clusters;
-                       ``threshold``: confident rows only; ``teacher``: the target from a moving
-                       average of the weights, ``aae_np.train.teacher``; ``mix``: views and
-                       targets mixed in pairs);
+                       ``threshold``: confident rows only; ``mix``: views and targets mixed in pairs);
 6. ``decoded_class``   the decoder draws the class it is given, as the encoder reads it.
 
 Labels: the supervised variant uses every training label; the conditioned and
@@ -35,7 +33,6 @@ from aae_np.eval.held_out import held_out_metrics, test_mse
 from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.augment import random_affine, random_flips, random_shifts
-from aae_np.train.teacher import Teacher
 from aae_np.train.inputs import check_labels
 from aae_np.train.trainer import TrainConfig, Trainer
 
@@ -64,8 +61,6 @@ class VariantTrainConfig(TrainConfig):
     revive: float = 0.0            # weight of KL(uniform || batch mean of y): pulls on empty clusters (not the paper's)
     threshold: float = 0.0         # the consistency phase skips rows whose target's largest probability is below this
     decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
-    teacher: float = 0.0           # decay of a moving average of the weights (a "mean teacher"; 0: off; not the
-                                   # paper's): it gives the consistency target and is the model evaluated and saved
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -85,8 +80,7 @@ class VariantTrainConfig(TrainConfig):
                   "balance must be >= 0": self.balance >= 0, "mix must be >= 0 (0: off)": self.mix >= 0,
                   "revive must be >= 0": self.revive >= 0,
                   "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
-                  "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0,
-                  "teacher must lie in [0, 1) (0: off)": 0 <= self.teacher < 1}
+                  "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0}
         problems = [text for text, ok in checks.items() if not ok]
         if problems:
             raise ValueError("VariantTrainConfig: " + "; ".join(problems))
@@ -146,26 +140,6 @@ class VariantTrainer(Trainer):
         if c.uses_labels:
             self.labels[self.labelled] = self.y_train[self.labelled]
         super().__init__(model, config, x_train, x_test, out_dir, progress)
-        self.teacher = Teacher(model, config.teacher) if config.teacher > 0 else None
-
-    @property
-    def evaluated_model(self) -> VariantAAE:
-        """The mean teacher when there is one (``config.teacher``), else the trained model."""
-        return self.model if self.teacher is None else self.teacher.model
-
-    def step(self, x: np.ndarray, progress: float = 0.0, labels: np.ndarray | None = None) -> dict[str, float]:
-        stats = super().step(x, progress, labels)
-        if self.teacher is not None:
-            self.teacher.update()
-        return stats
-
-    def checkpoint_arrays(self) -> dict[str, np.ndarray]:
-        return {**super().checkpoint_arrays(), **({} if self.teacher is None else self.teacher.state_arrays("teacher"))}
-
-    def load_checkpoint_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        super().load_checkpoint_arrays(arrays)
-        if self.teacher is not None:
-            self.teacher.load_state_arrays(arrays, "teacher")
 
     def schedule(self) -> tuple[str, ...]:
         """The model's phases but those of our additions whose rate is 0 (off)."""
@@ -263,9 +237,8 @@ class VariantTrainer(Trainer):
         return lam * view + (1 - lam) * view[pair]
 
     def _target(self, x: np.ndarray) -> np.ndarray:
-        """q(y|x) in evaluation mode (of the mean teacher, if any), sharpened: q^(1/T) / sum_j q_j^(1/T)
-        (T = ``sharpen``)."""
-        q = self.evaluated_model.classify(x)
+        """q(y|x) in evaluation mode, sharpened: q^(1/T) / sum_j q_j^(1/T) (T = ``sharpen``)."""
+        q = self.model.classify(x)
         if self.config.sharpen == 1:
             return q
         log_t = np.log(np.maximum(q, 1e-30)) / self.config.sharpen
@@ -279,13 +252,13 @@ class VariantTrainer(Trainer):
     def epoch_metrics(self) -> dict[str, float]:
         if self.x_test is None:
             return {}
-        return held_out_metrics(self.evaluated_model, self.x_train, self.y_train, self.x_test, self.y_test, self.x_val,
+        return held_out_metrics(self.model, self.x_train, self.y_train, self.x_test, self.y_test, self.x_val,
                                 self.y_val)
 
     def test_mse(self) -> float:
         if self.x_test is None:
             return float("nan")
-        return test_mse(self.evaluated_model, self.x_test, self.y_test)
+        return test_mse(self.model, self.x_test, self.y_test)
 
     @classmethod
     def resume(cls, path, x_train, y_train=None, x_test=None, y_test=None, epochs=None, out_dir=None,

@@ -78,7 +78,7 @@ def resolved(train_cfg) -> dict:
     """What the run's recipe set, options or not: our terms that are on, the epochs and the decay epoch
     (a table row is one setting of these with the options, so a preset's runs and the same
     settings given as options share a row)."""
-    ours = ("balance", "revive", "threshold", "decoded_class")
+    ours = ("balance", "revive", "threshold", "decoded_class", "flip", "mix")
     out = {k: getattr(train_cfg, k) for k in ours if getattr(train_cfg, k)}
     out["epochs"] = train_cfg.epochs
     if train_cfg.decay_epochs:

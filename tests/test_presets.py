@@ -96,7 +96,8 @@ def test_our_recipe_is_the_default_and_the_papers_is_one_flag_away(variant, ours
         assert resolve(variant=variant, recipe=recipe)[1].consistency == ours
     paper_model, paper = resolve(variant=variant, recipe="paper")
     assert paper.consistency == 0 and resolve(variant=variant, consistency=0.2)[1].consistency == 0.2
-    assert (paper.balance, paper.threshold, paper.decoded_class, paper.shift_labelled) == (0, 0, 0, False)
+    assert (paper.balance, paper.threshold, paper.decoded_class, paper.shift_labelled, paper.flip, paper.mix) == \
+        (0, 0, 0, False, 0, 0)
     from aae_np.train.presets import OUR_RECIPE
 
     ours_train = resolve(variant=variant)[1]

@@ -50,7 +50,7 @@ TARGET = {("semi-supervised", 100, "mnist"): "≤ 1.5 %; class agreement ≥ 90 
 
 
 #: fields of VariantTrainConfig a RUN may set beyond the CLI's options (floats)
-TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix", "lr_sup", "input_noise", "y_instance_noise")
+TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix", "elastic", "lr_sup", "input_noise", "y_instance_noise")
 INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay")
 #: ``dataset=fashion-mnist`` trains on Fashion-MNIST (its folder: ``--fashion-dir``); ``decay=E``: the
 #: learning rates / 10 after epoch E (the preset: 50, past a short run's end)
@@ -78,7 +78,7 @@ def resolved(train_cfg) -> dict:
     """What the run's recipe set, options or not: our terms that are on, the epochs and the decay epoch
     (a table row is one setting of these with the options, so a preset's runs and the same
     settings given as options share a row)."""
-    ours = ("balance", "revive", "threshold", "decoded_class", "flip", "mix")
+    ours = ("balance", "revive", "threshold", "decoded_class", "flip", "mix", "elastic")
     out = {k: getattr(train_cfg, k) for k in ours if getattr(train_cfg, k)}
     out["epochs"] = train_cfg.epochs
     if train_cfg.decay_epochs:

@@ -386,3 +386,26 @@ def test_mixed_views_and_targets_are_the_same_mixture_of_two_rows():
     assert np.isfinite(mixed.history["consistency_loss"]).all()
     with pytest.raises(ValueError, match="mix must be >= 0"):
         VariantTrainConfig(mix=-1)
+
+
+def test_elastic_views_bend_smoothly_and_leave_the_affine_stream_alone_when_off():
+    from aae_np.train.augment import elastic_field, random_affine
+
+    field = elastic_field(500, 28, 4.0, np.random.default_rng(0)).reshape(500, 28, 28)
+    assert abs(field.mean()) < 0.01 and 0.02 < field.std() < 0.06
+    near = np.corrcoef(field[:, 14, 14], field[:, 14, 15])[0, 1]
+    far = np.corrcoef(field[:, 14, 14], field[:, 14, 26])[0, 1]
+    assert near > 0.9 and far < 0.5                                # neighbours move together
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        elastic_field(1, 28, 0.0, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    x = np.zeros((50, 28, 28), np.float32)
+    x[:, 8:20, 12:16] = 1
+    x = x.reshape(50, 784)
+    np.testing.assert_array_equal(random_affine(x, np.random.default_rng(3), 2, 15, 0.1),
+                                  random_affine(x, np.random.default_rng(3), 2, 15, 0.1, elastic=0.0))
+    bent = random_affine(x, rng, 0, 0, 0, elastic=30)
+    moved = np.abs(bent - x).sum(axis=1)
+    assert (moved > 1).mean() > 0.9                                 # nearly every image changed
+    ink = bent.sum(axis=1) / x.sum(axis=1)          # a bend stretches or squeezes a stroke, on average neither
+    assert abs(ink.mean() - 1) < 0.1 and ink.min() > 0.3

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["random_affine", "random_flips", "random_shifts"]
+__all__ = ["elastic_field", "random_affine", "random_flips", "random_shifts"]
 
 
 def random_shifts(x: np.ndarray, max_shift: int, rng: np.random.Generator, side: int = 28) -> np.ndarray:
@@ -33,10 +33,14 @@ def random_shifts(x: np.ndarray, max_shift: int, rng: np.random.Generator, side:
 
 
 def random_affine(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0, max_degrees: float = 15.0,
-                  max_scale: float = 0.1, side: int = 28) -> np.ndarray:
+                  max_scale: float = 0.1, side: int = 28, elastic: float = 0.0, sigma: float = 4.0) -> np.ndarray:
     """Each row of ``x`` (N, side * side) turned by its own angle in [-max_degrees, max_degrees],
     scaled by a factor in [1 - max_scale, 1 + max_scale] about the centre and moved by up to
-    ``max_shift`` pixels along each axis; read back by bilinear interpolation, 0 outside."""
+    ``max_shift`` pixels along each axis; read back by bilinear interpolation, 0 outside.
+
+    ``elastic`` > 0 also bends each image (Simard et al., 2003): every pixel reads from a place
+    moved further by ``elastic`` times a field of uniform [-1, 1] noise smoothed by a Gaussian of
+    ``sigma`` pixels (``elastic_field``), so nearby pixels move together."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != side * side:
         raise ValueError(f"random_affine: x must be (N, {side * side}) images of {side} x {side}, got {x.shape}")
@@ -49,6 +53,9 @@ def random_affine(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.
     cos, sin = (np.cos(angle) / scale)[:, None], (np.sin(angle) / scale)[:, None]
     du, dv = u - shift[:, 1:], v - shift[:, :1]
     src_u, src_v = cos * du + sin * dv + c, -sin * du + cos * dv + c   # (N, side * side)
+    if elastic > 0:
+        src_u = src_u + elastic_field(n, side, sigma, rng) * elastic
+        src_v = src_v + elastic_field(n, side, sigma, rng) * elastic
     u0, v0 = np.floor(src_u).astype(np.int64), np.floor(src_v).astype(np.int64)
     fu, fv = src_u - u0, src_v - v0
     padded = np.zeros((n, side + 2, side + 2), x.dtype)                # a ring of 0s: reads outside are 0
@@ -75,3 +82,15 @@ def random_flips(x: np.ndarray, p: float, rng: np.random.Generator, side: int = 
     out = x.copy()
     out[flip] = x[flip].reshape(-1, side, side)[:, :, ::-1].reshape(-1, side * side)
     return out
+
+
+def elastic_field(n: int, side: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """(n, side * side): uniform [-1, 1] noise on each side x side grid smoothed by a Gaussian of
+    ``sigma`` pixels (0 beyond the border), one grid per row: ``G @ noise @ G.T`` with G the
+    side x side matrix of the Gaussian's weights."""
+    if sigma <= 0:
+        raise ValueError(f"elastic_field: sigma must be > 0, got {sigma}")
+    offsets = np.arange(side)[:, None] - np.arange(side)[None, :]
+    g = np.exp(-0.5 * (offsets / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
+    noise = rng.uniform(-1, 1, (n, side, side))
+    return (g @ noise @ g.T).reshape(n, side * side)

@@ -54,6 +54,7 @@ class VariantTrainConfig(TrainConfig):
     rotate: float = 15.0           # turns of up to this many degrees and scalings by up to 1 +- scale
     scale: float = 0.1             # (both 0: whole-pixel shifts only)
     flip: float = 0.0              # and mirrored left to right with this probability (clothes, not digits)
+    elastic: float = 0.0           # and bent: pixels displaced by this times smoothed noise (Simard et al.; 0: off)
     mix: float = 0.0               # views (and targets) mixed in pairs, weights ~ Beta(mix, mix) (0: off)
     sharpen: float = 0.5           # the consistency target is q(y|x)^(1/sharpen), renormalised
     shift_labelled: bool = False   # the supervised phase's batch augmented the same way (not the paper's)
@@ -78,6 +79,7 @@ class VariantTrainConfig(TrainConfig):
                   "rotate must lie in [0, 180]": 0 <= self.rotate <= 180, "scale must lie in [0, 1)": 0 <= self.scale < 1,
                   "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1, "flip must lie in [0, 1]": 0 <= self.flip <= 1,
                   "balance must be >= 0": self.balance >= 0, "mix must be >= 0 (0: off)": self.mix >= 0,
+                  "elastic must be >= 0 (0: off)": self.elastic >= 0,
                   "revive must be >= 0": self.revive >= 0,
                   "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0}
@@ -213,13 +215,13 @@ class VariantTrainer(Trainer):
         return x, self._with_dropout_mask(model.phases[phase], x, inputs)
 
     def _view(self, x: np.ndarray) -> np.ndarray:
-        """An augmented view of the batch: shifted, or turned, scaled and shifted; then mirrored
-        with probability ``flip``."""
+        """An augmented view of the batch: shifted, or turned, scaled, shifted (and bent, with
+        ``elastic``); then mirrored with probability ``flip``."""
         c = self.config
-        if c.rotate == 0 and c.scale == 0:
+        if c.rotate == 0 and c.scale == 0 and c.elastic == 0:
             view = random_shifts(x, c.shift, self.rng)
         else:
-            view = random_affine(x, self.rng, c.shift, c.rotate, c.scale)
+            view = random_affine(x, self.rng, c.shift, c.rotate, c.scale, elastic=c.elastic)
         return random_flips(view, c.flip, self.rng) if c.flip > 0 else view
 
     def _mix(self, view: np.ndarray, inputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -96,8 +96,8 @@ def test_our_recipe_is_the_default_and_the_papers_is_one_flag_away(variant, ours
         assert resolve(variant=variant, recipe=recipe)[1].consistency == ours
     paper_model, paper = resolve(variant=variant, recipe="paper")
     assert paper.consistency == 0 and resolve(variant=variant, consistency=0.2)[1].consistency == 0.2
-    assert (paper.balance, paper.threshold, paper.decoded_class, paper.shift_labelled, paper.flip, paper.mix) == \
-        (0, 0, 0, False, 0, 0)
+    assert (paper.balance, paper.threshold, paper.decoded_class, paper.shift_labelled, paper.flip, paper.mix,
+            paper.elastic) == (0, 0, 0, False, 0, 0, 0)
     from aae_np.train.presets import OUR_RECIPE
 
     ours_train = resolve(variant=variant)[1]
@@ -157,6 +157,11 @@ def test_our_recipe_takes_the_papers_on_rows_that_are_not_28_by_28_images():
     assert dropped and fitted == paper_recipe(ours) == resolve(variant="semi-supervised", recipe="paper")[1]
     plain = resolve("default")[1]
     assert fit_recipe(plain, 64) == (plain, False)
+
+
+def test_bent_views_are_in_our_semi_supervised_recipe_only():
+    assert resolve(variant="semi-supervised")[1].elastic == 20
+    assert resolve(variant="clustering")[1].elastic == 0           # they merge fours and nines there
 
 
 def test_decoded_class_is_an_option_of_the_variants_with_a_decoder_of_z_and_y():

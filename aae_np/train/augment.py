@@ -1,4 +1,4 @@
-"""Random translations, turns and mirror images: the augmented views of the consistency phase.
+"""Random shifts, turns, bends and mirror images: the augmented views of the consistency phase.
 
 An image shifted by a pixel or two is still the same digit, so its cluster (or class) should
 not change: ``VariantTrainConfig.consistency`` trains q(y|x) of a shifted view towards q(y|x)

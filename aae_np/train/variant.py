@@ -233,9 +233,8 @@ class VariantTrainer(Trainer):
         pair = self.rng.permutation(n)
         for key in ("y_target", "y_weight"):
             if key in inputs:
-                value = inputs[key] if inputs[key].ndim == 2 else inputs[key][:, None]
-                mixed = lam * value + (1 - lam) * value[pair]
-                inputs[key] = mixed.astype(value.dtype) if inputs[key].ndim == 2 else mixed[:, 0].astype(value.dtype)
+                value, weight = inputs[key], lam if inputs[key].ndim == 2 else lam[:, 0]
+                inputs[key] = (weight * value + (1 - weight) * value[pair]).astype(value.dtype)
         return lam * view + (1 - lam) * view[pair]
 
     def _target(self, x: np.ndarray) -> np.ndarray:

@@ -17,8 +17,7 @@ def random_shifts(x: np.ndarray, max_shift: int, rng: np.random.Generator, side:
     """Each row of ``x`` (N, side * side), as a side x side image, moved by its own random whole
     number of pixels in [-max_shift, max_shift] along each axis; pixels moved in are 0."""
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != side * side:
-        raise ValueError(f"random_shifts: x must be (N, {side * side}) images of {side} x {side}, got {x.shape}")
+    _check_images(x, side, "random_shifts")
     if not 0 <= max_shift < side:
         raise ValueError(f"random_shifts: max_shift must lie in [0, {side}), got {max_shift}")
     n, m = len(x), max_shift
@@ -42,8 +41,7 @@ def random_affine(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.
     moved further by ``elastic`` times a field of uniform [-1, 1] noise smoothed by a Gaussian of
     ``sigma`` pixels (``elastic_field``), so nearby pixels move together."""
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != side * side:
-        raise ValueError(f"random_affine: x must be (N, {side * side}) images of {side} x {side}, got {x.shape}")
+    _check_images(x, side, "random_affine")
     n, c = len(x), (side - 1) / 2
     angle = np.deg2rad(rng.uniform(-max_degrees, max_degrees, n))
     scale = rng.uniform(1 - max_scale, 1 + max_scale, n)
@@ -74,14 +72,18 @@ def random_flips(x: np.ndarray, p: float, rng: np.random.Generator, side: int = 
     """Each row of ``x`` (N, side * side), as a side x side image, mirrored left to right with
     probability ``p`` (a shirt mirrored is still a shirt; a mirrored 3 is no digit)."""
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != side * side:
-        raise ValueError(f"random_flips: x must be (N, {side * side}) images of {side} x {side}, got {x.shape}")
+    _check_images(x, side, "random_flips")
     if not 0 <= p <= 1:
         raise ValueError(f"random_flips: p must lie in [0, 1], got {p}")
     flip = rng.random(len(x)) < p
     out = x.copy()
     out[flip] = x[flip].reshape(-1, side, side)[:, :, ::-1].reshape(-1, side * side)
     return out
+
+
+def _check_images(x: np.ndarray, side: int, who: str) -> None:
+    if x.ndim != 2 or x.shape[1] != side * side:
+        raise ValueError(f"{who}: x must be (N, {side * side}) images of {side} x {side}, got {x.shape}")
 
 
 def elastic_field(n: int, side: int, sigma: float, rng: np.random.Generator) -> np.ndarray:

@@ -409,3 +409,17 @@ def test_elastic_views_bend_smoothly_and_leave_the_affine_stream_alone_when_off(
     assert (moved > 1).mean() > 0.9                                 # nearly every image changed
     ink = bent.sum(axis=1) / x.sum(axis=1)          # a bend stretches or squeezes a stroke, on average neither
     assert abs(ink.mean() - 1) < 0.1 and ink.min() > 0.3
+
+
+@pytest.mark.parametrize("view", ["random_shifts", "random_affine", "random_flips"])
+def test_each_view_refuses_rows_that_are_not_side_by_side_images_and_names_itself(view):
+    from aae_np.train import augment
+
+    rng = np.random.default_rng(0)
+    call = {"random_shifts": lambda x: augment.random_shifts(x, 2, rng),
+            "random_affine": lambda x: augment.random_affine(x, rng),
+            "random_flips": lambda x: augment.random_flips(x, 0.5, rng)}[view]
+    assert call(np.zeros((3, 784))).shape == (3, 784)
+    for bad in (np.zeros((3, 783)), np.zeros(784), np.zeros((3, 28, 28))):
+        with pytest.raises(ValueError, match=rf"{view}: x must be \(N, 784\) images of 28 x 28"):
+            call(bad)

@@ -52,7 +52,7 @@ TARGET = {("semi-supervised", 100, "mnist"): "≤ 1.5 %; class agreement ≥ 90 
 #: fields of VariantTrainConfig a RUN may set beyond the CLI's options (floats)
 #: (``lr_decay_start=F``: every rate falls linearly to 0 from fraction F of the run; with ``decay=E`` too)
 TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix",
-              "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start", "vat")
+              "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start")
 INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay")
 #: ``dataset=fashion-mnist`` trains on Fashion-MNIST (its folder: ``--fashion-dir``); ``decay=E``: the
 #: learning rates / 10 after epoch E (the preset: 50, past a short run's end)
@@ -80,7 +80,7 @@ def resolved(train_cfg) -> dict:
     """What the run's recipe set, options or not: our terms that are on, the epochs and the decay epoch
     (a table row is one setting of these with the options, so a preset's runs and the same
     settings given as options share a row)."""
-    ours = ("balance", "revive", "threshold", "decoded_class", "flip", "mix", "elastic", "vat")
+    ours = ("balance", "revive", "threshold", "decoded_class", "flip", "mix", "elastic")
     out = {k: getattr(train_cfg, k) for k in ours if getattr(train_cfg, k)}
     out["epochs"] = train_cfg.epochs
     if train_cfg.decay_epochs:

@@ -12,8 +12,7 @@ and, not the paper's, each only when its learning rate is set (clustering, semi-
 
 5. ``consistency``     the y head on an augmented view pulled towards its own sharpened q(y|x)
                        (``balance``: plus even cluster use; ``revive``: a pull on empty clusters;
-                       ``threshold``: confident rows only; ``mix``: views and targets mixed in pairs;
-                       ``vat``: views moved along their virtual adversarial direction);
+                       ``threshold``: confident rows only; ``mix``: views and targets mixed in pairs);
 6. ``decoded_class``   the decoder draws the class it is given, as the encoder reads it.
 
 Labels: the supervised variant uses every training label; the conditioned and
@@ -32,7 +31,6 @@ import numpy as np
 from aae_np.eval.clustering import split_validation
 from aae_np.eval.held_out import held_out_metrics, test_mse
 from aae_np.models.variants import UNLABELLED, VariantAAE
-from aae_np.models.virtual_adversarial import virtual_adversarial_view
 from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.augment import random_affine, random_flips, random_shifts
 from aae_np.train.inputs import check_labels
@@ -58,7 +56,6 @@ class VariantTrainConfig(TrainConfig):
     flip: float = 0.0              # and mirrored left to right with this probability (clothes, not digits)
     elastic: float = 0.0           # and bent: pixels displaced by this times smoothed noise (Simard et al.; 0: off)
     mix: float = 0.0               # views (and targets) mixed in pairs, weights ~ Beta(mix, mix) (0: off)
-    vat: float = 0.0               # and moved this far where q(y|x) changes fastest (Miyato et al.; 0: off)
     sharpen: float = 0.5           # the consistency target is q(y|x)^(1/sharpen), renormalised
     shift_labelled: bool = False   # the supervised phase's batch augmented the same way (not the paper's)
     balance: float = 0.0           # weight of KL(batch mean of y || uniform) in the consistency phase (not the paper's)
@@ -82,7 +79,7 @@ class VariantTrainConfig(TrainConfig):
                   "rotate must lie in [0, 180]": 0 <= self.rotate <= 180, "scale must lie in [0, 1)": 0 <= self.scale < 1,
                   "sharpen must lie in (0, 1]": 0 < self.sharpen <= 1, "flip must lie in [0, 1]": 0 <= self.flip <= 1,
                   "balance must be >= 0": self.balance >= 0, "mix must be >= 0 (0: off)": self.mix >= 0,
-                  "elastic must be >= 0 (0: off)": self.elastic >= 0, "vat must be >= 0 (0: off)": self.vat >= 0,
+                  "elastic must be >= 0 (0: off)": self.elastic >= 0,
                   "revive must be >= 0": self.revive >= 0,
                   "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0}
@@ -215,8 +212,6 @@ class VariantTrainer(Trainer):
             inputs["y_noise"] = self._y_noise(n)
         if self.config.input_noise > 0:
             inputs["x_in"] = view + (self.config.input_noise * self.rng.standard_normal(x.shape)).astype(dtype)
-        if phase == "consistency" and self.config.vat > 0:     # the view as the encoder will see it, moved
-            inputs["x_in"] = virtual_adversarial_view(model, inputs["x_in"], self.config.vat, self.rng)
         return x, self._with_dropout_mask(model.phases[phase], x, inputs)
 
     def _view(self, x: np.ndarray) -> np.ndarray:

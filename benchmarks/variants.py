@@ -193,37 +193,47 @@ def _percent(rs: list[dict], key: str) -> str:
 
 
 def curves(lines: list[dict], path: Path) -> Path:
-    """Test error per epoch of every clustering and semi-supervised run (majority vote solid, the
-    paper's protocol dashed), one panel per variant: how the error falls with epochs."""
+    """Test error per epoch, one panel per variant: the mean over seeds of every setting run on two
+    or more seeds in colour (majority vote solid, the paper's protocol dashed), each single-seed
+    trial thin and grey behind them; how the error falls with epochs, and which settings were
+    carried to several seeds. Returns the path written."""
+    from matplotlib import colormaps, cycler     # cycler as matplotlib exports it: no import of its dependency
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
     from aae_np.eval.plots import save_figure
 
-    fig = Figure(figsize=(14, 6), layout="constrained")
+    fig = Figure(figsize=(14, 8), layout="constrained")
     axes = fig.subplots(1, 2)
-    from matplotlib import colormaps, cycler     # cycler as matplotlib exports it: no import of its dependency
-
-    # 20 colours, then the same 20 dash-dotted: no two runs of one panel look alike (up to 40 runs)
-    styles = cycler(ls=["-", "-."]) * cycler(color=colormaps["tab20"].colors)
     for ax, variant in zip(axes, ("clustering", "semi-supervised")):
-        ax.set_prop_cycle(styles)
+        ax.set_prop_cycle(cycler(ls=["-", "-."]) * cycler(color=colormaps["tab10"].colors))
+        groups: dict[str, list[dict]] = {}
         for r in (r for r in lines if r["variant"] == variant and r.get("history_test_error")):
             setting = f"{r['n_classes']} clusters" if variant == "clustering" else f"{r['n_labels']} labels"
             more = setting_of_run(r)
             label = (f"{setting}{', + consistency ' + format(r['consistency'], 'g') if r.get('consistency') else ''}"
-                     f"{', ' + more if more else ''}, seed {r['options'].get('seed', 0)}")
-            epochs = np.arange(1, len(r["history_test_error"]) + 1)
-            line, = ax.plot(epochs, 100 * np.array(r["history_test_error"]), label=label, lw=1.2)
-            paper = r.get("history_test_error_paper")
-            if paper and np.isfinite(paper).any():
-                ax.plot(epochs, 100 * np.array(paper), ls="--", lw=0.8, color=line.get_color())
-        ax.set(title=f"{variant}{' (dashed: the paper protocol)' if variant == 'clustering' else ''}",
-               xlabel="epoch", ylabel="test error (%)", yscale="log")
+                     f"{', ' + more if more else ''}")
+            groups.setdefault(label, []).append(r)
+        for label, runs in groups.items():
+            n = min(len(r["history_test_error"]) for r in runs)
+            epochs = np.arange(1, n + 1)
+            errors = [100 * np.array(r["history_test_error"][:n]) for r in runs]
+            if len(runs) == 1:
+                ax.plot(epochs, errors[0], color="0.8", lw=0.6, ls="-", zorder=1)
+                continue
+            line, = ax.plot(epochs, np.mean(errors, axis=0), lw=1.6, zorder=3,
+                            label=f"{label} ({len(runs)} seeds)")
+            paper = [r.get("history_test_error_paper") for r in runs]
+            if all(p and np.isfinite(p).any() for p in paper):
+                ax.plot(epochs, 100 * np.mean([p[:n] for p in paper], axis=0), ls="--", lw=0.9,
+                        color=line.get_color(), zorder=2)
+        ax.set(title=f"{variant}: mean over seeds{' (dashed: the paper protocol)' if variant == 'clustering' else ''}; "
+                     "grey: single-seed trials", xlabel="epoch", ylabel="test error (%)", yscale="log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncols=1, frameon=False)
     return save_figure(fig, path)
 
 

@@ -169,15 +169,25 @@ def test_a_presets_run_and_the_same_settings_as_options_share_a_row():
     assert "| 16 clusters, + consistency 0.03, balance=1,decay=85,epochs=60 |" in text and "| 30.00 % / — (1) |" in text
 
 
-def test_variants_benchmark_curves(tmp_path):
+def test_variants_benchmark_curves(tmp_path, monkeypatch):
     variants = bench("variants")
-    lines = [dict(variant="clustering", n_classes=16, n_labels=0, options={}, consistency=0.01,
-                  history_test_error=[0.3, 0.2], history_test_error_paper=[0.35, 0.25]),
-             dict(variant="semi-supervised", n_classes=10, n_labels=100, options={"seed": 1},
-                  history_test_error=[0.2, 0.1]),
-             dict(variant="supervised", n_classes=10, n_labels=-1, options={})]     # no curve: skipped
+    lines = [dict(variant="clustering", n_classes=16, n_labels=0, options={"seed": seed}, consistency=0.01,
+                  history_test_error=[0.3, 0.2 + seed / 10], history_test_error_paper=[0.35, 0.25])
+             for seed in (0, 1)]                                            # one setting, two seeds: a mean
+    lines += [dict(variant="semi-supervised", n_classes=10, n_labels=100, options={"seed": 1},
+                   history_test_error=[0.2, 0.1]),                          # one seed: a grey trial
+              dict(variant="supervised", n_classes=10, n_labels=-1, options={})]     # no curve: skipped
+    import aae_np.eval.plots as plots
+
+    drawn, save = {}, plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.setdefault("axes", fig.axes) and save(fig, path))
     path = variants.curves(lines, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    clustering, semi = drawn["axes"][:2]
+    assert [t.get_text() for t in clustering.get_legend().get_texts()] == ["16 clusters, + consistency 0.01 (2 seeds)"]
+    mean, dashed = clustering.get_lines()
+    np.testing.assert_allclose(mean.get_ydata(), [30, 25])                  # the mean of 20 and 30 at epoch 2
+    assert dashed.get_linestyle() == "--" and semi.get_legend() is None and len(semi.get_lines()) == 1
 
 
 def test_whole_process_benchmark_reads_the_tutorial_program():

@@ -147,7 +147,7 @@ def table(lines: list[dict]) -> str:
             metric, setting = "clustering error, majority / paper protocol", f"{key} clusters{extra}"
             used = [r["clusters_used"] for r in rs if "clusters_used" in r]
             ours = (f"{_percent(rs, 'test_error')} / {_percent(rs, 'test_error_paper')} ({len(rs)}"
-                    + (f"; {np.mean(used):.0f} of {key} used)" if used else ")"))
+                    + (f"; {_span(used)} of {key} used)" if used else ")"))
             kmeans = f"{_percent(rs, 'kmeans_error')} / {_percent(rs, 'kmeans_error_paper')}"
             if key == 10 and any(r.get("hungarian_accuracy") is not None for r in rs):   # one cluster per class
                 ours += f"; Hungarian accuracy {_percent(rs, 'hungarian_accuracy')}"
@@ -190,6 +190,12 @@ def _percent(rs: list[dict], key: str) -> str:
     if not len(v):
         return "—"
     return f"{v.mean():.2f} %" + (f" ± {v.std(ddof=1):.2f} %" if len(v) > 1 and v.std() > 0 else "")
+
+
+def _span(values: list[int]) -> str:
+    """``24`` when every run agrees, else ``23–25`` (the fewest to the most)."""
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low}–{high}"
 
 
 def curves(lines: list[dict], path: Path) -> Path:

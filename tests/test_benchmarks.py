@@ -180,7 +180,11 @@ def test_variants_benchmark_curves(tmp_path, monkeypatch):
     import aae_np.eval.plots as plots
 
     drawn, save = {}, plots.save_figure
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.setdefault("axes", fig.axes) and save(fig, path))
+
+    def keep_axes(fig, path):                   # the figure's axes, to read what was drawn
+        drawn["axes"] = fig.axes
+        return save(fig, path)
+    monkeypatch.setattr(plots, "save_figure", keep_axes)
     path = variants.curves(lines, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
     clustering, semi = drawn["axes"][:2]

@@ -8,7 +8,6 @@ import pytest
 from aae_np.fast.kernels import numba_available
 from aae_np.models.variants import VariantAAE
 from aae_np.nn.gradcheck import check_params
-from tests.conftest import with_running_statistics
 
 BACKENDS = ["numpy"] + (["numba"] if numba_available() else [])
 SMALL = dict(input_dim=6, n_classes=3, style_dim=2, encoder_hidden=(5,), decoder_hidden=(4,),
@@ -27,6 +26,16 @@ def check(model, kw, tol=1e-6):
     assert {k.split(".")[0] for k in analytic} == {"decoder"}
     return check_params(lambda: model.phase_grads("decoded_class", **kw)[0],
                         {k: model.params[k] for k in analytic}, analytic, tol=tol, atol=1e-10)
+
+
+def with_running_statistics(model, seed=1):
+    """Give the encoder's BatchNorm running statistics other than (0, 1), as after training."""
+    rng = np.random.default_rng(seed)
+    for layer in model.nets["encoder"].layers:
+        if hasattr(layer, "state") and "running_var" in getattr(layer, "state", {}):
+            layer.state["running_mean"][...] = rng.normal(0, 0.5, layer.state["running_mean"].shape)
+            layer.state["running_var"][...] = rng.uniform(0.5, 2, layer.state["running_var"].shape)
+    return model
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -53,10 +53,11 @@ TARGET = {("semi-supervised", 100, "mnist"): "≤ 1.5 %; class agreement ≥ 90 
 #: (``lr_decay_start=F``: every rate falls linearly to 0 from fraction F of the run; with ``decay=E`` too)
 TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix",
               "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start")
-INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay")
+INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay", "encoder")
 #: ``dataset=fashion-mnist`` trains on Fashion-MNIST (its folder: ``--fashion-dir``); ``decay=E``: the
-#: learning rates / 10 after epoch E (the preset: 50, past a short run's end)
-OTHER_KEYS = ("labels", "clusters", "seed", "epochs", "consistency", "recipe", "style", "dataset", "decay")
+#: learning rates / 10 after epoch E (the preset: 50, past a short run's end); ``encoder=N``: both hidden
+#: layers of the encoder N wide (the preset: 1000)
+OTHER_KEYS = ("labels", "clusters", "seed", "epochs", "consistency", "recipe", "style", "dataset", "decay", "encoder")
 
 
 def parse_run(text: str) -> tuple[str, dict[str, int]]:
@@ -106,6 +107,8 @@ def run(variant: str, options: dict[str, int], data) -> dict:
                                    consistency=options.get("consistency"), recipe=options.get("recipe"),
                                    latent_dim=options.get("style"))
     train_cfg = replace(train_cfg, **{k: v for k, v in options.items() if k in TRAIN_KEYS})
+    if "encoder" in options:
+        model_cfg = replace(model_cfg, encoder_hidden=(options["encoder"],) * len(model_cfg.encoder_hidden))
     if "decay" in options:
         train_cfg = replace(train_cfg, decay_epochs=(options["decay"],))
     trainer = new_trainer(model_cfg, train_cfg, data, progress=False)

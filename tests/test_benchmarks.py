@@ -117,8 +117,8 @@ def test_variants_benchmark_table_and_run_parsing():
     variants = bench("variants")
     assert variants.parse_run("semi-supervised:labels=100,seed=2") == ("semi-supervised", {"labels": 100, "seed": 2})
     assert variants.parse_run("clustering:consistency=0.01") == ("clustering", {"consistency": 0.01})
-    assert variants.parse_run("clustering:balance=1,style=4,dataset=fashion-mnist,decay=20") == (
-        "clustering", {"balance": 1.0, "style": 4, "dataset": "fashion-mnist", "decay": 20})
+    assert variants.parse_run("clustering:balance=1,style=4,dataset=fashion-mnist,decay=20,encoder=2000") == (
+        "clustering", {"balance": 1.0, "style": 4, "dataset": "fashion-mnist", "decay": 20, "encoder": 2000})
     with pytest.raises(SystemExit, match="unknown option 'colour'"):
         variants.parse_run("clustering:colour=1")
     base = dict(n_classes=10, style_dim=4, train_wall_s=120.0, train_cpu_s=230.0)

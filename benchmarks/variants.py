@@ -52,8 +52,8 @@ TARGET = {("semi-supervised", 100, "mnist"): "≤ 1.5 %; class agreement ≥ 90 
 #: fields of VariantTrainConfig a RUN may set beyond the CLI's options (floats)
 #: (``lr_decay_start=F``: every rate falls linearly to 0 from fraction F of the run; with ``decay=E`` too)
 TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix",
-              "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start")
-INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay", "encoder")
+              "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start", "starts", "start_epochs")
+INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay", "encoder", "starts", "start_epochs")
 #: ``dataset=fashion-mnist`` trains on Fashion-MNIST (its folder: ``--fashion-dir``); ``decay=E``: the
 #: learning rates / 10 after epoch E (the preset: 50, past a short run's end); ``encoder=N``: both hidden
 #: layers of the encoder N wide (the preset: 1000)
@@ -83,6 +83,8 @@ def resolved(train_cfg) -> dict:
     settings given as options share a row)."""
     ours = ("balance", "revive", "threshold", "decoded_class", "flip", "mix", "elastic")
     out = {k: getattr(train_cfg, k) for k in ours if getattr(train_cfg, k)}
+    if train_cfg.starts > 1:
+        out.update(starts=train_cfg.starts, start_epochs=train_cfg.start_epochs)
     out["epochs"] = train_cfg.epochs
     if train_cfg.decay_epochs:
         out["decay"] = train_cfg.decay_epochs[0]
@@ -111,8 +113,8 @@ def run(variant: str, options: dict[str, int], data) -> dict:
         model_cfg = replace(model_cfg, encoder_hidden=(options["encoder"],) * len(model_cfg.encoder_hidden))
     if "decay" in options:
         train_cfg = replace(train_cfg, decay_epochs=(options["decay"],))
+    wall, cpu = time.perf_counter(), time.process_time()      # with the starts (new_trainer trains them)
     trainer = new_trainer(model_cfg, train_cfg, data, progress=False)
-    wall, cpu = time.perf_counter(), time.process_time()
     trainer.fit()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     name = variant + "".join(f"-{k}{v if isinstance(v, str) else format(v, 'g')}" for k, v in sorted(options.items()))
@@ -132,6 +134,7 @@ def run(variant: str, options: dict[str, int], data) -> dict:
                   style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, consistency=train_cfg.consistency,
                   train_wall_s=round(wall, 1), history_test_error_paper=trainer.history.get("test_error_paper"),
                   train_cpu_s=round(cpu, 1), history_test_error=trainer.history.get("test_error"),
+                  **{k: trainer.history[k] for k in ("start_information", "start_test_error") if k in trainer.history},
                   threads=[p.get("num_threads") for p in threadpool_info()], cpus=os.cpu_count())
     return result
 

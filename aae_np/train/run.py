@@ -13,6 +13,7 @@ from aae_np.models.reduction import REDUCTION, ReductionAAE, ReductionConfig
 from aae_np.models.variants import VariantAAE, VariantConfig
 from aae_np.train.reduction import ReductionTrainer
 from aae_np.train.resume import read_trainer_state
+from aae_np.train.starts import best_start
 from aae_np.train.trainer import Trainer
 from aae_np.train.variant import VariantTrainer
 
@@ -25,8 +26,16 @@ def new_trainer(model_config: Any, train_config: Any, data: Any, out_dir: str | 
     the configs are what ``aae_np.train.presets.resolve`` returns."""
     if isinstance(model_config, VariantConfig):
         cls = ReductionTrainer if isinstance(model_config, ReductionConfig) else VariantTrainer
-        return cls(cls.model_class(model_config, backend=backend), train_config, data.x_train, data.y_train,
-                   data.x_test, data.y_test, out_dir=out_dir, progress=progress)
+
+        def build(model_cfg: Any, train_cfg: Any, out: Any = None) -> Trainer:
+            return cls(cls.model_class(model_cfg, backend=backend), train_cfg, data.x_train, data.y_train,
+                       data.x_test, data.y_test, out_dir=out, progress=progress)
+        if getattr(train_config, "starts", 1) == 1:
+            return build(model_config, train_config, out_dir)
+        trainer, _ = best_start(build, model_config, train_config, train_config.starts, train_config.start_epochs,
+                                report=print if progress else None)
+        trainer.out_dir = None if out_dir is None else Path(out_dir)     # checkpoints from the kept start on
+        return trainer
     return Trainer(AAE(model_config, backend=backend), train_config, data.x_train, data.x_test,
                    out_dir=out_dir, progress=progress)
 

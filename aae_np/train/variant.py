@@ -62,6 +62,8 @@ class VariantTrainConfig(TrainConfig):
     revive: float = 0.0            # weight of KL(uniform || batch mean of y): pulls on empty clusters (not the paper's)
     threshold: float = 0.0         # the consistency phase skips rows whose target's largest probability is below this
     decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
+    starts: int = 1                # clustering: candidates trained start_epochs each, the one with the most
+    start_epochs: int = 3          # I(x; y) kept (aae_np.train.starts; 1: no candidates; not the paper's)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -82,7 +84,10 @@ class VariantTrainConfig(TrainConfig):
                   "elastic must be >= 0 (0: off)": self.elastic >= 0,
                   "revive must be >= 0": self.revive >= 0,
                   "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
-                  "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0}
+                  "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0,
+                  "starts must be >= 1 (1: one start)": self.starts >= 1,
+                  f"start_epochs ({self.start_epochs}) must lie in [1, epochs = {self.epochs}]":
+                      self.starts == 1 or 1 <= self.start_epochs <= self.epochs}
         problems = [text for text, ok in checks.items() if not ok]
         if problems:
             raise ValueError("VariantTrainConfig: " + "; ".join(problems))

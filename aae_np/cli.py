@@ -26,7 +26,7 @@ EXIT_DIVERGED = 3
 MAX_IMAGES = 100_000          # sample / reconstruct --n: 100,000 images of 784 floats are 0.3 GB
 # the settings of a run that train --resume may not change (epochs and lr may): presets.resolve's keywords
 SETTINGS = ("latent_dim", "seed", "epochs", "batch_size", "schedule", "lr", "labels", "label_seed", "clusters",
-            "prior", "encoder_batchnorm", "input_dropout", "variant", "consistency", "recipe", "decoded_class")
+            "prior", "encoder_batchnorm", "input_dropout", "variant", "consistency", "recipe", "decoded_class", "starts")
 
 
 class CLIError(Exception):
@@ -75,7 +75,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"resuming {checkpoint} at epoch {trainer.epoch}/{trainer.config.epochs}")
         else:
             model_cfg, train_cfg = cli_data.fit_model_config(model_cfg, train_cfg, data, args.consistency is not None)
-            trainer = new_trainer(model_cfg, train_cfg, data, out_dir=out, backend=args.backend, progress=progress)
+            trainer = new_trainer(model_cfg, train_cfg, data, out_dir=out, backend=args.backend, progress=progress,
+                                  report=None if args.quiet else print)
             name = f"the {args.variant} variant" if args.variant else f"preset {args.preset or 'default'!r}"
             print(f"training {name} ({trainer.describe()}) on {data.describe()} -> {out}/")
         cli_data.say_notes(data)

@@ -117,6 +117,9 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--recipe", choices=["ours", "paper"],
                    help="clustering, semi-supervised: ours (default: the paper's recipe with our consistency "
                         "phase; docs/variants.md) or paper (the paper's appendix recipe alone)")
+    p.add_argument("--starts", type=_positive_int, metavar="N",
+                   help="clustering, semi-supervised, reduction: train N candidates 3 epochs each and go on with the "
+                        "one whose clusters hold the most information I(x; y) (like k-means' n_init; not the paper's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
 

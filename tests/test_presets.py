@@ -194,6 +194,20 @@ def test_the_command_line_passes_decoded_class_to_the_run():
     assert resolve("default", **{k: getattr(off, k) for k in cli.SETTINGS})[1].decoded_class == 0
 
 
+def test_starts_is_an_option_of_the_variants_with_clusters():
+    for variant in ("clustering", "semi-supervised", "reduction"):
+        assert resolve(variant=variant)[1].starts == 1                        # off in every preset
+        assert resolve(variant=variant, starts=4)[1].starts == 4
+        assert resolve(variant=variant, starts=4)[1].start_epochs == 3
+        assert resolve(variant=variant, starts=4, epochs=5)[1].start_epochs == 2      # half a short run
+        assert resolve(variant=variant, starts=4, epochs=1)[1].start_epochs == 1
+    for variant in ("supervised", "unsupervised", "conditioned"):
+        with pytest.raises(ValueError, match="--starts applies to --variant clustering, semi-supervised or reduction"):
+            resolve(variant=variant, starts=2)
+    with pytest.raises(ValueError, match="applies to the variants only"):
+        resolve(starts=2)
+
+
 def test_the_reduction_preset_has_the_consistency_phase_and_the_balance_term():
     train = resolve(variant="reduction")[1]
     assert (train.consistency, train.balance, train.epochs, train.optimizer) == (0.003, 1.0, 60, "adam")

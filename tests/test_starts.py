@@ -113,6 +113,7 @@ def test_new_trainer_keeps_the_best_start_and_goes_on_from_it(tmp_path):
     train_cfg = replace(train_cfg, validation_images=100, starts=2, start_epochs=1)
     trainer = new_trainer(model_cfg, train_cfg, data, out_dir=tmp_path, progress=False)
     scores = trainer.history["start_information"]
+    assert (tmp_path / "checkpoint.npz").exists()          # the kept start is saved before training goes on
     kept = int(np.argmax(scores))
     assert trainer.epoch == 1 and trainer.config.seed == 3 + kept * START_SEED_STEP
     assert cluster_information(trainer.model.classify(trainer.x_train)) == pytest.approx(scores[kept])

@@ -197,3 +197,21 @@ def test_a_short_cli_run_keeps_adversarial_epochs_after_the_warm_up(small_preset
                  "--out", str(out)]) == 0
     history = json.loads((out / "history.json").read_text())
     assert np.isnan(history["d_loss"][0]) and np.isfinite(history["d_loss"][1])     # warm-up 2 // 2 = 1
+
+
+def test_cli_starts_keeps_one_candidate_says_so_and_resumes_without_new_starts(small_presets, mnist_dir, tmp_path,
+                                                                               capsys):
+    out = tmp_path / "starts"
+    assert main(["train", "--data-dir", str(mnist_dir), "--variant", "clustering", "--epochs", "2", "--starts", "3",
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    lines = [line for line in said.splitlines() if line.startswith("start ")]
+    assert [line[:10] for line in lines] == ["start 1/3 ", "start 2/3 ", "start 3/3 "]
+    assert all("I(x; y) = " in line for line in lines)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["start_information"]) == 3 and len(history["d_loss"]) == 2    # 1 epoch kept + 1 more
+    assert main(["-q", "train", "--data-dir", str(mnist_dir), "--out", str(out), "--resume", "--epochs", "3",
+                 "--starts", "3"]) == 0
+    assert len(json.loads((out / "history.json").read_text())["d_loss"]) == 3
+    assert main(["-q", "train", "--data-dir", str(mnist_dir), "--out", str(out), "--resume", "--starts", "2"]) == 2
+    assert "--starts 2 (the run has 3)" in capsys.readouterr().err

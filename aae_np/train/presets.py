@@ -136,7 +136,7 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             label_seed: int | None = None, clusters: int | None = None, prior: str | None = None,
             encoder_batchnorm: bool | None = None, input_dropout: float | None = None,
             consistency: float | None = None, recipe: str | None = None,
-            decoded_class: float | None = None) -> tuple[Any, Any]:
+            decoded_class: float | None = None, starts: int | None = None) -> tuple[Any, Any]:
     """(model config, train config) of ``preset`` (or of ``variant``'s preset) with the given
     overrides; ``None`` keeps the preset's value. Every config is rebuilt with
     ``dataclasses.replace``, so a bad value fails its config's own check.
@@ -146,7 +146,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
     ``input_dropout`` add BatchNorm to the encoder and Dropout to its input. Only the variants take
     ``labels`` (semi-supervised, conditioned), ``label_seed``, ``clusters`` (clustering),
     ``prior`` and ``consistency`` (clustering, semi-supervised: the consistency phase's learning
-    rate; ``decoded_class``: the decoded_class phase's); a variant's short run keeps adversarial
+    rate; ``decoded_class``: the decoded_class phase's; ``starts``: candidates of which the one with the most
+    I(x; y) is kept, ``aae_np.train.starts``); a variant's short run keeps adversarial
     epochs after its warm-up. ``recipe`` (clustering,
     semi-supervised): "ours" (the default, the preset: the paper's appendix recipe with the
     consistency phase at ``OUR_CONSISTENCY``'s rate) or "paper" (the appendix recipe alone).
@@ -156,7 +157,7 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
     if variant is None:
         for name, value in (("labels", labels), ("label_seed", label_seed), ("clusters", clusters),
                             ("prior", prior), ("consistency", consistency), ("recipe", recipe),
-                            ("decoded_class", decoded_class)):
+                            ("decoded_class", decoded_class), ("starts", starts)):
             if value is not None:
                 raise ValueError(f"--{name.replace('_', '-')} applies to the variants only; add --variant NAME")
         model, train = get_preset(preset)
@@ -177,6 +178,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
                              f"the {variant} preset is the only recipe of that variant")
         if decoded_class is not None and (not model.has_y or variant == "reduction"):
             raise ValueError("--decoded-class applies to --variant clustering or semi-supervised (a decoder of [z, y])")
+        if starts is not None and not model.has_y:
+            raise ValueError("--starts applies to --variant clustering, semi-supervised or reduction (clusters to score)")
         if recipe == "paper" and (consistency or decoded_class):     # (0: off, as the paper's recipe is)
             raise ValueError("--recipe paper has no consistency or decoded_class phase (they are our additions); "
                              "leave out --consistency and --decoded-class")
@@ -191,9 +194,10 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             warmup = epochs // 2
         if consistency is not None:           # the labelled batch gets the consistency phase's views too
             train = replace(train, consistency=consistency, shift_labelled=model.uses_labels)
-        train = replace(train, **_given(n_labels=labels, label_seed=label_seed, decoded_class=decoded_class),
-                        warmup_epochs=warmup,
-                        epochs=train.epochs if epochs is None else epochs)
+        n_epochs = train.epochs if epochs is None else epochs      # a short run's starts take half of it
+        train = replace(train, **_given(n_labels=labels, label_seed=label_seed, decoded_class=decoded_class,
+                                        starts=starts), warmup_epochs=warmup, epochs=n_epochs,
+                        start_epochs=min(train.start_epochs, max(1, n_epochs // 2)))
     train = replace(with_learning_rate(train, lr), **_given(epochs=epochs, batch_size=batch_size,
                                                              schedule=schedule, seed=seed))
     return model, train

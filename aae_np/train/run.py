@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from aae_np.models.aae import AAE
 from aae_np.models.checkpoint import model_kind, read_model_arrays
@@ -21,9 +21,12 @@ __all__ = ["new_trainer", "resume_trainer", "saved_train_config", "RunFolder", "
 
 
 def new_trainer(model_config: Any, train_config: Any, data: Any, out_dir: str | os.PathLike | None = None,
-                backend: str | None = None, progress: bool = True) -> Trainer:
+                backend: str | None = None, progress: bool = True,
+                report: Callable[[str], None] | None = None) -> Trainer:
     """A fresh model built from ``model_config`` and its trainer on ``data`` (``aae_np.data.MnistData``);
-    the configs are what ``aae_np.train.presets.resolve`` returns."""
+    the configs are what ``aae_np.train.presets.resolve`` returns. With ``train_config.starts > 1``
+    the candidates train here (``aae_np.train.starts``; ``report`` hears a line on each) and the
+    trainer returned is the kept one, part-trained, writing checkpoints to ``out_dir`` from then on."""
     if isinstance(model_config, VariantConfig):
         cls = ReductionTrainer if isinstance(model_config, ReductionConfig) else VariantTrainer
 
@@ -33,8 +36,10 @@ def new_trainer(model_config: Any, train_config: Any, data: Any, out_dir: str | 
         if getattr(train_config, "starts", 1) == 1:
             return build(model_config, train_config, out_dir)
         trainer, _ = best_start(build, model_config, train_config, train_config.starts, train_config.start_epochs,
-                                report=print if progress else None)
-        trainer.out_dir = None if out_dir is None else Path(out_dir)     # checkpoints from the kept start on
+                                report=report)
+        if out_dir is not None:               # checkpoints from the kept start on, the first one now
+            trainer.out_dir = Path(out_dir)
+            trainer.save_checkpoint()
         return trainer
     return Trainer(AAE(model_config, backend=backend), train_config, data.x_train, data.x_test,
                    out_dir=out_dir, progress=progress)
@@ -73,7 +78,7 @@ def run_settings(trainer: Trainer) -> dict[str, Any]:
     if isinstance(m, VariantConfig):
         out.update(variant=REDUCTION if isinstance(m, ReductionConfig) else m.variant, latent_dim=m.style_dim,
                    labels=t.n_labels, label_seed=t.label_seed, clusters=m.n_classes,
-                   prior=m.prior.get("name", "gaussian"), consistency=t.consistency)
+                   prior=m.prior.get("name", "gaussian"), consistency=t.consistency, starts=t.starts)
     else:
         out.update(latent_dim=m.latent_dim)
     return out

@@ -53,11 +53,14 @@ TARGET = {("semi-supervised", 100, "mnist"): "≤ 1.5 %; class agreement ≥ 90 
 #: (``lr_decay_start=F``: every rate falls linearly to 0 from fraction F of the run; with ``decay=E`` too)
 TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix",
               "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start", "starts", "start_epochs")
-INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay", "encoder", "starts", "start_epochs")
+INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay", "encoder", "starts", "start_epochs",
+            "pseudo", "pseudo_at")
 #: ``dataset=fashion-mnist`` trains on Fashion-MNIST (its folder: ``--fashion-dir``); ``decay=E``: the
 #: learning rates / 10 after epoch E (the preset: 50, past a short run's end); ``encoder=N``: both hidden
-#: layers of the encoder N wide (the preset: 1000)
-OTHER_KEYS = ("labels", "clusters", "seed", "epochs", "consistency", "recipe", "style", "dataset", "decay", "encoder")
+#: layers of the encoder N wide (the preset: 1000); ``pseudo=N,pseudo_at=E`` (semi-supervised): after
+#: epoch E, the N most confident unlabelled training images of each predicted class join the labelled set
+OTHER_KEYS = ("labels", "clusters", "seed", "epochs", "consistency", "recipe", "style", "dataset", "decay", "encoder",
+              "pseudo", "pseudo_at")
 
 
 def parse_run(text: str) -> tuple[str, dict[str, int]]:
@@ -115,6 +118,9 @@ def run(variant: str, options: dict[str, int], data) -> dict:
         train_cfg = replace(train_cfg, decay_epochs=(options["decay"],))
     wall, cpu = time.perf_counter(), time.process_time()      # with the starts (new_trainer trains them)
     trainer = new_trainer(model_cfg, train_cfg, data, progress=False)
+    if "pseudo" in options:
+        trainer.fit(options["pseudo_at"])
+        pseudo_label(trainer, options["pseudo"])
     trainer.fit()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     name = variant + "".join(f"-{k}{v if isinstance(v, str) else format(v, 'g')}" for k, v in sorted(options.items()))
@@ -137,6 +143,21 @@ def run(variant: str, options: dict[str, int], data) -> dict:
                   **{k: trainer.history[k] for k in ("start_information", "start_test_error") if k in trainer.history},
                   threads=[p.get("num_threads") for p in threadpool_info()], cpus=os.cpu_count())
     return result
+
+
+def pseudo_label(trainer, per_class: int) -> None:
+    """The ``per_class`` unlabelled training images q(y|x) is surest of, per predicted class, labelled with
+    that class (self-training; the true labels are not read)."""
+    q = trainer.model.classify(trainer.x_train)
+    pred, sure = q.argmax(axis=1), q.max(axis=1)
+    free = trainer.labels < 0
+    picks = []
+    for c in range(q.shape[1]):
+        rows = np.flatnonzero(free & (pred == c))
+        picks.append(rows[np.argsort(-sure[rows])[:per_class]])
+    picks = np.concatenate(picks)
+    trainer.labels[picks] = pred[picks]
+    trainer.labelled = np.sort(np.concatenate([trainer.labelled, picks]))
 
 
 def table(lines: list[dict]) -> str:

@@ -71,6 +71,8 @@ def parse_run(text: str) -> tuple[str, dict[str, int]]:
         if key not in OTHER_KEYS + TRAIN_KEYS:
             raise SystemExit(f"unknown option {key!r} in {text!r}")
         options[key] = value if key in ("recipe", "dataset") else int(value) if key in INT_KEYS else float(value)
+    if ("pseudo" in options) != ("pseudo_at" in options):
+        raise SystemExit(f"pseudo=N and pseudo_at=E go together (the N surest images per class, after epoch E): {text!r}")
     return variant, options
 
 

@@ -62,7 +62,7 @@ class FakeTrainer:
         self.history["test_error"] = [0.1 * (self.train_cfg.seed // START_SEED_STEP)]
 
     def classify(self, x):
-        used = {0: 1, 1: 2, 2: 3, 3: 2}[self.model_cfg.seed // START_SEED_STEP]
+        used = {0: 1, 1: 2, 2: 3, 3: 2, 4: 3}[self.model_cfg.seed // START_SEED_STEP]
         return np.eye(3)[np.arange(len(x)) % used]
 
 
@@ -75,6 +75,8 @@ def test_the_start_with_the_most_information_is_kept_and_its_seeds_are_apart():
     assert trainer.history["start_information"] == scores
     assert trainer.history["start_test_error"] == pytest.approx([0, 0.1, 0.2, 0.3])
     assert len(lines) == 4 and "start 3/4 (seed 2007)" in lines[2]
+    tie, scores = best_start(FakeTrainer, Cfg(seed=2007), Cfg(seed=2007), 3, 1)    # starts 1 and 3 tie
+    assert scores[0] == scores[2] > scores[1] and tie.model_cfg.seed == 2007           # the first is kept
     first, _ = best_start(FakeTrainer, Cfg(seed=7), Cfg(seed=7), 1, 5)      # one start: the run's own seeds
     assert first.model_cfg.seed == 7 and first.fitted == [5]
 

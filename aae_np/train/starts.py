@@ -63,7 +63,7 @@ def best_start(build: Callable[[Any, Any], Any], model_config: Any, train_config
         if report is not None:
             report(f"start {r + 1}/{starts} (seed {train_config.seed + step}): I(x; y) = {scores[-1]:.4f} nats "
                    f"after {epochs} epochs")
-        if scores[-1] == max(scores):
+        if best is None or scores[-1] > max(scores[:-1]):      # a tie keeps the earlier start
             best = trainer
     best.history.update(start_information=scores, start_test_error=errors)
     return best, scores

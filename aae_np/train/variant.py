@@ -62,7 +62,7 @@ class VariantTrainConfig(TrainConfig):
     revive: float = 0.0            # weight of KL(uniform || batch mean of y): pulls on empty clusters (not the paper's)
     threshold: float = 0.0         # the consistency phase skips rows whose target's largest probability is below this
     decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
-    starts: int = 1                # clustering: candidates trained start_epochs each, the one with the most
+    starts: int = 1                # candidates trained start_epochs each, the one whose clusters hold the most
     start_epochs: int = 3          # I(x; y) kept (aae_np.train.starts; 1: no candidates; not the paper's)
 
     def __post_init__(self) -> None:

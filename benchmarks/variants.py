@@ -120,6 +120,7 @@ def run(variant: str, options: dict[str, int], data) -> dict:
         train_cfg = replace(train_cfg, decay_epochs=(options["decay"],))
     wall, cpu = time.perf_counter(), time.process_time()      # with the starts (new_trainer trains them)
     trainer = new_trainer(model_cfg, train_cfg, data, progress=False)
+    n_labels = int(len(trainer.labelled))               # the true labels (not the pseudo-labels added below)
     if "pseudo" in options:
         trainer.fit(options["pseudo_at"])
         pseudo_label(trainer, options["pseudo"])
@@ -138,7 +139,7 @@ def run(variant: str, options: dict[str, int], data) -> dict:
         clf = load_or_train_classifier(data.x_train, data.y_train)
         result["class_agreement"] = class_agreement(trainer.model, data.x_test[:10], clf)[0]
     result.update(variant=variant, options=options, resolved=resolved(train_cfg), validation_images=0 if trainer.x_val is None else len(trainer.x_val),
-                  eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=int(len(trainer.labelled)), n_classes=model_cfg.n_classes,
+                  eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=n_labels, n_classes=model_cfg.n_classes,
                   style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, consistency=train_cfg.consistency,
                   train_wall_s=round(wall, 1), history_test_error_paper=trainer.history.get("test_error_paper"),
                   train_cpu_s=round(cpu, 1), history_test_error=trainer.history.get("test_error"),

@@ -90,6 +90,8 @@ def resolved(train_cfg) -> dict:
     out = {k: getattr(train_cfg, k) for k in ours if getattr(train_cfg, k)}
     if train_cfg.starts > 1:
         out.update(starts=train_cfg.starts, start_epochs=train_cfg.start_epochs)
+    if train_cfg.pseudo_labels:
+        out.update(pseudo=train_cfg.pseudo_labels, pseudo_at=train_cfg.pseudo_at)
     out["epochs"] = train_cfg.epochs
     if train_cfg.decay_epochs:
         out["decay"] = train_cfg.decay_epochs[0]
@@ -118,12 +120,10 @@ def run(variant: str, options: dict[str, int], data) -> dict:
         model_cfg = replace(model_cfg, encoder_hidden=(options["encoder"],) * len(model_cfg.encoder_hidden))
     if "decay" in options:
         train_cfg = replace(train_cfg, decay_epochs=(options["decay"],))
+    if "pseudo" in options:                  # self-training (VariantTrainConfig.pseudo_labels)
+        train_cfg = replace(train_cfg, pseudo_labels=options["pseudo"], pseudo_at=options["pseudo_at"])
     wall, cpu = time.perf_counter(), time.process_time()      # with the starts (new_trainer trains them)
     trainer = new_trainer(model_cfg, train_cfg, data, progress=False)
-    n_labels = int(len(trainer.labelled))               # the true labels (not the pseudo-labels added below)
-    if "pseudo" in options:
-        trainer.fit(options["pseudo_at"])
-        pseudo_label(trainer, options["pseudo"])
     trainer.fit()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     name = variant + "".join(f"-{k}{v if isinstance(v, str) else format(v, 'g')}" for k, v in sorted(options.items()))
@@ -139,28 +139,13 @@ def run(variant: str, options: dict[str, int], data) -> dict:
         clf = load_or_train_classifier(data.x_train, data.y_train)
         result["class_agreement"] = class_agreement(trainer.model, data.x_test[:10], clf)[0]
     result.update(variant=variant, options=options, resolved=resolved(train_cfg), validation_images=0 if trainer.x_val is None else len(trainer.x_val),
-                  eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=n_labels, n_classes=model_cfg.n_classes,
+                  eval_wall_s=round(time.perf_counter() - evaluation, 1), n_labels=int(len(trainer.labelled)), n_classes=model_cfg.n_classes,
                   style_dim=model_cfg.style_dim, epochs=train_cfg.epochs, consistency=train_cfg.consistency,
                   train_wall_s=round(wall, 1), history_test_error_paper=trainer.history.get("test_error_paper"),
                   train_cpu_s=round(cpu, 1), history_test_error=trainer.history.get("test_error"),
                   **{k: trainer.history[k] for k in ("start_information", "start_test_error") if k in trainer.history},
                   threads=[p.get("num_threads") for p in threadpool_info()], cpus=os.cpu_count())
     return result
-
-
-def pseudo_label(trainer, per_class: int) -> None:
-    """The ``per_class`` unlabelled training images q(y|x) is surest of, per predicted class, labelled with
-    that class (self-training; the true labels are not read)."""
-    q = trainer.model.classify(trainer.x_train)
-    pred, sure = q.argmax(axis=1), q.max(axis=1)
-    free = trainer.labels < 0
-    picks = []
-    for c in range(q.shape[1]):
-        rows = np.flatnonzero(free & (pred == c))
-        picks.append(rows[np.argsort(-sure[rows])[:per_class]])
-    picks = np.concatenate(picks)
-    trainer.labels[picks] = pred[picks]
-    trainer.labelled = np.sort(np.concatenate([trainer.labelled, picks]))
 
 
 def table(lines: list[dict]) -> str:

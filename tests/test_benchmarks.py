@@ -152,21 +152,6 @@ def test_variants_benchmark_table_and_run_parsing():
             "| Hungarian accuracy ≥ 65 % | — |") in text
 
 
-def test_pseudo_labels_are_the_surest_unlabelled_rows_of_each_predicted_class():
-    from types import SimpleNamespace
-
-    variants = bench("variants")
-    sure = np.array([0.9, 0.6, 0.99, 0.7, 0.8, 0.95, 0.5, 0.97])   # rows 0-3 read as 0, rows 4-7 as 1
-    q = np.stack([np.where(np.arange(8) < 4, sure, 1 - sure), np.where(np.arange(8) < 4, 1 - sure, sure)], 1)
-    labels = np.full(8, -1)
-    labels[2] = 1                                       # a true label, kept, though the model reads it as 0
-    trainer = SimpleNamespace(x_train=np.zeros((8, 3)), labels=labels, labelled=np.array([2]),
-                              model=SimpleNamespace(classify=lambda x: q))
-    variants.pseudo_label(trainer, 2)
-    assert trainer.labelled.tolist() == [0, 2, 3, 5, 7]
-    assert trainer.labels.tolist() == [0, -1, 1, 0, -1, 1, -1, 1]
-
-
 def test_a_presets_run_and_the_same_settings_as_options_share_a_row():
     """A row is the options over what the recipe resolved (``resolved``): our preset's run and a run
     that named the same settings share one row; another epoch count gets its own."""

@@ -41,7 +41,7 @@ PAPER_WIDTH = {"clustering": 3000}
 PAPER_SCHEDULE = {variant: dict(epochs=60, decay_epochs=(50,)) for variant in ("clustering", "semi-supervised")}
 #: the VariantTrainConfig fields that are ours, not the paper's, at their "off" values
 _NOT_THE_PAPERS = dict(consistency=0.0, shift_labelled=False, balance=0.0, revive=0.0, threshold=0.0, decoded_class=0.0,
-                       flip=0.0, mix=0.0, elastic=0.0)
+                       flip=0.0, mix=0.0, elastic=0.0, pseudo_labels=0)
 
 PRESETS: dict[str, tuple[AAEConfig, TrainConfig]] = {
     "default": (

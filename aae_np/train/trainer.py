@@ -262,12 +262,20 @@ class Trainer:
     def checkpoint_path(self) -> Path | None:
         return None if self.out_dir is None else self.out_dir / "checkpoint.npz"
 
+    def extra_state(self) -> dict[str, Any]:
+        """A subclass's own part of the checkpoint's trainer state (JSON; none here)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Take back what ``extra_state`` saved (ValueError if it is malformed)."""
+
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("save_checkpoint needs a path or a Trainer with out_dir")
         state = {"epoch": self.epoch, "train_config": asdict(self.config), "history": self.history,
-                 "rng": self.rng.bit_generator.state, **({"resumes": self.resumes} if self.resumes else {})}
+                 "rng": self.rng.bit_generator.state, **({"resumes": self.resumes} if self.resumes else {}),
+                 **self.extra_state()}
         extra = {"__trainer__": np.array(json.dumps(state))}
         for phase, opt in self.optimizers.items():
             extra.update(opt.state_arrays(f"optim/{phase}"))
@@ -304,6 +312,7 @@ class Trainer:
         trainer.history = {k: [float(v) for v in state["history"].get(k, [])] for k in trainer.history_keys}
         trainer.resumes = state.get("resumes", []) + ([{"epoch": trainer.epoch, **changes}] if changes else [])
         try:
+            trainer.load_extra_state(state)
             trainer.rng.bit_generator.state = state["rng"]
             for phase, opt in trainer.optimizers.items():
                 opt.load_state_arrays(extra, f"optim/{phase}")

@@ -62,6 +62,8 @@ class VariantTrainConfig(TrainConfig):
     revive: float = 0.0            # weight of KL(uniform || batch mean of y): pulls on empty clusters (not the paper's)
     threshold: float = 0.0         # the consistency phase skips rows whose target's largest probability is below this
     decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
+    pseudo_labels: int = 0         # semi-supervised self-training: after epoch pseudo_at, the N unlabelled images
+    pseudo_at: int = 0             # q(y|x) is surest of per predicted class join the supervised phase (0: off)
     starts: int = 1                # candidates trained start_epochs each, the one whose clusters hold the most
     start_epochs: int = 3          # I(x; y) kept (aae_np.train.starts; 1: no candidates; not the paper's)
 
@@ -86,6 +88,9 @@ class VariantTrainConfig(TrainConfig):
                   "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0,
                   "starts must be >= 1 (1: one start)": self.starts >= 1,
+                  "pseudo_labels must be >= 0 (0: off)": self.pseudo_labels >= 0,
+                  f"pseudo_at ({self.pseudo_at}) must lie in [1, epochs = {self.epochs}]":
+                      self.pseudo_labels == 0 or 1 <= self.pseudo_at <= self.epochs,
                   f"start_epochs ({self.start_epochs}) must lie in [1, epochs = {self.epochs}]":
                       self.starts == 1 or 1 <= self.start_epochs <= self.epochs}
         problems = [text for text, ok in checks.items() if not ok]
@@ -146,6 +151,10 @@ class VariantTrainer(Trainer):
         self.labels = np.full(len(x_train), UNLABELLED, np.int64)   # what training sees
         if c.uses_labels:
             self.labels[self.labelled] = self.y_train[self.labelled]
+        if config.pseudo_labels and c.variant != "semi-supervised":
+            raise ValueError(f"pseudo_labels applies to the semi-supervised variant, not {c.variant}")
+        self.pseudo = np.zeros(0, np.int64)              # self-training's rows (labels[pseudo]: their classes)
+        self.supervised_rows = self.labelled             # what the supervised phase draws from
         super().__init__(model, config, x_train, x_test, out_dir, progress)
 
     def schedule(self) -> tuple[str, ...]:
@@ -199,7 +208,8 @@ class VariantTrainer(Trainer):
             inputs["z_style"] = model.prior.sample(n, self.rng, dtype)
             inputs["classes"] = self.rng.integers(0, model.config.n_classes, n)
         elif phase == "supervised":
-            pick = self.labelled[self.rng.integers(0, len(self.labelled), self.config.sup_batch_size)]
+            rows = self.supervised_rows
+            pick = rows[self.rng.integers(0, len(rows), self.config.sup_batch_size)]
             x, inputs["labels"] = self.x_train[pick], self.labels[pick]
         if phase == "consistency":
             inputs["y_target"] = self._target(x)
@@ -218,6 +228,43 @@ class VariantTrainer(Trainer):
         if self.config.input_noise > 0:
             inputs["x_in"] = view + (self.config.input_noise * self.rng.standard_normal(x.shape)).astype(dtype)
         return x, self._with_dropout_mask(model.phases[phase], x, inputs)
+
+    def train_epoch(self) -> dict[str, float]:
+        c = self.config
+        if c.pseudo_labels and self.epoch == c.pseudo_at and len(self.pseudo) == 0:
+            self._set_pseudo(*self.surest(c.pseudo_labels))
+        return super().train_epoch()
+
+    def surest(self, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, classes): the ``per_class`` unlabelled training images q(y|x) is surest of in
+        each predicted class, with that class (self-training; no true label is read)."""
+        q = self.model.classify(self.x_train)
+        pred, sure = q.argmax(axis=1), q.max(axis=1)
+        free = self.labels == UNLABELLED
+        rows = [np.flatnonzero(free & (pred == k)) for k in range(q.shape[1])]
+        rows = np.concatenate([r[np.argsort(-sure[r])[:per_class]] for r in rows])
+        return rows, pred[rows]
+
+    def _set_pseudo(self, rows: np.ndarray, classes: np.ndarray) -> None:
+        self.pseudo = np.asarray(rows, np.int64)
+        self.labels[self.pseudo] = classes
+        self.supervised_rows = np.sort(np.concatenate([self.labelled, self.pseudo]))
+
+    def extra_state(self) -> dict:
+        if len(self.pseudo) == 0:
+            return {}
+        return {"pseudo_rows": self.pseudo.tolist(), "pseudo_classes": self.labels[self.pseudo].tolist()}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "pseudo_rows" not in state:
+            return
+        rows, classes = np.asarray(state["pseudo_rows"]), np.asarray(state.get("pseudo_classes", []))
+        k = self.model.config.n_classes
+        if (rows.ndim != 1 or rows.shape != classes.shape or rows.dtype.kind != "i" or classes.dtype.kind != "i"
+                or not ((rows >= 0) & (rows < len(self.x_train))).all() or not ((classes >= 0) & (classes < k)).all()
+                or (self.labels[rows] != UNLABELLED).any()):
+            raise ValueError("the trainer state's pseudo-labels are malformed")
+        self._set_pseudo(rows, classes)
 
     def _view(self, x: np.ndarray) -> np.ndarray:
         """An augmented view of the batch: shifted, or turned, scaled, shifted (and bent, with

@@ -194,10 +194,12 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             warmup = epochs // 2
         if consistency is not None:           # the labelled batch gets the consistency phase's views too
             train = replace(train, consistency=consistency, shift_labelled=model.uses_labels)
-        n_epochs = train.epochs if epochs is None else epochs      # a short run's starts take half of it
+        n_epochs = train.epochs if epochs is None else epochs      # a short run's starts take half of it,
+        pseudo_at = max(1, round(train.pseudo_at * n_epochs / train.epochs))    # its self-training the same share
         train = replace(train, **_given(n_labels=labels, label_seed=label_seed, decoded_class=decoded_class,
                                         starts=starts), warmup_epochs=warmup, epochs=n_epochs,
-                        start_epochs=min(train.start_epochs, max(1, n_epochs // 2)))
+                        start_epochs=min(train.start_epochs, max(1, n_epochs // 2)),
+                        pseudo_at=pseudo_at if train.pseudo_labels else train.pseudo_at)
     train = replace(with_learning_rate(train, lr), **_given(epochs=epochs, batch_size=batch_size,
                                                              schedule=schedule, seed=seed))
     return model, train

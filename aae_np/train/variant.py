@@ -15,6 +15,10 @@ and, not the paper's, each only when its learning rate is set (clustering, semi-
                        ``threshold``: confident rows only; ``mix``: views and targets mixed in pairs);
 6. ``decoded_class``   the decoder draws the class it is given, as the encoder reads it.
 
+Self-training (semi-supervised, ``pseudo_labels = N``; not the paper's): from epoch ``pseudo_at``
+on, the supervised phase also draws the N unlabelled training images q(y|x) was surest of, per
+predicted class, labelled with that class (chosen once; kept in the checkpoint).
+
 Labels: the supervised variant uses every training label; the conditioned and
 semi-supervised ones use ``n_labels`` of them, drawn per class with ``label_seed``
 (``n_labels = -1``: all); unlabelled rows carry label -1. Clustering and the

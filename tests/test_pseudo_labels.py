@@ -114,18 +114,10 @@ def test_settings_are_checked_and_the_papers_recipe_has_none(data):
     assert resolve(variant="semi-supervised", recipe="paper")[1].pseudo_labels == 0
 
 
-def test_a_shorter_run_starts_self_training_at_the_same_share_of_it(monkeypatch):
-    from aae_np.train import presets
-
-    real = presets._variant_presets
-
-    def with_self_training():
-        out = real()
-        out["semi-supervised"][1].pseudo_labels, out["semi-supervised"][1].pseudo_at = 800, 40
-        return out
-    monkeypatch.setattr(presets, "_variant_presets", with_self_training)
-    epochs = resolve(variant="semi-supervised")[1].epochs
-    assert resolve(variant="semi-supervised")[1].pseudo_at == 40
-    assert resolve(variant="semi-supervised", epochs=epochs // 10)[1].pseudo_at == round(40 / 10)
+def test_our_semi_supervised_recipe_self_trains_and_a_shorter_run_at_the_same_share():
+    train = resolve(variant="semi-supervised")[1]
+    assert (train.pseudo_labels, train.pseudo_at, train.epochs) == (800, 40, 100)
+    assert resolve(variant="semi-supervised", epochs=10)[1].pseudo_at == 4
     assert resolve(variant="semi-supervised", epochs=1)[1].pseudo_at == 1
+    assert resolve(variant="semi-supervised", recipe="paper")[1].pseudo_labels == 0
     assert resolve(variant="clustering", epochs=7)[1].pseudo_at == 0           # off: left alone

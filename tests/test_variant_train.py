@@ -110,6 +110,7 @@ def small_presets(monkeypatch):
             model = type(model).from_dict({**model.to_dict(), "encoder_hidden": [32], "decoder_hidden": [32],
                                            "discriminator_hidden": [16]})
             train.epochs, train.warmup_epochs = 1, 0
+            train.pseudo_at = min(train.pseudo_at, 1)          # (self-training, where on, within the run)
             train.n_labels = 20 if train.n_labels > 0 else train.n_labels
             train.validation_images = min(train.validation_images, 50)
             out[name] = (model, train)

@@ -52,7 +52,8 @@ TARGET = {("semi-supervised", 100, "mnist"): "≤ 1.5 %; class agreement ≥ 90 
 #: fields of VariantTrainConfig a RUN may set beyond the CLI's options (floats)
 #: (``lr_decay_start=F``: every rate falls linearly to 0 from fraction F of the run; with ``decay=E`` too)
 TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix",
-              "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start", "starts", "start_epochs", "pseudo_every")
+              "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start", "starts", "start_epochs",
+              "pseudo_every")
 INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay", "encoder", "starts", "start_epochs",
             "pseudo", "pseudo_at", "pseudo_every")
 #: ``dataset=fashion-mnist`` trains on Fashion-MNIST (its folder: ``--fashion-dir``); ``decay=E``: the
@@ -73,7 +74,8 @@ def parse_run(text: str) -> tuple[str, dict[str, int]]:
             raise SystemExit(f"unknown option {key!r} in {text!r}")
         options[key] = value if key in ("recipe", "dataset") else int(value) if key in INT_KEYS else float(value)
     if ("pseudo" in options) != ("pseudo_at" in options) or ("pseudo_every" in options and "pseudo" not in options):
-        raise SystemExit(f"pseudo=N and pseudo_at=E go together (the N surest images per class, after epoch E; pseudo_every=P needs them): {text!r}")
+        raise SystemExit(f"pseudo=N and pseudo_at=E go together (the N surest images per class, after epoch E; "
+                         f"pseudo_every=P needs them): {text!r}")
     return variant, options
 
 

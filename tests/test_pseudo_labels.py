@@ -137,8 +137,8 @@ def test_settings_are_checked_and_the_papers_recipe_has_none(data):
 
 def test_our_semi_supervised_recipe_self_trains_and_a_shorter_run_at_the_same_share():
     train = resolve(variant="semi-supervised")[1]
-    assert (train.pseudo_labels, train.pseudo_at, train.epochs) == (800, 40, 100)
-    assert resolve(variant="semi-supervised", epochs=10)[1].pseudo_at == 4
+    assert (train.pseudo_labels, train.pseudo_at, train.epochs) == (800, 40, 150)
+    assert resolve(variant="semi-supervised", epochs=15)[1].pseudo_at == 4
     assert resolve(variant="semi-supervised", epochs=1)[1].pseudo_at == 1
     assert resolve(variant="semi-supervised", recipe="paper")[1].pseudo_labels == 0
     assert resolve(variant="clustering", epochs=7)[1].pseudo_at == 0           # off: left alone

@@ -52,15 +52,13 @@ TARGET = {("semi-supervised", 100, "mnist"): "≤ 1.5 %; class agreement ≥ 90 
 #: fields of VariantTrainConfig a RUN may set beyond the CLI's options (floats)
 #: (``lr_decay_start=F``: every rate falls linearly to 0 from fraction F of the run; with ``decay=E`` too)
 TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix",
-              "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start", "starts", "start_epochs",
-              "pseudo_every")
+              "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start", "starts", "start_epochs")
 INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay", "encoder", "starts", "start_epochs",
-            "pseudo", "pseudo_at", "pseudo_every")
+            "pseudo", "pseudo_at")
 #: ``dataset=fashion-mnist`` trains on Fashion-MNIST (its folder: ``--fashion-dir``); ``decay=E``: the
 #: learning rates / 10 after epoch E (the preset: 50, past a short run's end); ``encoder=N``: both hidden
 #: layers of the encoder N wide (the preset: 1000); ``pseudo=N,pseudo_at=E`` (semi-supervised): after
 #: epoch E, the N most confident unlabelled training images of each predicted class join the labelled set
-#: (``pseudo_every=P``: chosen afresh every P epochs)
 OTHER_KEYS = ("labels", "clusters", "seed", "epochs", "consistency", "recipe", "style", "dataset", "decay", "encoder",
               "pseudo", "pseudo_at")
 
@@ -73,9 +71,8 @@ def parse_run(text: str) -> tuple[str, dict[str, int]]:
         if key not in OTHER_KEYS + TRAIN_KEYS:
             raise SystemExit(f"unknown option {key!r} in {text!r}")
         options[key] = value if key in ("recipe", "dataset") else int(value) if key in INT_KEYS else float(value)
-    if ("pseudo" in options) != ("pseudo_at" in options) or ("pseudo_every" in options and "pseudo" not in options):
-        raise SystemExit(f"pseudo=N and pseudo_at=E go together (the N surest images per class, after epoch E; "
-                         f"pseudo_every=P needs them): {text!r}")
+    if ("pseudo" in options) != ("pseudo_at" in options):
+        raise SystemExit(f"pseudo=N and pseudo_at=E go together (the N surest images per class, after epoch E): {text!r}")
     return variant, options
 
 
@@ -95,8 +92,6 @@ def resolved(train_cfg) -> dict:
         out.update(starts=train_cfg.starts, start_epochs=train_cfg.start_epochs)
     if train_cfg.pseudo_labels:
         out.update(pseudo=train_cfg.pseudo_labels, pseudo_at=train_cfg.pseudo_at)
-        if train_cfg.pseudo_every:
-            out["pseudo_every"] = train_cfg.pseudo_every
     out["epochs"] = train_cfg.epochs
     if train_cfg.decay_epochs:
         out["decay"] = train_cfg.decay_epochs[0]

@@ -123,8 +123,6 @@ def test_variants_benchmark_table_and_run_parsing():
         variants.parse_run("clustering:colour=1")
     with pytest.raises(SystemExit, match="pseudo=N and pseudo_at=E go together"):
         variants.parse_run("semi-supervised:pseudo=500")
-    with pytest.raises(SystemExit, match="pseudo=N and pseudo_at=E go together"):
-        variants.parse_run("semi-supervised:pseudo_every=20")
     base = dict(n_classes=10, style_dim=4, train_wall_s=120.0, train_cpu_s=230.0)
     lines = [dict(base, variant="semi-supervised", n_labels=100, test_error=e) for e in (0.10, 0.12, 0.14)]
     lines.append(dict(base, variant="clustering", n_labels=0, n_classes=16, test_error=0.2))   # an older line

@@ -56,23 +56,6 @@ def test_they_join_the_supervised_phase_at_their_epoch_and_the_true_labels_stay(
     assert t.facts()["n_labels"] == 8                     # the true labels, as before
 
 
-def test_with_pseudo_every_they_are_chosen_afresh_from_every_unlabelled_image(data):
-    t = trainer(data, epochs=5, pseudo_labels=5, pseudo_at=1, pseudo_every=2)
-    t.fit(3)                                              # chosen at epoch 1, kept through epoch 2
-    t.model.params[next(iter(t.model.params))] += 0.5     # so the next choice differs
-    kept = t.labels.copy()
-    t.labels[t.pseudo] = -1
-    rows, classes = t.surest(5)                           # what epoch 3 starts by taking
-    t.labels[:] = kept
-    assert not np.array_equal(np.sort(rows), np.sort(t.pseudo))
-    t.fit(4)
-    assert np.array_equal(t.pseudo, rows) and np.array_equal(t.labels[rows], classes)
-    assert (t.labels >= 0).sum() == len(t.labelled) + len(rows)      # the rows dropped are unlabelled again
-    before = t.pseudo.copy()
-    t.fit(5)                                              # epoch 4: not a choosing epoch
-    assert np.array_equal(t.pseudo, before)
-
-
 def test_the_supervised_phase_draws_them(data, monkeypatch):
     t = trainer(data, pseudo_labels=5, pseudo_at=1)
     t.fit(1)
@@ -93,12 +76,10 @@ def test_the_supervised_phase_draws_them(data, monkeypatch):
     assert np.isin(rows, t.pseudo).any() and np.isin(rows, t.supervised_rows).all()
     assert np.array_equal(np.concatenate([lab for _, lab in batches]), t.labels[rows])
 
-
-@pytest.mark.parametrize("every", [0, 1])
-def test_a_resumed_run_keeps_its_pseudo_labels_and_goes_on_bit_for_bit(data, tmp_path, every):
-    straight = trainer(data, out_dir=tmp_path / "a", pseudo_labels=5, pseudo_at=1, pseudo_every=every)
+def test_a_resumed_run_keeps_its_pseudo_labels_and_goes_on_bit_for_bit(data, tmp_path):
+    straight = trainer(data, out_dir=tmp_path / "a", pseudo_labels=5, pseudo_at=1)
     straight.fit()
-    first = trainer(data, out_dir=tmp_path / "b", pseudo_labels=5, pseudo_at=1, pseudo_every=every)
+    first = trainer(data, out_dir=tmp_path / "b", pseudo_labels=5, pseudo_at=1)
     first.fit(2)
     x, y, xt, yt = data
     resumed = VariantTrainer.resume(tmp_path / "b" / "checkpoint.npz", x, y, xt, yt, progress=False)
@@ -128,8 +109,6 @@ def test_settings_are_checked_and_the_papers_recipe_has_none(data):
         VariantTrainConfig(epochs=3, pseudo_labels=5)
     with pytest.raises(ValueError, match="pseudo_labels must be >= 0"):
         VariantTrainConfig(pseudo_labels=-1)
-    with pytest.raises(ValueError, match=r"pseudo_every must be >= 0 \(0: once\)"):
-        VariantTrainConfig(pseudo_labels=5, pseudo_at=1, pseudo_every=-2)
     with pytest.raises(ValueError, match="applies to the semi-supervised variant, not clustering"):
         trainer(data, variant="clustering", n_labels=0, pseudo_labels=5, pseudo_at=1)
     assert resolve(variant="semi-supervised", recipe="paper")[1].pseudo_labels == 0

@@ -17,8 +17,7 @@ and, not the paper's, each only when its learning rate is set (clustering, semi-
 
 Self-training (semi-supervised, ``pseudo_labels = N``; not the paper's): from epoch ``pseudo_at``
 on, the supervised phase also draws the N unlabelled training images q(y|x) was surest of, per
-predicted class, labelled with that class (kept in the checkpoint); chosen once, or afresh every
-``pseudo_every`` epochs.
+predicted class, labelled with that class (chosen once; kept in the checkpoint).
 
 Labels: the supervised variant uses every training label; the conditioned and
 semi-supervised ones use ``n_labels`` of them, drawn per class with ``label_seed``
@@ -68,8 +67,7 @@ class VariantTrainConfig(TrainConfig):
     threshold: float = 0.0         # the consistency phase skips rows whose target's largest probability is below this
     decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
     pseudo_labels: int = 0         # semi-supervised self-training: after epoch pseudo_at, the N unlabelled images
-    pseudo_at: int = 0             # q(y|x) is surest of per predicted class join the supervised phase (0: off),
-    pseudo_every: int = 0          # chosen again every this many epochs after that (0: once)
+    pseudo_at: int = 0             # q(y|x) is surest of per predicted class join the supervised phase (0: off)
     starts: int = 1                # candidates trained start_epochs each, the one whose clusters hold the most
     start_epochs: int = 3          # I(x; y) kept (aae_np.train.starts; 1: no candidates; not the paper's)
 
@@ -95,7 +93,6 @@ class VariantTrainConfig(TrainConfig):
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0,
                   "starts must be >= 1 (1: one start)": self.starts >= 1,
                   "pseudo_labels must be >= 0 (0: off)": self.pseudo_labels >= 0,
-                  "pseudo_every must be >= 0 (0: once)": self.pseudo_every >= 0,
                   f"pseudo_at ({self.pseudo_at}) must lie in [1, epochs = {self.epochs}]":
                       self.pseudo_labels == 0 or 1 <= self.pseudo_at <= self.epochs,
                   f"start_epochs ({self.start_epochs}) must lie in [1, epochs = {self.epochs}]":
@@ -238,10 +235,7 @@ class VariantTrainer(Trainer):
 
     def train_epoch(self) -> dict[str, float]:
         c = self.config
-        since = self.epoch - c.pseudo_at
-        if c.pseudo_labels and ((since == 0 and len(self.pseudo) == 0)
-                                or (since > 0 and c.pseudo_every and since % c.pseudo_every == 0)):
-            self.labels[self.pseudo] = UNLABELLED          # chosen afresh from every unlabelled image
+        if c.pseudo_labels and self.epoch == c.pseudo_at and len(self.pseudo) == 0:
             self._set_pseudo(*self.surest(c.pseudo_labels))
         return super().train_epoch()
 

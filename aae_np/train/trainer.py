@@ -76,6 +76,7 @@ class Trainer:
         self.progress = progress
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
+        self.batch_rows: np.ndarray | None = None     # the training rows of the step's batch (train_epoch)
         if "image_generator" in self.schedule():
             self.history_keys = self.history_keys + IMAGE_HISTORY_KEYS
         self.history: dict[str, list[float]] = {k: [] for k in self.history_keys}
@@ -211,7 +212,7 @@ class Trainer:
         total = max(1, self.config.epochs * len(batches))
         for count, (start, stop) in enumerate(bar, 1):
             progress = (self.epoch * len(batches) + count - 1) / total
-            idx = order[start:stop]
+            idx = self.batch_rows = order[start:stop]
             stats = self.step(self.x_train[idx], progress, None if self.labels is None else self.labels[idx])
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v

@@ -12,7 +12,8 @@ and, not the paper's, each only when its learning rate is set (clustering, semi-
 
 5. ``consistency``     the y head on an augmented view pulled towards its own sharpened q(y|x)
                        (``balance``: plus even cluster use; ``revive``: a pull on empty clusters;
-                       ``threshold``: confident rows only; ``mix``: views and targets mixed in pairs);
+                       ``threshold``: confident rows only; ``mix``: views and targets mixed in pairs;
+                       ``neighbours``: the view is of the row or of one of its nearest neighbours);
 6. ``decoded_class``   the decoder draws the class it is given, as the encoder reads it.
 
 Self-training (semi-supervised, ``pseudo_labels = N``; not the paper's): from epoch ``pseudo_at``
@@ -38,6 +39,7 @@ from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.augment import random_affine, random_flips, random_shifts
 from aae_np.train.inputs import check_labels
+from aae_np.train.neighbours import nearest_neighbours, neighbour_rows
 from aae_np.train.trainer import TrainConfig, Trainer
 
 __all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset"]
@@ -68,6 +70,7 @@ class VariantTrainConfig(TrainConfig):
     decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
     pseudo_labels: int = 0         # semi-supervised self-training: after epoch pseudo_at, the N unlabelled images
     pseudo_at: int = 0             # q(y|x) is surest of per predicted class join the supervised phase (0: off)
+    neighbours: int = 0            # the consistency phase's view: of the row or of one of its k nearest (0: the row)
     starts: int = 1                # candidates trained start_epochs each, the one whose clusters hold the most
     start_epochs: int = 3          # I(x; y) kept (aae_np.train.starts; 1: no candidates; not the paper's)
 
@@ -92,6 +95,7 @@ class VariantTrainConfig(TrainConfig):
                   "threshold must lie in [0, 1)": 0 <= self.threshold < 1,
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0,
                   "starts must be >= 1 (1: one start)": self.starts >= 1,
+                  "neighbours must be >= 0 (0: off)": self.neighbours >= 0,
                   "pseudo_labels must be >= 0 (0: off)": self.pseudo_labels >= 0,
                   f"pseudo_at ({self.pseudo_at}) must lie in [1, epochs = {self.epochs}]":
                       self.pseudo_labels == 0 or 1 <= self.pseudo_at <= self.epochs,
@@ -159,6 +163,7 @@ class VariantTrainer(Trainer):
             raise ValueError(f"pseudo_labels applies to the semi-supervised variant, not {c.variant}")
         self.pseudo = np.zeros(0, np.int64)              # self-training's rows (labels[pseudo]: their classes)
         self.supervised_rows = self.labelled             # what the supervised phase draws from
+        self.neighbours = nearest_neighbours(x_train, config.neighbours) if config.neighbours else None
         super().__init__(model, config, x_train, x_test, out_dir, progress)
 
     def schedule(self) -> tuple[str, ...]:
@@ -223,7 +228,9 @@ class VariantTrainer(Trainer):
                 if getattr(self.config, term) > 0:
                     inputs[term] = getattr(self.config, term)
         view = x
-        if phase == "consistency" or (phase == "supervised" and self.config.shift_labelled):
+        if phase == "consistency" and self.neighbours is not None and self.batch_rows is not None:
+            view = inputs["x_in"] = self._view(self.x_train[neighbour_rows(self.batch_rows, self.neighbours, self.rng)])
+        elif phase == "consistency" or (phase == "supervised" and self.config.shift_labelled):
             view = inputs["x_in"] = self._view(x)
         if phase == "consistency" and self.config.mix > 0:
             view = inputs["x_in"] = self._mix(view, inputs)

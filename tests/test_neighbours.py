@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aae_np.fast.kernels import numba_available
 from aae_np.train.neighbours import nearest_neighbours, neighbour_rows
 from test_consistency import tiny_trainer
 
@@ -73,3 +74,55 @@ def test_the_trainer_draws_each_view_from_the_row_or_its_neighbours_and_only_whe
     assert np.isfinite(trainer.train_epoch()["consistency_loss"])
     with pytest.raises(ValueError, match="neighbours must be >= 0"):
         VariantTrainConfig(neighbours=-1)
+
+
+def clustering_trainer(out_dir=None, **config):
+    from aae_np.models.variants import VariantAAE
+    from aae_np.train.variant import VariantTrainConfig, VariantTrainer
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)
+    tiny = dict(input_dim=784, n_classes=4, style_dim=2, encoder_hidden=(8, 6), decoder_hidden=(8,),
+                discriminator_hidden=(8,), variant="clustering", encoder_batchnorm=True, input_dropout=0.2)
+    config = VariantTrainConfig(**{"epochs": 3, "batch_size": 20, "n_labels": 0, "consistency": 0.01,
+                                   "neighbours": 3, **config})
+    return VariantTrainer(VariantAAE(**tiny), config, x, y, out_dir=out_dir, progress=False), x, y
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + (["numba"] if numba_available() else []))
+def test_the_hidden_layer_is_what_the_heads_read_in_evaluation_mode(backend):
+    trainer, x, _ = clustering_trainer()
+    model = trainer.model
+    model.set_backend(backend)
+    trainer.fit(1)                                         # running statistics that are not the initial ones
+    h = model.hidden("encoder", x, batch_size=7)
+    assert h.shape == (40, 6)
+    last = model.nets["encoder"].layers
+    out = h
+    for layer in last[max(i for i, layer in enumerate(last) if hasattr(layer, "out_dim")):]:
+        out = layer.forward(out)
+    np.testing.assert_allclose(out, model._encoder_out(x, 2048), rtol=1e-5, atol=1e-6)
+
+
+def test_neighbours_are_mined_from_the_encoder_at_their_epoch_and_a_resumed_run_keeps_them(tmp_path):
+    trainer, x, y = clustering_trainer(out_dir=tmp_path / "a", neighbours_at=1)
+    pixels = nearest_neighbours(x, 3)
+    trainer.fit(1)
+    np.testing.assert_array_equal(trainer.neighbours, pixels)     # epoch 1 has not begun
+    mined = nearest_neighbours(trainer.model.hidden("encoder", x), 3)
+    assert not np.array_equal(mined, pixels)
+    trainer.fit(2)
+    np.testing.assert_array_equal(trainer.neighbours, mined)
+    straight, *_ = clustering_trainer(out_dir=tmp_path / "b", neighbours_at=1)
+    straight.fit()
+    from aae_np.train.variant import VariantTrainer
+    resumed = VariantTrainer.resume(tmp_path / "a" / "checkpoint.npz", x, y, progress=False)
+    np.testing.assert_array_equal(resumed.neighbours, mined)
+    resumed.fit()
+    for k, v in straight.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[k], v, err_msg=k)
+    good = trainer.extra_state()
+    for bad in ([[0, 1]] * 40, [[99, 0, 1]] * 40, [[0.5, 1, 2]] * 40):
+        fresh, *_ = clustering_trainer(neighbours_at=1)
+        with pytest.raises(ValueError, match="neighbours are malformed"):
+            fresh.load_extra_state({**good, "neighbour_rows": bad})

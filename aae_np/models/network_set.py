@@ -256,6 +256,20 @@ class NetworkSet:
         return np.concatenate([net.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
                               or [np.zeros((0, self._out_dim(name)), self.dtype)])
 
+    def hidden(self, name: str, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """What network ``name``'s last Dense layer reads (its last hidden layer), in evaluation mode."""
+        self._set_training(False)
+        layers = self.nets[name].layers
+        last = max(i for i, layer in enumerate(layers) if hasattr(layer, "out_dim"))
+        x = self._as_input(x, next(layer.in_dim for layer in layers if hasattr(layer, "in_dim")), "x")
+        out = []
+        for i in range(0, len(x), batch_size):
+            h = x[i:i + batch_size]
+            for layer in layers[:last]:
+                h = layer.forward(h)
+            out.append(h)
+        return np.concatenate(out)
+
     def _out_dim(self, name: str) -> int:
         """The width of network ``name``'s output: that of its last layer that changes the width
         (a BatchNorm or an activation at the end keeps the one before it)."""

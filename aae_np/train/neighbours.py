@@ -7,6 +7,9 @@ clustering preset, the nearest other image by cosine similarity shows the same d
 time and the five nearest 93.4 % (docs/variants.md). With ``VariantTrainConfig.neighbours = k``
 the view of a row is drawn from the row itself and its k nearest neighbours, so a cluster is pulled
 to hold an image's neighbours too, as SCAN's neighbour loss does (Van Gansbeke et al., 2020).
+With ``neighbours_at = E`` they are found again at epoch E, in the encoder's last hidden layer
+(``NetworkSet.hidden``), which a trained encoder makes closer to the digit than the pixels are
+(the five nearest: 95.6 % against 93.4 % with the 30-cluster preset's seed 0 model).
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ class VariantTrainConfig(TrainConfig):
     decoded_class: float = 0.0     # learning rate of the decoded_class phase (0: off; not the paper's)
     pseudo_labels: int = 0         # semi-supervised self-training: after epoch pseudo_at, the N unlabelled images
     pseudo_at: int = 0             # q(y|x) is surest of per predicted class join the supervised phase (0: off)
-    neighbours: int = 0            # the consistency phase's view: of the row or of one of its k nearest (0: the row)
+    neighbours: int = 0            # the consistency phase's view: of the row or of one of its k nearest (0: the row),
+    neighbours_at: int = 0         # by cosine of the pixels, from this epoch on of the encoder's hidden layer (0: never)
     starts: int = 1                # candidates trained start_epochs each, the one whose clusters hold the most
     start_epochs: int = 3          # I(x; y) kept (aae_np.train.starts; 1: no candidates; not the paper's)
 
@@ -96,6 +97,8 @@ class VariantTrainConfig(TrainConfig):
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0,
                   "starts must be >= 1 (1: one start)": self.starts >= 1,
                   "neighbours must be >= 0 (0: off)": self.neighbours >= 0,
+                  f"neighbours_at ({self.neighbours_at}) must lie in [0, epochs = {self.epochs}]":
+                      0 <= self.neighbours_at <= self.epochs,
                   "pseudo_labels must be >= 0 (0: off)": self.pseudo_labels >= 0,
                   f"pseudo_at ({self.pseudo_at}) must lie in [1, epochs = {self.epochs}]":
                       self.pseudo_labels == 0 or 1 <= self.pseudo_at <= self.epochs,
@@ -164,6 +167,7 @@ class VariantTrainer(Trainer):
         self.pseudo = np.zeros(0, np.int64)              # self-training's rows (labels[pseudo]: their classes)
         self.supervised_rows = self.labelled             # what the supervised phase draws from
         self.neighbours = nearest_neighbours(x_train, config.neighbours) if config.neighbours else None
+        self.mined = False                               # whether they are the encoder's (neighbours_at)
         super().__init__(model, config, x_train, x_test, out_dir, progress)
 
     def schedule(self) -> tuple[str, ...]:
@@ -244,6 +248,8 @@ class VariantTrainer(Trainer):
         c = self.config
         if c.pseudo_labels and self.epoch == c.pseudo_at and len(self.pseudo) == 0:
             self._set_pseudo(*self.surest(c.pseudo_labels))
+        if c.neighbours and c.neighbours_at and self.epoch == c.neighbours_at and not self.mined:
+            self.neighbours, self.mined = nearest_neighbours(self.model.hidden("encoder", self.x_train), c.neighbours), True
         return super().train_epoch()
 
     def surest(self, per_class: int) -> tuple[np.ndarray, np.ndarray]:
@@ -262,11 +268,18 @@ class VariantTrainer(Trainer):
         self.supervised_rows = np.sort(np.concatenate([self.labelled, self.pseudo]))
 
     def extra_state(self) -> dict:
+        state = {"neighbour_rows": self.neighbours.tolist()} if self.mined else {}
         if len(self.pseudo) == 0:
-            return {}
-        return {"pseudo_rows": self.pseudo.tolist(), "pseudo_classes": self.labels[self.pseudo].tolist()}
+            return state
+        return {**state, "pseudo_rows": self.pseudo.tolist(), "pseudo_classes": self.labels[self.pseudo].tolist()}
 
     def load_extra_state(self, state: dict) -> None:
+        if "neighbour_rows" in state:
+            table = np.asarray(state["neighbour_rows"])
+            if (self.neighbours is None or table.shape != self.neighbours.shape or table.dtype.kind != "i"
+                    or not ((table >= 0) & (table < len(self.x_train))).all()):
+                raise ValueError("the trainer state's neighbours are malformed")
+            self.neighbours, self.mined = table.astype(np.int64), True
         if "pseudo_rows" not in state:
             return
         rows, classes = np.asarray(state["pseudo_rows"]), np.asarray(state.get("pseudo_classes", []))

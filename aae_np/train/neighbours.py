@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["nearest_neighbours", "neighbour_rows"]
+__all__ = ["nearest_neighbours", "neighbour_rows", "saved_table"]
 
 
 def nearest_neighbours(x: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
@@ -45,3 +45,13 @@ def neighbour_rows(rows: np.ndarray, table: np.ndarray, rng: np.random.Generator
     """For each of ``rows``, itself or one of its ``table`` neighbours, each with probability 1 / (k + 1)."""
     pick = rng.integers(0, table.shape[1] + 1, len(rows))
     return np.where(pick == 0, rows, table[rows, np.maximum(pick - 1, 0)])
+
+
+def saved_table(rows: object, like: np.ndarray | None) -> np.ndarray:
+    """A neighbour table from a checkpoint's trainer state, checked against the trainer's own
+    (``like``: its shape, rows in range); ValueError if it is malformed."""
+    table = np.asarray(rows)
+    if (like is None or table.shape != like.shape or table.dtype.kind != "i"
+            or not ((table >= 0) & (table < len(like))).all()):
+        raise ValueError("the trainer state's neighbours are malformed")
+    return table.astype(np.int64)

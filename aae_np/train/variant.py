@@ -39,7 +39,7 @@ from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.augment import random_affine, random_flips, random_shifts
 from aae_np.train.inputs import check_labels
-from aae_np.train.neighbours import nearest_neighbours, neighbour_rows
+from aae_np.train.neighbours import nearest_neighbours, neighbour_rows, saved_table
 from aae_np.train.trainer import TrainConfig, Trainer
 
 __all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset"]
@@ -275,11 +275,7 @@ class VariantTrainer(Trainer):
 
     def load_extra_state(self, state: dict) -> None:
         if "neighbour_rows" in state:
-            table = np.asarray(state["neighbour_rows"])
-            if (self.neighbours is None or table.shape != self.neighbours.shape or table.dtype.kind != "i"
-                    or not ((table >= 0) & (table < len(self.x_train))).all()):
-                raise ValueError("the trainer state's neighbours are malformed")
-            self.neighbours, self.mined = table.astype(np.int64), True
+            self.neighbours, self.mined = saved_table(state["neighbour_rows"], self.neighbours), True
         if "pseudo_rows" not in state:
             return
         rows, classes = np.asarray(state["pseudo_rows"]), np.asarray(state.get("pseudo_classes", []))

@@ -150,13 +150,17 @@ def run(variant: str, options: dict[str, int], data) -> dict:
 
 
 def table(lines: list[dict]) -> str:
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in lines:
+    """The Markdown table: a row per setting, the mean over its seeds; a seed run again counts once
+    (its latest run), so a repeat checks a number without weighing twice in the mean; a line without
+    its options (older than them) counts on its own."""
+    groups: dict[tuple, dict[object, dict]] = defaultdict(dict)
+    for i, r in enumerate(lines):
         key = r["n_labels"] if r["variant"] == "semi-supervised" else r["n_classes"]
-        groups[(r["variant"], key, r.get("consistency", 0.0), setting_of_run(r))].append(r)
+        groups[(r["variant"], key, r.get("consistency", 0.0), setting_of_run(r))][_seed_of(r, i)] = r
     rows = ["| variant | setting | metric | ours (mean ± std, seeds) | k-means on pixels | target | paper (60k) "
             "| train wall / CPU per run |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for (variant, key, consistency, more), rs in sorted(groups.items()):
+    for (variant, key, consistency, more), by_seed in sorted(groups.items()):
+        rs = list(by_seed.values())
         kmeans, extra_value, dataset = "—", "", rs[0].get("options", {}).get("dataset", "mnist")
         extra = (f", + consistency {consistency:g}" if consistency else "") + (f", {more}" if more else "")
         if variant in ("clustering", "reduction"):
@@ -199,6 +203,11 @@ def table(lines: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def _seed_of(r: dict, i: int) -> object:
+    """Line ``i``'s seed, or the line itself when it has no options (older than them)."""
+    return r["options"].get("seed", 0) if "options" in r else ("line", i)
+
+
 def _percent(rs: list[dict], key: str) -> str:
     """``12.00 % ± 2.00 %`` over the runs that have ``key`` (no ± when they agree, e.g. k-means
     at one k on one split), ``—`` when none has it (a run from before the number existed)."""
@@ -229,14 +238,17 @@ def curves(lines: list[dict], path: Path) -> Path:
     axes = fig.subplots(1, 2)
     for ax, variant in zip(axes, ("clustering", "semi-supervised")):
         ax.set_prop_cycle(cycler(ls=["-", "-."]) * cycler(color=colormaps["tab10"].colors))
-        groups: dict[str, list[dict]] = {}
-        for r in (r for r in lines if r["variant"] == variant and r.get("history_test_error")):
+        groups: dict[str, dict[object, dict]] = {}
+        for i, r in enumerate(lines):
+            if r["variant"] != variant or not r.get("history_test_error"):
+                continue
             setting = f"{r['n_classes']} clusters" if variant == "clustering" else f"{r['n_labels']} labels"
             more = setting_of_run(r)
             label = (f"{setting}{', + consistency ' + format(r['consistency'], 'g') if r.get('consistency') else ''}"
                      f"{', ' + more if more else ''}")
-            groups.setdefault(label, []).append(r)
-        for label, runs in groups.items():
+            groups.setdefault(label, {})[_seed_of(r, i)] = r          # a seed run again counts once, as in the table
+        for label, by_seed in groups.items():
+            runs = list(by_seed.values())
             n = min(len(r["history_test_error"]) for r in runs)
             epochs = np.arange(1, n + 1)
             errors = [100 * np.array(r["history_test_error"][:n]) for r in runs]

@@ -168,6 +168,8 @@ def test_a_presets_run_and_the_same_settings_as_options_share_a_row():
     text = variants.table(lines)
     assert "| 16 clusters, + consistency 0.03, balance=1,decay=85,epochs=100 | clustering error, " in text
     assert "| 9.00 % ± 1.41 % / — (2) |" in text
+    again = dict(lines[1], test_error=0.12)          # seed 1 run again: its latest run stands, once
+    assert "| 10.00 % ± 2.83 % / — (2) |" in variants.table(lines + [again])
     assert "| 16 clusters, + consistency 0.03, balance=1,decay=85,epochs=60 |" in text and "| 30.00 % / — (1) |" in text
 
 

@@ -74,6 +74,9 @@ def test_the_trainer_draws_each_view_from_the_row_or_its_neighbours_and_only_whe
     assert np.isfinite(trainer.train_epoch()["consistency_loss"])
     with pytest.raises(ValueError, match="neighbours must be >= 0"):
         VariantTrainConfig(neighbours=-1)
+    with pytest.raises(ValueError, match=r"neighbours_at \(2\) must lie in \[0, epochs = 3\] and needs neighbours"):
+        VariantTrainConfig(epochs=3, neighbours_at=2)
+    assert trainer.batch_rows is None                  # after an epoch: a step on its own has no rows
 
 
 def clustering_trainer(out_dir=None, **config):

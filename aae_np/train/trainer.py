@@ -219,6 +219,7 @@ class Trainer:
             if count % 10 == 0:
                 bar.set_postfix({k: f"{v / count:.4f}" for k, v in sums.items()})
         bar.close()
+        self.batch_rows = None                  # a step called on its own has no training rows
         return {k: v / len(batches) for k, v in sums.items()}
 
     def fit(self, epochs: int | None = None,

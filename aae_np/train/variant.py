@@ -97,8 +97,8 @@ class VariantTrainConfig(TrainConfig):
                   "decoded_class must be >= 0 (0: off)": self.decoded_class >= 0,
                   "starts must be >= 1 (1: one start)": self.starts >= 1,
                   "neighbours must be >= 0 (0: off)": self.neighbours >= 0,
-                  f"neighbours_at ({self.neighbours_at}) must lie in [0, epochs = {self.epochs}]":
-                      0 <= self.neighbours_at <= self.epochs,
+                  f"neighbours_at ({self.neighbours_at}) must lie in [0, epochs = {self.epochs}] and needs neighbours":
+                      0 <= self.neighbours_at <= self.epochs and (self.neighbours > 0 or self.neighbours_at == 0),
                   "pseudo_labels must be >= 0 (0: off)": self.pseudo_labels >= 0,
                   f"pseudo_at ({self.pseudo_at}) must lie in [1, epochs = {self.epochs}]":
                       self.pseudo_labels == 0 or 1 <= self.pseudo_at <= self.epochs,
@@ -204,7 +204,8 @@ class VariantTrainer(Trainer):
         """The batch (the supervised phase draws its own from the labelled subset) and what the
         phase takes: labels, prior samples (a labelled row's from its class's component in the
         conditioned variant), instance noise on y, noisy encoder inputs; for the consistency phase a
-        shifted view of the batch and, as its target, q(y|x) of the batch itself (evaluation mode)."""
+        shifted view of the batch (with ``neighbours``, in ``train_epoch``, of a row or one of its
+        neighbours) and, as its target, q(y|x) of the batch itself (evaluation mode)."""
         model, dtype, n = self.model, self.model.dtype, len(x)
         inputs = {"labels": labels}
         if phase == "discriminator":

@@ -347,3 +347,41 @@ def test_step_benchmark_from_a_checkpoint_on_real_images(tmp_path, mnist_dir):
     assert report["state"].endswith("checkpoint.npz") and report["data"] == str(mnist_dir)
     assert {r["schedule"] for r in report["rows"]} == {"joint"} and report["batch_size"] == 128
     assert "CPU: " in result.stdout and report["machine"]["vector_extensions"] is not None
+
+
+def test_split_clusters_splits_the_mixed_cluster_the_style_does_not_explain():
+    """benchmarks/split_clusters.py on a stand-in model: cluster 0 holds two groups of different
+    labels apart in the hidden layer, with the same style; cluster 1 two styles of one label; cluster 2
+    is empty. The style criterion splits cluster 0 (error 0), the purity ceiling too."""
+    pytest.importorskip("sklearn")
+    split = bench("split_clusters")
+    rng = np.random.default_rng(0)
+
+    def group(n, centre, label, cluster, z_shift):
+        h = np.zeros((n, 8))
+        h[:, centre] = 1.0
+        h += 0.05 * rng.random((n, 8))
+        return h, np.full(n, label), np.full(n, cluster), z_shift + 0.1 * rng.standard_normal((n, 2))
+
+    parts = [group(80, 0, 4, 0, 0.0), group(80, 1, 9, 0, 0.0),          # content split, same style
+             group(80, 2, 1, 1, -3.0), group(80, 3, 1, 1, 3.0)]         # style split, one label
+    h, y, c, z = (np.concatenate(p) for p in zip(*parts))
+    x = np.arange(len(h))[:, None].astype(float)                      # rows stand for images
+
+    class StandIn:
+        config = type("C", (), {"n_classes": 3})
+
+        def classify(self, rows):
+            return np.eye(3)[c[rows[:, 0].astype(int)]]
+
+        def hidden(self, name, rows):
+            return h[rows[:, 0].astype(int)]
+
+        def encode(self, rows):
+            return z[rows[:, 0].astype(int)]
+
+    errors = split.split_errors(StandIn(), x, y, x, y, k=5, least=20)
+    assert errors["as trained"] == pytest.approx(80 / 320)
+    assert errors["z"] == 0 and errors["labels"] == 0
+    lam, side = split.two_way_split(h[:160], 5)
+    assert set(side[:80]) != set(side[80:]) and lam < 0.05

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["elastic_field", "random_affine", "random_flips", "random_shifts"]
+__all__ = ["elastic_field", "mix_pairs", "random_affine", "random_flips", "random_shifts"]
 
 
 def random_shifts(x: np.ndarray, max_shift: int, rng: np.random.Generator, side: int = 28) -> np.ndarray:
@@ -79,6 +79,21 @@ def random_flips(x: np.ndarray, p: float, rng: np.random.Generator, side: int = 
     out = x.copy()
     out[flip] = x[flip].reshape(-1, side, side)[:, :, ::-1].reshape(-1, side * side)
     return out
+
+
+def mix_pairs(view: np.ndarray, targets: dict[str, np.ndarray], a: float, rng: np.random.Generator) -> np.ndarray:
+    """Interpolation consistency (Verma et al., 2019): row i of the views becomes
+    lam_i view_i + (1 - lam_i) view_p(i) for a random pairing p and lam_i ~ Beta(a, a); each of
+    ``targets``' ``y_target`` (N, K) and ``y_weight`` (N,), where present, is replaced in place by
+    the same mixture of the two rows'."""
+    n = len(view)
+    lam = rng.beta(a, a, n).astype(view.dtype)[:, None]
+    pair = rng.permutation(n)
+    for key in ("y_target", "y_weight"):
+        if key in targets:
+            value, weight = targets[key], lam if targets[key].ndim == 2 else lam[:, 0]
+            targets[key] = (weight * value + (1 - weight) * value[pair]).astype(value.dtype)
+    return lam * view + (1 - lam) * view[pair]
 
 
 def _check_images(x: np.ndarray, side: int, who: str) -> None:

@@ -37,7 +37,7 @@ from aae_np.eval.clustering import split_validation
 from aae_np.eval.held_out import held_out_metrics, test_mse
 from aae_np.models.variants import UNLABELLED, VariantAAE
 from aae_np.nn.optim import Adam, Momentum
-from aae_np.train.augment import random_affine, random_flips, random_shifts
+from aae_np.train.augment import mix_pairs, random_affine, random_flips, random_shifts
 from aae_np.train.inputs import check_labels
 from aae_np.train.neighbours import nearest_neighbours, neighbour_rows, saved_table
 from aae_np.train.trainer import TrainConfig, Trainer
@@ -238,7 +238,7 @@ class VariantTrainer(Trainer):
         elif phase == "consistency" or (phase == "supervised" and self.config.shift_labelled):
             view = inputs["x_in"] = self._view(x)
         if phase == "consistency" and self.config.mix > 0:
-            view = inputs["x_in"] = self._mix(view, inputs)
+            view = inputs["x_in"] = mix_pairs(view, inputs, self.config.mix, self.rng)
         if model.prior_y is not None and self.config.y_instance_noise > 0 and phase in ("discriminator", "generator"):
             inputs["y_noise"] = self._y_noise(n)
         if self.config.input_noise > 0:
@@ -296,19 +296,6 @@ class VariantTrainer(Trainer):
         else:
             view = random_affine(x, self.rng, c.shift, c.rotate, c.scale, elastic=c.elastic)
         return random_flips(view, c.flip, self.rng) if c.flip > 0 else view
-
-    def _mix(self, view: np.ndarray, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Interpolation consistency (Verma et al., 2019): row i of the views becomes
-        lam_i view_i + (1 - lam_i) view_p(i) for a random pairing p and lam_i ~ Beta(mix, mix); its
-        target (and row weight) the same mixture of the two rows' targets."""
-        n, a = len(view), self.config.mix
-        lam = self.rng.beta(a, a, n).astype(view.dtype)[:, None]
-        pair = self.rng.permutation(n)
-        for key in ("y_target", "y_weight"):
-            if key in inputs:
-                value, weight = inputs[key], lam if inputs[key].ndim == 2 else lam[:, 0]
-                inputs[key] = (weight * value + (1 - weight) * value[pair]).astype(value.dtype)
-        return lam * view + (1 - lam) * view[pair]
 
     def _target(self, x: np.ndarray) -> np.ndarray:
         """q(y|x) in evaluation mode, sharpened: q^(1/T) / sum_j q_j^(1/T) (T = ``sharpen``)."""

@@ -53,9 +53,9 @@ TARGET = {("semi-supervised", 100, "mnist"): "≤ 1.5 %; class agreement ≥ 90 
 #: (``lr_decay_start=F``: every rate falls linearly to 0 from fraction F of the run; with ``decay=E`` too)
 TRAIN_KEYS = ("balance", "revive", "threshold", "decoded_class", "sharpen", "shift", "rotate", "scale", "flip", "mix",
               "elastic", "lr_sup", "input_noise", "y_instance_noise", "lr_decay_start", "starts", "start_epochs",
-              "neighbours", "neighbours_at")
+              "neighbours", "neighbours_at", "split_at")
 INT_KEYS = ("labels", "clusters", "seed", "epochs", "style", "shift", "decay", "encoder", "starts", "start_epochs",
-            "pseudo", "pseudo_at", "neighbours", "neighbours_at")
+            "pseudo", "pseudo_at", "neighbours", "neighbours_at", "split_at")
 #: ``dataset=fashion-mnist`` trains on Fashion-MNIST (its folder: ``--fashion-dir``); ``decay=E``: the
 #: learning rates / 10 after epoch E (the preset: 50, past a short run's end); ``encoder=N``: both hidden
 #: layers of the encoder N wide (the preset: 1000); ``pseudo=N,pseudo_at=E`` (semi-supervised): after

@@ -13,7 +13,8 @@ and, not the paper's, each only when its learning rate is set (clustering, semi-
 5. ``consistency``     the y head on an augmented view pulled towards its own sharpened q(y|x)
                        (``balance``: plus even cluster use; ``revive``: a pull on empty clusters;
                        ``threshold``: confident rows only; ``mix``: views and targets mixed in pairs;
-                       ``neighbours``: the view is of the row or of one of its nearest neighbours);
+                       ``neighbours``: the view is of the row or of one of its nearest neighbours;
+                       ``split_at``: from that epoch on, towards the split clusters, and the adversaries rest);
 6. ``decoded_class``   the decoder draws the class it is given, as the encoder reads it.
 
 Self-training (semi-supervised, ``pseudo_labels = N``; not the paper's): from epoch ``pseudo_at``
@@ -40,6 +41,7 @@ from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.augment import mix_pairs, random_affine, random_flips, random_shifts
 from aae_np.train.inputs import check_labels
 from aae_np.train.neighbours import nearest_neighbours, neighbour_rows, saved_table
+from aae_np.train.split import saved_clusters, split_model_clusters
 from aae_np.train.trainer import TrainConfig, Trainer
 
 __all__ = ["VariantTrainConfig", "VariantTrainer", "labelled_subset"]
@@ -72,6 +74,7 @@ class VariantTrainConfig(TrainConfig):
     pseudo_at: int = 0             # q(y|x) is surest of per predicted class join the supervised phase (0: off)
     neighbours: int = 0            # the consistency phase's view: of the row or of one of its k nearest (0: the row),
     neighbours_at: int = 0         # by cosine of the pixels, from this epoch on of the encoder's hidden layer (0: never)
+    split_at: int = 0              # clustering: at this epoch, merged clusters are split into empty ones (aae_np.train.split)
     starts: int = 1                # candidates trained start_epochs each, the one whose clusters hold the most
     start_epochs: int = 3          # I(x; y) kept (aae_np.train.starts; 1: no candidates; not the paper's)
 
@@ -100,6 +103,8 @@ class VariantTrainConfig(TrainConfig):
                   f"neighbours_at ({self.neighbours_at}) must lie in [0, epochs = {self.epochs}] and needs neighbours":
                       0 <= self.neighbours_at <= self.epochs and (self.neighbours > 0 or self.neighbours_at == 0),
                   "pseudo_labels must be >= 0 (0: off)": self.pseudo_labels >= 0,
+                  f"split_at ({self.split_at}) must lie in [0, epochs = {self.epochs}] and needs consistency > 0":
+                      0 <= self.split_at <= self.epochs and (self.consistency > 0 or self.split_at == 0),
                   f"pseudo_at ({self.pseudo_at}) must lie in [1, epochs = {self.epochs}]":
                       self.pseudo_labels == 0 or 1 <= self.pseudo_at <= self.epochs,
                   f"start_epochs ({self.start_epochs}) must lie in [1, epochs = {self.epochs}]":
@@ -164,6 +169,9 @@ class VariantTrainer(Trainer):
             self.labels[self.labelled] = self.y_train[self.labelled]
         if config.pseudo_labels and c.variant != "semi-supervised":
             raise ValueError(f"pseudo_labels applies to the semi-supervised variant, not {c.variant}")
+        if config.split_at and c.variant != "clustering":
+            raise ValueError(f"split_at applies to the clustering variant, not {c.variant}")
+        self.split: np.ndarray | None = None              # split_at's clusters, the consistency targets
         self.pseudo = np.zeros(0, np.int64)              # self-training's rows (labels[pseudo]: their classes)
         self.supervised_rows = self.labelled             # what the supervised phase draws from
         self.neighbours = nearest_neighbours(x_train, config.neighbours) if config.neighbours else None
@@ -195,8 +203,8 @@ class VariantTrainer(Trainer):
 
     def _phase_order(self, progress: float) -> list[str]:
         phases = super()._phase_order(progress)
-        if self.epoch < self.config.warmup_epochs:     # let the codes spread before the adversaries push
-            phases = [p for p in phases if p not in ("discriminator", "generator")]
+        if self.epoch < self.config.warmup_epochs or self.split is not None:   # codes spread first; after a split
+            phases = [p for p in phases if p not in ("discriminator", "generator")]  # D_y would pull y back
         return phases
 
     def phase_inputs(self, phase: str, x: np.ndarray,
@@ -249,6 +257,8 @@ class VariantTrainer(Trainer):
         c = self.config
         if c.pseudo_labels and self.epoch == c.pseudo_at and len(self.pseudo) == 0:
             self._set_pseudo(*self.surest(c.pseudo_labels))
+        if c.split_at and self.epoch == c.split_at and self.split is None:
+            self.split = split_model_clusters(self.model, self.x_train)
         if c.neighbours and c.neighbours_at and self.epoch == c.neighbours_at and not self.mined:
             self.neighbours, self.mined = nearest_neighbours(self.model.hidden("encoder", self.x_train), c.neighbours), True
         return super().train_epoch()
@@ -270,6 +280,8 @@ class VariantTrainer(Trainer):
 
     def extra_state(self) -> dict:
         state = {"neighbour_rows": self.neighbours.tolist()} if self.mined else {}
+        if self.split is not None:
+            state["split_clusters"] = self.split.tolist()
         if len(self.pseudo) == 0:
             return state
         return {**state, "pseudo_rows": self.pseudo.tolist(), "pseudo_classes": self.labels[self.pseudo].tolist()}
@@ -277,6 +289,8 @@ class VariantTrainer(Trainer):
     def load_extra_state(self, state: dict) -> None:
         if "neighbour_rows" in state:
             self.neighbours, self.mined = saved_table(state["neighbour_rows"], self.neighbours), True
+        if "split_clusters" in state:
+            self.split = saved_clusters(state["split_clusters"], len(self.x_train), self.model.config.n_classes)
         if "pseudo_rows" not in state:
             return
         rows, classes = np.asarray(state["pseudo_rows"]), np.asarray(state.get("pseudo_classes", []))
@@ -298,7 +312,10 @@ class VariantTrainer(Trainer):
         return random_flips(view, c.flip, self.rng) if c.flip > 0 else view
 
     def _target(self, x: np.ndarray) -> np.ndarray:
-        """q(y|x) in evaluation mode, sharpened: q^(1/T) / sum_j q_j^(1/T) (T = ``sharpen``)."""
+        """q(y|x) in evaluation mode, sharpened: q^(1/T) / sum_j q_j^(1/T) (T = ``sharpen``); after
+        ``split_at``, the batch rows' split clusters, one-hot."""
+        if self.split is not None and self.batch_rows is not None:
+            return np.eye(self.model.config.n_classes, dtype=x.dtype)[self.split[self.batch_rows]]
         q = self.model.classify(x)
         if self.config.sharpen == 1:
             return q

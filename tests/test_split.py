@@ -66,21 +66,25 @@ def test_the_cut_the_style_cannot_explain_is_split_first_and_only_into_empty_clu
     np.testing.assert_array_equal(split_clusters(clusters, hidden, z, n_clusters=3, k=8, least=121), clusters)
 
 
+N_CLUSTERS = 20
+
+
 def split_trainer(out_dir=None, **config):
     from aae_np.models.variants import VariantAAE
     from aae_np.train.variant import VariantTrainConfig, VariantTrainer
 
     rng = np.random.default_rng(0)
-    x, y = rng.random((240, 784), dtype=np.float32), rng.integers(0, 10, 240)
-    tiny = dict(input_dim=784, n_classes=6, style_dim=2, encoder_hidden=(8, 6), decoder_hidden=(8,),
+    x, y = rng.random((480, 784), dtype=np.float32), rng.integers(0, 10, 480)
+    tiny = dict(input_dim=784, n_classes=N_CLUSTERS, style_dim=2, encoder_hidden=(8, 6), decoder_hidden=(8,),
                 discriminator_hidden=(8,), variant="clustering", encoder_batchnorm=True)
-    config = VariantTrainConfig(**{"epochs": 3, "batch_size": 40, "n_labels": 0, "consistency": 0.01,
+    config = VariantTrainConfig(**{"epochs": 3, "batch_size": 80, "n_labels": 0, "consistency": 0.01,
                                    "split_at": 1, **config})
     return VariantTrainer(VariantAAE(**tiny), config, x, y, out_dir=out_dir, progress=False), x, y
 
 
-def test_the_trainer_splits_at_its_epoch_then_trains_towards_the_split_without_the_adversaries(tmp_path):
-    trainer, x, y = split_trainer(out_dir=tmp_path / "a")
+def test_the_trainer_splits_at_its_epoch_then_trains_towards_the_split_of_the_row_without_the_adversaries(tmp_path):
+    views = dict(neighbours=3, shift=0, rotate=0, scale=0)     # a view is the image itself or a neighbour
+    trainer, x, y = split_trainer(out_dir=tmp_path / "a", **views)
     assert "generator" in trainer._phase_order(0.0)
     trainer.fit(1)
     assert trainer.split is None
@@ -92,8 +96,9 @@ def test_the_trainer_splits_at_its_epoch_then_trains_towards_the_split_without_t
     rows = np.arange(10, 50)
     trainer.batch_rows = rows
     _, inputs = trainer.phase_inputs("consistency", x[rows], None)
-    np.testing.assert_array_equal(inputs["y_target"], np.eye(6)[expected[rows]])
-    straight, *_ = split_trainer(out_dir=tmp_path / "b")
+    np.testing.assert_array_equal(inputs["y_target"], np.eye(N_CLUSTERS)[expected[rows]])
+    np.testing.assert_array_equal(inputs["x_in"], x[rows])          # the row's own, no longer a neighbour
+    straight, *_ = split_trainer(out_dir=tmp_path / "b", **views)
     straight.fit()
     from aae_np.train.variant import VariantTrainer
     resumed = VariantTrainer.resume(tmp_path / "a" / "checkpoint.npz", x, y, progress=False)
@@ -101,12 +106,12 @@ def test_the_trainer_splits_at_its_epoch_then_trains_towards_the_split_without_t
     resumed.fit()
     for k, v in straight.model.params.items():
         np.testing.assert_array_equal(resumed.model.params[k], v, err_msg=k)
-    for bad in ([0] * 239, [6] * 240, [0.5] * 240):
+    for bad in ([0] * 479, [N_CLUSTERS] * 480, [0.5] * 480):
         with pytest.raises(ValueError, match="split clusters are malformed"):
-            saved_clusters(bad, 240, 6)
+            saved_clusters(bad, 480, N_CLUSTERS)
     fresh, *_ = split_trainer()
     with pytest.raises(ValueError, match="split clusters are malformed"):
-        fresh.load_extra_state({"split_clusters": [9] * 240})
+        fresh.load_extra_state({"split_clusters": [N_CLUSTERS] * 480})
 
 
 def test_split_at_is_refused_out_of_range_without_consistency_or_outside_clustering():

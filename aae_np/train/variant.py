@@ -14,7 +14,7 @@ and, not the paper's, each only when its learning rate is set (clustering, semi-
                        (``balance``: plus even cluster use; ``revive``: a pull on empty clusters;
                        ``threshold``: confident rows only; ``mix``: views and targets mixed in pairs;
                        ``neighbours``: the view is of the row or of one of its nearest neighbours;
-                       ``split_at``: from that epoch on, towards the split clusters, and the adversaries rest);
+                       ``split_at``: from then on towards the split clusters, of the row, the adversaries resting);
 6. ``decoded_class``   the decoder draws the class it is given, as the encoder reads it.
 
 Self-training (semi-supervised, ``pseudo_labels = N``; not the paper's): from epoch ``pseudo_at``
@@ -241,7 +241,7 @@ class VariantTrainer(Trainer):
                 if getattr(self.config, term) > 0:
                     inputs[term] = getattr(self.config, term)
         view = x
-        if phase == "consistency" and self.neighbours is not None and self.batch_rows is not None:
+        if phase == "consistency" and self.neighbours is not None and self.batch_rows is not None and self.split is None:
             view = inputs["x_in"] = self._view(self.x_train[neighbour_rows(self.batch_rows, self.neighbours, self.rng)])
         elif phase == "consistency" or (phase == "supervised" and self.config.shift_labelled):
             view = inputs["x_in"] = self._view(x)

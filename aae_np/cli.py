@@ -26,7 +26,8 @@ EXIT_DIVERGED = 3
 MAX_IMAGES = 100_000          # sample / reconstruct --n: 100,000 images of 784 floats are 0.3 GB
 # the settings of a run that train --resume may not change (epochs and lr may): presets.resolve's keywords
 SETTINGS = ("latent_dim", "seed", "epochs", "batch_size", "schedule", "lr", "labels", "label_seed", "clusters",
-            "prior", "encoder_batchnorm", "input_dropout", "variant", "consistency", "recipe", "decoded_class", "starts")
+            "prior", "encoder_batchnorm", "input_dropout", "variant", "consistency", "recipe", "decoded_class", "starts",
+            "neighbours", "split_at")
 
 
 class CLIError(Exception):

@@ -120,6 +120,12 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--starts", type=_positive_int, metavar="N",
                    help="clustering, semi-supervised, reduction: train N candidates 3 epochs each and go on with the "
                         "one whose clusters hold the most information I(x; y) (like k-means' n_init; not the paper's)")
+    p.add_argument("--neighbours", type=_positive_int, metavar="K",
+                   help="clustering, semi-supervised: the consistency phase's view of an image is of it or of one of "
+                        "its K nearest training images (not the paper's; docs/variants.md)")
+    p.add_argument("--split-at", type=_positive_int, metavar="E",
+                   help="clustering: at epoch E, cut the clusters the style z explains worst in two and move one half "
+                        "of each into an empty cluster (not the paper's; aae_np.train.split, docs/variants.md)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
 

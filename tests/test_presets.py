@@ -212,3 +212,29 @@ def test_starts_is_an_option_of_the_variants_with_clusters():
 def test_the_reduction_preset_has_the_consistency_phase_and_the_balance_term():
     train = resolve(variant="reduction")[1]
     assert (train.consistency, train.balance, train.epochs, train.optimizer) == (0.003, 1.0, 60, "adam")
+
+
+def test_neighbours_and_split_at_are_options_of_our_recipe_and_the_cli_passes_them_on():
+    from aae_np import cli
+
+    train = resolve(variant="clustering", clusters=30, neighbours=5, split_at=80)[1]
+    assert (train.neighbours, train.split_at) == (5, 80)
+    assert resolve(variant="clustering")[1].neighbours == resolve(variant="clustering")[1].split_at == 0   # off
+    assert resolve(variant="semi-supervised", neighbours=3)[1].neighbours == 3
+    for variant, option in (("reduction", "neighbours"), ("semi-supervised", "split_at"), ("conditioned", "split_at")):
+        with pytest.raises(ValueError, match=f"--{option.replace('_', '-')} applies to --variant"):
+            resolve(variant=variant, **{option: 2})
+    with pytest.raises(ValueError, match="--recipe paper has no consistency"):
+        resolve(variant="clustering", recipe="paper", split_at=50)
+    with pytest.raises(ValueError, match="split_at \\(80\\) must lie in \\[0, epochs = 10\\]"):
+        resolve(variant="clustering", split_at=80, epochs=10)
+    with pytest.raises(ValueError, match="applies to the variants only"):
+        resolve(neighbours=2)
+    from aae_np.cli_args import build_parser
+
+    parse = build_parser(cli.COMMANDS).parse_args
+    args = parse(["train", "--variant", "clustering", "--clusters", "30", "--neighbours", "5", "--split-at", "80"])
+    train = resolve("default", **{k: getattr(args, k) for k in cli.SETTINGS})[1]
+    assert (train.neighbours, train.split_at) == (5, 80)
+    with pytest.raises(SystemExit):
+        parse(["train", "--variant", "clustering", "--split-at", "0"])

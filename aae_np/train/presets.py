@@ -138,7 +138,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             label_seed: int | None = None, clusters: int | None = None, prior: str | None = None,
             encoder_batchnorm: bool | None = None, input_dropout: float | None = None,
             consistency: float | None = None, recipe: str | None = None,
-            decoded_class: float | None = None, starts: int | None = None) -> tuple[Any, Any]:
+            decoded_class: float | None = None, starts: int | None = None, neighbours: int | None = None,
+            split_at: int | None = None) -> tuple[Any, Any]:
     """(model config, train config) of ``preset`` (or of ``variant``'s preset) with the given
     overrides; ``None`` keeps the preset's value. Every config is rebuilt with
     ``dataclasses.replace``, so a bad value fails its config's own check.
@@ -149,7 +150,9 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
     ``labels`` (semi-supervised, conditioned), ``label_seed``, ``clusters`` (clustering),
     ``prior`` and ``consistency`` (clustering, semi-supervised: the consistency phase's learning
     rate; ``decoded_class``: the decoded_class phase's; ``starts``: candidates of which the one with the most
-    I(x; y) is kept, ``aae_np.train.starts``); a variant's short run keeps adversarial
+    I(x; y) is kept, ``aae_np.train.starts``; ``neighbours``: the consistency phase's views are of an
+    image or of one of its k nearest, ``aae_np.train.neighbours``; ``split_at``, clustering: the epoch at
+    which merged clusters are split into the empty ones, ``aae_np.train.split``); a variant's short run keeps adversarial
     epochs after its warm-up. ``recipe`` (clustering,
     semi-supervised): "ours" (the default, the preset: the paper's appendix recipe with the
     consistency phase at ``OUR_CONSISTENCY``'s rate) or "paper" (the appendix recipe alone).
@@ -159,7 +162,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
     if variant is None:
         for name, value in (("labels", labels), ("label_seed", label_seed), ("clusters", clusters),
                             ("prior", prior), ("consistency", consistency), ("recipe", recipe),
-                            ("decoded_class", decoded_class), ("starts", starts)):
+                            ("decoded_class", decoded_class), ("starts", starts), ("neighbours", neighbours),
+                            ("split_at", split_at)):
             if value is not None:
                 raise ValueError(f"--{name.replace('_', '-')} applies to the variants only; add --variant NAME")
         model, train = get_preset(preset)
@@ -182,9 +186,13 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
             raise ValueError("--decoded-class applies to --variant clustering or semi-supervised (a decoder of [z, y])")
         if starts is not None and not model.has_y:
             raise ValueError("--starts applies to --variant clustering, semi-supervised or reduction (clusters to score)")
-        if recipe == "paper" and (consistency or decoded_class):     # (0: off, as the paper's recipe is)
+        if neighbours is not None and variant not in OUR_CONSISTENCY:
+            raise ValueError(f"--neighbours applies to --variant {' or '.join(OUR_CONSISTENCY)} (the consistency phase)")
+        if split_at is not None and variant != "clustering":
+            raise ValueError("--split-at applies to --variant clustering")
+        if recipe == "paper" and (consistency or decoded_class or neighbours or split_at):   # (0: off, as the paper's)
             raise ValueError("--recipe paper has no consistency or decoded_class phase (they are our additions); "
-                             "leave out --consistency and --decoded-class")
+                             "leave out --consistency, --decoded-class, --neighbours and --split-at")
         if recipe == "paper":                 # the preset is ours: the paper's recipe is it without our phases
             train = paper_recipe(train)
             if variant in PAPER_WIDTH:        # ... with the paper's networks
@@ -199,7 +207,8 @@ def resolve(preset: str = "default", variant: str | None = None, *, latent_dim: 
         n_epochs = train.epochs if epochs is None else epochs      # a short run's starts take half of it,
         pseudo_at = max(1, round(train.pseudo_at * n_epochs / train.epochs))    # its self-training the same share
         train = replace(train, **_given(n_labels=labels, label_seed=label_seed, decoded_class=decoded_class,
-                                        starts=starts), warmup_epochs=warmup, epochs=n_epochs,
+                                        starts=starts, neighbours=neighbours, split_at=split_at),
+                        warmup_epochs=warmup, epochs=n_epochs,
                         start_epochs=min(train.start_epochs, max(1, n_epochs // 2)),
                         pseudo_at=pseudo_at if train.pseudo_labels else train.pseudo_at)
     train = replace(with_learning_rate(train, lr), **_given(epochs=epochs, batch_size=batch_size,

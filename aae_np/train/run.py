@@ -78,7 +78,8 @@ def run_settings(trainer: Trainer) -> dict[str, Any]:
     if isinstance(m, VariantConfig):
         out.update(variant=REDUCTION if isinstance(m, ReductionConfig) else m.variant, latent_dim=m.style_dim,
                    labels=t.n_labels, label_seed=t.label_seed, clusters=m.n_classes,
-                   prior=m.prior.get("name", "gaussian"), consistency=t.consistency, starts=t.starts)
+                   prior=m.prior.get("name", "gaussian"), consistency=t.consistency, starts=t.starts,
+                   neighbours=t.neighbours, split_at=t.split_at)
     else:
         out.update(latent_dim=m.latent_dim)
     return out

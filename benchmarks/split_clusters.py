@@ -3,14 +3,14 @@
 No training. For a saved clustering model (``benchmarks/results/models/NAME/model.npz``, trained on
 the first 9,000 of the shared MNIST training images), every used cluster with at least ``--least``
 training images gets a two-way split along the neighbour graph of its images in the encoder's last
-hidden layer (``NetworkSet.hidden``; each image joined to its ``--k`` nearest by cosine, the graph
-made symmetric): the second eigenvector of the normalised graph Laplacian, cut at its median. Each
+hidden layer (``aae_np.train.split.bisect``: each image joined to its ``--k`` nearest by cosine, the
+graph made symmetric; the second eigenvector of the normalised graph Laplacian, cut at its median). Each
 empty cluster then takes one side of one such split, and a test image of a split cluster follows
 the side of most of its 5 nearest training images in it. The test majority error is printed for
 each way of choosing which clusters to split:
 
-* ``z``: those whose two sides the style z tells apart worst (a logistic regression's 3-fold
-  accuracy of the side from z). A split the style explains is two styles of one digit; a split it
+* ``z``: those whose two sides the style z tells apart worst (``aae_np.train.split.separability``, a
+  logistic regression's 3-fold accuracy of the side from z; ``split_at`` does this during training). A split the style explains is two styles of one digit; a split it
   cannot explain is two contents: the AAE's own separation of style and content, no label read;
 * ``lambda2``: the smallest second eigenvalue (the clearest two communities);
 * ``largest``: the most training images;
@@ -18,7 +18,7 @@ each way of choosing which clusters to split:
 
     .venv/bin/python benchmarks/split_clusters.py benchmarks/results/models/clustering-clusters30-neighbours5-seed1/model.npz
 
-Needs scipy and scikit-learn (``pip install 'aae_np[baselines]'``). docs/variants.md has the numbers.
+docs/variants.md has the numbers.
 """
 
 from __future__ import annotations
@@ -32,33 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aae_np.eval.clustering import clustering_error  # noqa: E402
-from aae_np.train.neighbours import nearest_neighbours  # noqa: E402
+from aae_np.train.split import bisect, separability  # noqa: E402
 
 CHOICES = ("z", "lambda2", "largest", "labels")
-
-
-def two_way_split(features: np.ndarray, k: int) -> tuple[float, np.ndarray]:
-    """(lambda_2, side 0/1 per row): the spectral split of the rows' symmetric k-NN graph."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import laplacian
-    from scipy.sparse.linalg import eigsh
-
-    n = len(features)
-    table = nearest_neighbours(features, k)
-    graph = sp.csr_matrix((np.ones(table.size), (np.repeat(np.arange(n), k), table.ravel())), shape=(n, n))
-    graph = ((graph + graph.T) > 0).astype(float)
-    values, vectors = eigsh(laplacian(graph, normed=True), k=2, sigma=-1e-3, which="LM")
-    second = np.argsort(values)[1]
-    fiedler = vectors[:, second]
-    return float(values[second]), (fiedler > np.median(fiedler)).astype(int)
-
-
-def style_separability(z: np.ndarray, side: np.ndarray) -> float:
-    """How well the style z predicts the side of a split (3-fold accuracy of a logistic regression)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-
-    return float(cross_val_score(LogisticRegression(max_iter=500), z, side, cv=3).mean())
 
 
 def split_errors(model, x_train, y_train, x_test, y_test, k: int = 10, least: int = 60) -> dict[str, float]:
@@ -73,9 +49,9 @@ def split_errors(model, x_train, y_train, x_test, y_test, k: int = 10, least: in
     for c in np.unique(train_c):
         rows = np.flatnonzero(train_c == c)
         if len(rows) >= least:
-            lam, side = two_way_split(h_train[rows], k)
+            lam, side = bisect(h_train[rows], k)
             purity = np.bincount(y_train[rows]).max() / len(rows)
-            splits[c] = dict(rows=rows, side=side, lambda2=lam, z=style_separability(z[rows], side),
+            splits[c] = dict(rows=rows, side=side, lambda2=lam, z=separability(z[rows], side),
                              largest=-len(rows), labels=purity)
     out = {"as trained": clustering_error(train_c, y_train, test_c, y_test, n_clusters)}
     for choice in CHOICES:

@@ -353,7 +353,6 @@ def test_split_clusters_splits_the_mixed_cluster_the_style_does_not_explain():
     """benchmarks/split_clusters.py on a stand-in model: cluster 0 holds two groups of different
     labels apart in the hidden layer, with the same style; cluster 1 two styles of one label; cluster 2
     is empty. The style criterion splits cluster 0 (error 0), the purity ceiling too."""
-    pytest.importorskip("sklearn")
     split = bench("split_clusters")
     rng = np.random.default_rng(0)
 
@@ -383,5 +382,5 @@ def test_split_clusters_splits_the_mixed_cluster_the_style_does_not_explain():
     errors = split.split_errors(StandIn(), x, y, x, y, k=5, least=20)
     assert errors["as trained"] == pytest.approx(80 / 320)
     assert errors["z"] == 0 and errors["labels"] == 0
-    lam, side = split.two_way_split(h[:160], 5)
+    lam, side = split.bisect(h[:160], 5)
     assert set(side[:80]) != set(side[80:]) and lam < 0.05

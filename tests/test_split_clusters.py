@@ -20,8 +20,8 @@ def test_the_bisection_separates_two_groups_of_directions_into_halves(n, seed):
     rng = np.random.default_rng(seed)
     a, b = np.eye(12)[0] * 3, np.eye(12)[1] * 3
     x = np.vstack([blobs(rng, n, a), blobs(rng, n, b)])
-    side = bisect(x, 6)
-    assert side.sum() == n                                       # cut at the median
+    lam, side = bisect(x, 6)
+    assert side.sum() == n and -1e-9 < lam < 0.1                                       # cut at the median
     truth = np.r_[np.zeros(n), np.ones(n)]
     assert (side == truth).all() or (side == 1 - truth).all()
 

@@ -29,9 +29,10 @@ from aae_np.train.neighbours import nearest_neighbours
 __all__ = ["bisect", "fit_logistic", "saved_clusters", "separability", "split_clusters", "split_model_clusters"]
 
 
-def bisect(features: np.ndarray, k: int) -> np.ndarray:
-    """0/1 per row: the spectral bisection of the rows' symmetrised k-nearest-neighbour graph
-    (cosine), cut at the median of the normalised Laplacian's second eigenvector."""
+def bisect(features: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+    """(lambda_2, 0/1 per row): the spectral bisection of the rows' symmetrised k-nearest-neighbour
+    graph (cosine), cut at the median of the normalised Laplacian's second eigenvector; its
+    eigenvalue lambda_2 is small when the graph falls clearly in two."""
     n = len(features)
     table = nearest_neighbours(features, k)
     a = np.zeros((n, n))
@@ -39,9 +40,9 @@ def bisect(features: np.ndarray, k: int) -> np.ndarray:
     a = np.maximum(a, a.T)
     scale = 1 / np.sqrt(a.sum(axis=1))                 # every row has k >= 1 neighbours: degree > 0
     laplacian = np.eye(n) - scale[:, None] * a * scale[None, :]
-    _, vectors = np.linalg.eigh(laplacian)             # eigenvalues ascending
+    values, vectors = np.linalg.eigh(laplacian)        # eigenvalues ascending
     second = vectors[:, 1]
-    return (second > np.median(second)).astype(np.int64)
+    return float(values[1]), (second > np.median(second)).astype(np.int64)
 
 
 def fit_logistic(x: np.ndarray, t: np.ndarray, l2: float = 1.0, steps: int = 25) -> np.ndarray:
@@ -81,7 +82,7 @@ def split_clusters(clusters: np.ndarray, hidden: np.ndarray, z: np.ndarray, n_cl
     for c in np.unique(clusters):
         rows = np.flatnonzero(clusters == c)
         if len(rows) >= max(least, k + 1) and empty:
-            side = bisect(hidden[rows], k)
+            _, side = bisect(hidden[rows], k)
             cuts.append((separability(z[rows], side), int(c), rows, side))
     out = clusters.copy()
     for (_, _, rows, side), free in zip(sorted(cuts, key=lambda cut: cut[:2]), empty):

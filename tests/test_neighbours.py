@@ -107,6 +107,19 @@ def test_the_hidden_layer_is_what_the_heads_read_in_evaluation_mode(backend):
     np.testing.assert_allclose(out, model._encoder_out(x, 2048), rtol=1e-5, atol=1e-6)
 
 
+def assert_resumes_bit_for_bit(checkpoint, straight, x, y, check) -> None:
+    """The run resumed from ``checkpoint`` passes ``check`` and ends with the weights of ``straight``
+    (the same run trained without a stop), bit for bit."""
+    from aae_np.train.variant import VariantTrainer
+
+    straight.fit()
+    resumed = VariantTrainer.resume(checkpoint, x, y, progress=False)
+    check(resumed)
+    resumed.fit()
+    for k, v in straight.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[k], v, err_msg=k)
+
+
 def test_neighbours_are_mined_from_the_encoder_at_their_epoch_and_a_resumed_run_keeps_them(tmp_path):
     trainer, x, y = clustering_trainer(out_dir=tmp_path / "a", neighbours_at=1)
     pixels = nearest_neighbours(x, 3)
@@ -117,13 +130,8 @@ def test_neighbours_are_mined_from_the_encoder_at_their_epoch_and_a_resumed_run_
     trainer.fit(2)
     np.testing.assert_array_equal(trainer.neighbours, mined)
     straight, *_ = clustering_trainer(out_dir=tmp_path / "b", neighbours_at=1)
-    straight.fit()
-    from aae_np.train.variant import VariantTrainer
-    resumed = VariantTrainer.resume(tmp_path / "a" / "checkpoint.npz", x, y, progress=False)
-    np.testing.assert_array_equal(resumed.neighbours, mined)
-    resumed.fit()
-    for k, v in straight.model.params.items():
-        np.testing.assert_array_equal(resumed.model.params[k], v, err_msg=k)
+    assert_resumes_bit_for_bit(tmp_path / "a" / "checkpoint.npz", straight, x, y,
+                               lambda resumed: np.testing.assert_array_equal(resumed.neighbours, mined))
     good = trainer.extra_state()
     for bad in ([[0, 1]] * 40, [[99, 0, 1]] * 40, [[0.5, 1, 2]] * 40):
         fresh, *_ = clustering_trainer(neighbours_at=1)

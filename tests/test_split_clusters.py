@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aae_np.train.split import bisect, fit_logistic, saved_clusters, separability, split_clusters, split_model_clusters
+from test_neighbours import assert_resumes_bit_for_bit
 
 
 def blobs(rng, n, centre, spread=0.3, dim=12):
@@ -99,13 +100,8 @@ def test_the_trainer_splits_at_its_epoch_then_trains_towards_the_split_of_the_ro
     np.testing.assert_array_equal(inputs["y_target"], np.eye(N_CLUSTERS)[expected[rows]])
     np.testing.assert_array_equal(inputs["x_in"], x[rows])          # the row's own, no longer a neighbour
     straight, *_ = split_trainer(out_dir=tmp_path / "b", **views)
-    straight.fit()
-    from aae_np.train.variant import VariantTrainer
-    resumed = VariantTrainer.resume(tmp_path / "a" / "checkpoint.npz", x, y, progress=False)
-    np.testing.assert_array_equal(resumed.split, expected)
-    resumed.fit()
-    for k, v in straight.model.params.items():
-        np.testing.assert_array_equal(resumed.model.params[k], v, err_msg=k)
+    assert_resumes_bit_for_bit(tmp_path / "a" / "checkpoint.npz", straight, x, y,
+                               lambda resumed: np.testing.assert_array_equal(resumed.split, expected))
     for bad in ([0] * 479, [N_CLUSTERS] * 480, [0.5] * 480):
         with pytest.raises(ValueError, match="split clusters are malformed"):
             saved_clusters(bad, 480, N_CLUSTERS)

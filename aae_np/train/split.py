@@ -16,8 +16,11 @@ in the same cluster as the nines. With ``VariantTrainConfig.split_at = E``, at e
 3. each empty cluster takes one half of one of the least explained cuts.
 
 The new assignment then replaces q(y|x) as the consistency phase's target for the rest of the
-run (``VariantTrainer``). Measured offline first on saved models (``benchmarks/split_clusters.py``,
-docs/variants.md).
+run, one-hot, with the row's own view (no neighbour's: the cut runs through neighbourhoods), and the
+adversarial phases rest: with D_y still training, q(y|x) hardly moved towards the new clusters
+(``VariantTrainer``; docs/variants.md, "Issue 27, tenth session"). With no cluster empty nothing is
+cut, and the targets become the clusters as they are. Measured offline first on saved models
+(``benchmarks/split_clusters.py``).
 """
 
 from __future__ import annotations

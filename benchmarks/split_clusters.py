@@ -10,8 +10,9 @@ the side of most of its 5 nearest training images in it. The test majority error
 each way of choosing which clusters to split:
 
 * ``z``: those whose two sides the style z tells apart worst (``aae_np.train.split.separability``, a
-  logistic regression's 3-fold accuracy of the side from z; ``split_at`` does this during training). A split the style explains is two styles of one digit; a split it
-  cannot explain is two contents: the AAE's own separation of style and content, no label read;
+  logistic regression's 3-fold accuracy of the side from z; ``split_at`` does this during training).
+  A split the style explains is two styles of one digit; a split it cannot explain is two contents:
+  the AAE's own separation of style and content, no label read;
 * ``lambda2``: the smallest second eigenvalue (the clearest two communities);
 * ``largest``: the most training images;
 * ``labels``: the least pure by the true labels (reads them: a ceiling, not a method).
@@ -32,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aae_np.eval.clustering import clustering_error  # noqa: E402
-from aae_np.train.split import bisect, separability  # noqa: E402
+from aae_np.train.split import cluster_cuts  # noqa: E402
 
 CHOICES = ("z", "lambda2", "largest", "labels")
 
@@ -45,14 +46,10 @@ def split_errors(model, x_train, y_train, x_test, y_test, k: int = 10, least: in
                        for h in (model.hidden("encoder", x_train), model.hidden("encoder", x_test)))
     z = model.encode(x_train)
     empty = [c for c in range(n_clusters) if not (train_c == c).any()]
-    splits = {}
-    for c in np.unique(train_c):
-        rows = np.flatnonzero(train_c == c)
-        if len(rows) >= least:
-            lam, side = bisect(h_train[rows], k)
-            purity = np.bincount(y_train[rows]).max() / len(rows)
-            splits[c] = dict(rows=rows, side=side, lambda2=lam, z=separability(z[rows], side),
-                             largest=-len(rows), labels=purity)
+    splits = cluster_cuts(train_c, h_train, z, k, least)          # what split_at cuts during training
+    for c, cut in splits.items():
+        cut.update(z=cut["separability"], largest=-len(cut["rows"]),
+                   labels=np.bincount(y_train[cut["rows"]]).max() / len(cut["rows"]))
     out = {"as trained": clustering_error(train_c, y_train, test_c, y_test, n_clusters)}
     for choice in CHOICES:
         chosen = sorted(splits, key=lambda c: splits[c][choice])[:len(empty)]

@@ -382,5 +382,6 @@ def test_split_clusters_splits_the_mixed_cluster_the_style_does_not_explain():
     errors = split.split_errors(StandIn(), x, y, x, y, k=5, least=20)
     assert errors["as trained"] == pytest.approx(80 / 320)
     assert errors["z"] == 0 and errors["labels"] == 0
-    lam, side = split.bisect(h[:160], 5)
+    from aae_np.train.split import bisect
+    lam, side = bisect(h[:160], 5)
     assert set(side[:80]) != set(side[80:]) and lam < 0.05

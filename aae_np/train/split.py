@@ -29,7 +29,8 @@ import numpy as np
 
 from aae_np.train.neighbours import nearest_neighbours
 
-__all__ = ["bisect", "fit_logistic", "saved_clusters", "separability", "split_clusters", "split_model_clusters"]
+__all__ = ["bisect", "cluster_cuts", "fit_logistic", "saved_clusters", "separability", "split_clusters",
+           "split_model_clusters"]
 
 
 def bisect(features: np.ndarray, k: int) -> tuple[float, np.ndarray]:
@@ -75,21 +76,31 @@ def separability(z: np.ndarray, side: np.ndarray, folds: int = 3) -> float:
     return hits / len(z)
 
 
-def split_clusters(clusters: np.ndarray, hidden: np.ndarray, z: np.ndarray, n_clusters: int,
-                   k: int = 10, least: int = 60) -> np.ndarray:
-    """A new cluster per row: one half of each of the cuts ``separability`` rates lowest moves to
-    an empty cluster, as many cuts as there are empty clusters (ties: the lower cluster first)."""
-    clusters = np.asarray(clusters, np.int64)
-    empty = [c for c in range(n_clusters) if not (clusters == c).any()]
-    cuts = []
+def cluster_cuts(clusters: np.ndarray, hidden: np.ndarray, z: np.ndarray, k: int = 10,
+                 least: int = 60) -> dict[int, dict]:
+    """Per cluster holding at least ``least`` rows (and more than k): its ``rows``, the ``side`` of
+    each (``bisect`` of their ``hidden`` features), the cut's ``lambda2`` and its ``separability`` by z."""
+    cuts = {}
     for c in np.unique(clusters):
         rows = np.flatnonzero(clusters == c)
-        if len(rows) >= max(least, k + 1) and empty:
-            _, side = bisect(hidden[rows], k)
-            cuts.append((separability(z[rows], side), int(c), rows, side))
+        if len(rows) >= max(least, k + 1):
+            lam, side = bisect(hidden[rows], k)
+            cuts[int(c)] = dict(rows=rows, side=side, lambda2=lam, separability=separability(z[rows], side))
+    return cuts
+
+
+def split_clusters(clusters: np.ndarray, hidden: np.ndarray, z: np.ndarray, n_clusters: int,
+                   k: int = 10, least: int = 60) -> np.ndarray:
+    """A new cluster per row: one half of each of the ``cluster_cuts`` ``separability`` rates lowest
+    moves to an empty cluster, as many cuts as there are empty clusters (ties: the lower cluster first)."""
+    clusters = np.asarray(clusters, np.int64)
+    empty = [c for c in range(n_clusters) if not (clusters == c).any()]
     out = clusters.copy()
-    for (_, _, rows, side), free in zip(sorted(cuts, key=lambda cut: cut[:2]), empty):
-        out[rows[side == 1]] = free
+    if not empty:
+        return out
+    cuts = cluster_cuts(clusters, hidden, z, k, least)
+    for c, free in zip(sorted(cuts, key=lambda c: (cuts[c]["separability"], c)), empty):
+        out[cuts[c]["rows"][cuts[c]["side"] == 1]] = free
     return out
 
 

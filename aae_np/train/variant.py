@@ -19,7 +19,7 @@ and, not the paper's, each only when its learning rate is set (clustering, semi-
 
 Self-training (semi-supervised, ``pseudo_labels = N``; not the paper's): from epoch ``pseudo_at``
 on, the supervised phase also draws the N unlabelled training images q(y|x) was surest of, per
-predicted class, labelled with that class (chosen once; kept in the checkpoint).
+predicted class, labelled with that class (chosen once; kept in the checkpoint; ``aae_np.train.pseudo``).
 
 Labels: the supervised variant uses every training label; the conditioned and
 semi-supervised ones use ``n_labels`` of them, drawn per class with ``label_seed``
@@ -41,6 +41,7 @@ from aae_np.nn.optim import Adam, Momentum
 from aae_np.train.augment import mix_pairs, random_affine, random_flips, random_shifts
 from aae_np.train.inputs import check_labels
 from aae_np.train.neighbours import nearest_neighbours, neighbour_rows, saved_table
+from aae_np.train.pseudo import saved_pseudo, surest
 from aae_np.train.split import saved_clusters, split_model_clusters
 from aae_np.train.trainer import TrainConfig, Trainer
 
@@ -264,14 +265,8 @@ class VariantTrainer(Trainer):
         return super().train_epoch()
 
     def surest(self, per_class: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, classes): the ``per_class`` unlabelled training images q(y|x) is surest of in
-        each predicted class, with that class (self-training; no true label is read)."""
-        q = self.model.classify(self.x_train)
-        pred, sure = q.argmax(axis=1), q.max(axis=1)
-        free = self.labels == UNLABELLED
-        rows = [np.flatnonzero(free & (pred == k)) for k in range(q.shape[1])]
-        rows = np.concatenate([r[np.argsort(-sure[r])[:per_class]] for r in rows])
-        return rows, pred[rows]
+        """(rows, classes): ``pseudo.surest`` of the training images still unlabelled."""
+        return surest(self.model, self.x_train, self.labels, per_class)
 
     def _set_pseudo(self, rows: np.ndarray, classes: np.ndarray) -> None:
         self.pseudo = np.asarray(rows, np.int64)
@@ -291,15 +286,8 @@ class VariantTrainer(Trainer):
             self.neighbours, self.mined = saved_table(state["neighbour_rows"], self.neighbours), True
         if "split_clusters" in state:
             self.split = saved_clusters(state["split_clusters"], len(self.x_train), self.model.config.n_classes)
-        if "pseudo_rows" not in state:
-            return
-        rows, classes = np.asarray(state["pseudo_rows"]), np.asarray(state.get("pseudo_classes", []))
-        k = self.model.config.n_classes
-        if (rows.ndim != 1 or rows.shape != classes.shape or rows.dtype.kind != "i" or classes.dtype.kind != "i"
-                or not ((rows >= 0) & (rows < len(self.x_train))).all() or not ((classes >= 0) & (classes < k)).all()
-                or (self.labels[rows] != UNLABELLED).any()):
-            raise ValueError("the trainer state's pseudo-labels are malformed")
-        self._set_pseudo(rows, classes)
+        if "pseudo_rows" in state:
+            self._set_pseudo(*saved_pseudo(state, self.labels, self.model.config.n_classes))
 
     def _view(self, x: np.ndarray) -> np.ndarray:
         """An augmented view of the batch: shifted, or turned, scaled, shifted (and bent, with

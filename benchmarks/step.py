@@ -203,18 +203,24 @@ VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx_v
 
 
 def cpu() -> tuple[str, list[str]]:
-    """The CPU's model name and its vector extensions (from /proc/cpuinfo; Linux)."""
-    name, flags = platform.processor() or platform.machine(), []
+    """The CPU's model name (with its family and model numbers where /proc/cpuinfo has them: a
+    name such as "AMD EPYC" covers several generations) and its vector extensions (Linux)."""
+    name, flags, numbers = platform.processor() or platform.machine(), [], {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name" and name in (platform.processor(), platform.machine()):
+                key = key.strip()
+                if key == "model name" and name in (platform.processor(), platform.machine()):
                     name = value.strip()
-                elif key.strip() in ("flags", "Features") and not flags:
+                elif key in ("cpu family", "model") and key not in numbers:
+                    numbers[key] = value.strip()
+                elif key in ("flags", "Features") and not flags:
                     flags = [f for f in VECTOR_FLAGS if f in value.split()]
     except OSError:
         pass
+    if len(numbers) == 2:
+        name += f" (family {numbers['cpu family']}, model {numbers['model']})"
     return name, flags
 
 

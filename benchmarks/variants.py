@@ -8,7 +8,7 @@ for example
 
     .venv/bin/python benchmarks/variants.py semi-supervised:labels=100,seed=0 clustering:clusters=30,consistency=0.01
 
-Every run appends one JSON line (metrics, wall and CPU seconds, threads) to
+Every run appends one JSON line (metrics, wall and CPU seconds, threads, the CPU model) to
 ``benchmarks/results/variants.jsonl``; ``--table`` prints the Markdown table of all lines
 so far (mean ± std over seeds) beside the paper's numbers. A clustering row gives both protocols'
 errors (majority vote / the paper's: each cluster named by the validation example it scores
@@ -22,12 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from step import cpu  # noqa: E402  (beside this file: the CPU's name and vector extensions)
 
 RESULTS = Path(__file__).parent / "results" / "variants.jsonl"
 MODELS = Path(__file__).parent / "results" / "models"     # each run's model.npz and history (not committed)
@@ -146,6 +150,7 @@ def run(variant: str, options: dict[str, int], data) -> dict:
                   train_cpu_s=round(cpu, 1), history_test_error=trainer.history.get("test_error"),
                   **{k: trainer.history[k] for k in ("start_information", "start_test_error") if k in trainer.history},
                   threads=[p.get("num_threads") for p in threadpool_info()], cpus=os.cpu_count())
+    result["cpu"], result["vector_extensions"] = cpu()      # wall times differ twofold between machines
     return result
 
 

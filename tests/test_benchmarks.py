@@ -401,3 +401,18 @@ def test_neighbour_purity_counts_the_rows_their_neighbours_outvote():
     clusters = np.r_[np.zeros(20, int), np.ones(21, int)]
     assert purity.majority_error(clusters, labels) == pytest.approx(1 / 41)
     assert purity.majority_error(np.zeros(41, int), labels) == pytest.approx(20 / 41)
+
+
+def test_cpu_names_the_family_and_model_beside_a_generic_model_name(monkeypatch):
+    """benchmarks/step.py's cpu(): "AMD EPYC" covers several generations, so the family and model
+    numbers go with it (every variants.py record carries them); an ARM cpuinfo has neither."""
+    import io
+    step = bench("step")
+    x86 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx avx2 fma avx512f\n"
+    monkeypatch.setattr(step.platform, "processor", lambda: "")
+    monkeypatch.setattr(step, "open", lambda *a, **k: io.StringIO(x86), raising=False)
+    assert step.cpu() == ("AMD EPYC (family 25, model 17)", ["avx", "avx2", "fma", "avx512f"])
+    arm = "processor\t: 0\nFeatures\t: fp asimd sve\nCPU architecture: 8\n"
+    monkeypatch.setattr(step, "open", lambda *a, **k: io.StringIO(arm), raising=False)
+    name, flags = step.cpu()
+    assert "family" not in name and flags == ["asimd", "sve"]

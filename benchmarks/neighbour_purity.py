@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="a clustering model.npz")
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist"))
-    parser.add_argument("--data-dir", default=None,
-                        help="the dataset's folder (default: as aae-np finds it; for fashion-mnist the system package's)")
-    parser.add_argument("--images", type=int, default=9000, help="the first N training images (the MNIST preset trains on 9000)")
+    parser.add_argument("--data-dir", default=None, help="the dataset's folder (default: as aae-np finds "
+                        "it; for fashion-mnist the system package's)")
+    parser.add_argument("--images", type=int, default=9000,
+                        help="the first N training images (the MNIST preset trains on 9000)")
     parser.add_argument("--k", type=int, default=10, help="neighbours per image")
     args = parser.parse_args(argv)
     model, _ = load_model(args.model, backend="numpy")

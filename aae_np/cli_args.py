@@ -52,9 +52,8 @@ def _data_args(p: argparse.ArgumentParser, train: bool) -> None:
     p.add_argument("--scale", choices=["minmax", "minmax-all"],
                    help="map values to [0, 1]: each feature by its training range, or one range for all "
                         "(a trained model applies its own)")
-    p.add_argument("--data-dir", help="folder with the four IDX files (else $AAE_NP_DATA, data/<dataset>, "
-                                      "../shared/data/<dataset>, "
-                                      "or download)")
+    p.add_argument("--data-dir", help="folder with the four IDX files (else $AAE_NP_DATA for MNIST, "
+                                      "data/<dataset>, ../shared/data/<dataset>, or download)")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"],
                    help="which IDX dataset (default mnist; an IDX folder's content decides its name)")
     p.add_argument("--no-download", action="store_true", help="never download; fail if the data is missing")

@@ -6,7 +6,9 @@ deadline, cut transfers, a full disk, part files of killed downloads) in ``aae_n
 ``resolve_data_dir`` looks for the four files in this order and takes the first hit:
 
 1. the ``data_dir`` argument (the CLI's ``--data-dir``): it must be complete, nothing else is tried;
-2. the ``AAE_NP_DATA`` environment variable, if not empty: the same;
+2. the ``AAE_NP_DATA`` environment variable, if not empty: the same, for MNIST only (Fashion-MNIST's
+   files have the same names, and the variable the Makefile sets for MNIST must not feed a
+   ``--dataset fashion-mnist`` run MNIST's images without a word);
 3. ``REPO_DATA_ROOT / dataset``, i.e. ``<repo>/data/mnist``;
 4. ``SHARED_DATA_ROOT / dataset``, i.e. ``<repo>/../shared/data/mnist``: the shared copy beside
    the repository on the project's machines, so a notebook opened directly finds it too;
@@ -101,8 +103,9 @@ def _spec(dataset: str) -> DatasetSpec:
 
 def _how_to_fix(dataset: str, folder: Path) -> str:
     names = ", ".join(stem + ".gz" for stem in FILE_STEMS)
+    env = f", or set {ENV_VAR}=DIR" if dataset == "mnist" else ""
     hint = (f"Copy the four files {names} (or their uncompressed versions) into {folder}/, "
-            f"or pass --data-dir DIR, or set {ENV_VAR}=DIR, with DIR a folder holding them")
+            f"or pass --data-dir DIR{env}, with DIR a folder holding them")
     if dataset == "fashion-mnist":
         hint += " (on Debian/Ubuntu, apt-get install dataset-fashion-mnist provides one)"
     return hint
@@ -221,7 +224,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None, dataset: st
     _spec(dataset)
     if data_dir is not None:
         return _require_complete(Path(data_dir).expanduser(), dataset, f"--data-dir {data_dir}")
-    env = os.environ.get(ENV_VAR, "")
+    env = os.environ.get(ENV_VAR, "") if dataset == "mnist" else ""      # MNIST's folder only
     if env:
         return _require_complete(Path(env).expanduser(), dataset, f"{ENV_VAR}={env}")
     target = REPO_DATA_ROOT / dataset

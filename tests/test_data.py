@@ -366,6 +366,22 @@ def test_system_dir_for_fashion_mnist(tmp_path, monkeypatch):
     assert data.resolve_data_dir(dataset="fashion-mnist") == data.REPO_DATA_ROOT / "fashion-mnist"
 
 
+def test_the_mnist_variable_does_not_feed_fashion_mnist(tmp_path, monkeypatch):
+    """$AAE_NP_DATA names MNIST's folder (the Makefile sets it so): Fashion-MNIST's files have the
+    same names, so a --dataset fashion-mnist run must look elsewhere, not load MNIST silently."""
+    write_mnist(tmp_path / "mnist")
+    write_mnist(tmp_path / "usr-share")
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "mnist"))
+    monkeypatch.setattr(data, "SYSTEM_DATA_DIRS", {"fashion-mnist": (tmp_path / "usr-share",)})
+    monkeypatch.setattr(data, "download", no_download)
+    assert data.resolve_data_dir() == tmp_path / "mnist"
+    assert data.resolve_data_dir(dataset="fashion-mnist") == tmp_path / "usr-share"
+    monkeypatch.setattr(data, "SYSTEM_DATA_DIRS", {})
+    with pytest.raises(DataError) as info:
+        data.resolve_data_dir(dataset="fashion-mnist", download_ok=False)
+    assert "--data-dir DIR" in str(info.value) and data.ENV_VAR not in str(info.value)
+
+
 def test_shared_copy_comes_after_the_repo_and_before_the_system(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "download", no_download)
     write_mnist(tmp_path / "usr-share")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from step import cpu  # noqa: E402  (beside this file: the CPU's name and vector extensions)
+from step import cpu as cpu_model  # noqa: E402  (beside this file: the CPU's name and vector extensions)
 
 RESULTS = Path(__file__).parent / "results" / "variants.jsonl"
 MODELS = Path(__file__).parent / "results" / "models"     # each run's model.npz and history (not committed)
@@ -150,7 +150,7 @@ def run(variant: str, options: dict[str, int], data) -> dict:
                   train_cpu_s=round(cpu, 1), history_test_error=trainer.history.get("test_error"),
                   **{k: trainer.history[k] for k in ("start_information", "start_test_error") if k in trainer.history},
                   threads=[p.get("num_threads") for p in threadpool_info()], cpus=os.cpu_count())
-    result["cpu"], result["vector_extensions"] = cpu()      # wall times differ twofold between machines
+    result["cpu"], result["vector_extensions"] = cpu_model()      # wall times differ twofold between machines
     return result
 
 

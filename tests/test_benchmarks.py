@@ -416,3 +416,19 @@ def test_cpu_names_the_family_and_model_beside_a_generic_model_name(monkeypatch)
     monkeypatch.setattr(step, "open", lambda *a, **k: io.StringIO(arm), raising=False)
     name, flags = step.cpu()
     assert "family" not in name and flags == ["asimd", "sve"]
+
+
+def test_a_variants_run_records_its_result_and_the_cpu(tmp_path, monkeypatch):
+    """benchmarks/variants.py's run() end to end on a stand-in (1,200 noise images: 200 trained on,
+    the clustering protocol's 1,000 held out; one epoch): the record has the metrics, the seconds
+    and the machine's CPU, and the model lands in the models folder (here a temporary one)."""
+    from aae_np.data import MnistData
+    variants = bench("variants")
+    monkeypatch.setattr(variants, "MODELS", tmp_path / "models")
+    rng = np.random.default_rng(0)
+    data = MnistData(rng.random((1200, 784)).astype(np.float32), rng.integers(0, 10, 1200),
+                     rng.random((100, 784)).astype(np.float32), rng.integers(0, 10, 100))
+    result = variants.run("clustering", {"clusters": 4, "epochs": 1, "seed": 0}, data)
+    assert 0 <= result["test_error"] <= 1 and result["train_wall_s"] > 0 and result["validation_images"] == 1000
+    assert isinstance(result["cpu"], str) and result["cpu"] and isinstance(result["vector_extensions"], list)
+    assert (tmp_path / "models" / "clustering-clusters4-epochs1-seed0" / "model.npz").is_file()

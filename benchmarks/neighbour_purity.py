@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aae_np.eval.clustering import clustering_error  # noqa: E402
 from aae_np.train.neighbours import nearest_neighbours  # noqa: E402
 
 
@@ -32,12 +33,6 @@ def neighbour_vote_accuracy(features: np.ndarray, labels: np.ndarray, k: int) ->
     table = nearest_neighbours(features, k)
     votes = np.apply_along_axis(np.bincount, 1, labels[table], minlength=int(labels.max()) + 1)
     return float((votes.argmax(axis=1) == labels).mean())
-
-
-def majority_error(clusters: np.ndarray, labels: np.ndarray) -> float:
-    """The share of rows whose label is not their cluster's most common one."""
-    wrong = sum(int((clusters == c).sum() - np.bincount(labels[clusters == c]).max()) for c in np.unique(clusters))
-    return wrong / len(labels)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     x, y = data.x_train[:args.images].astype(model.dtype), data.y_train[:args.images]
     clusters = model.classify(x).argmax(axis=1)
     print(f"{args.model} on the first {len(x):,} {args.dataset} training images, {args.k} nearest neighbours")
-    print(f"  the model's majority error: {majority_error(clusters, y):.2%} "
+    print(f"  the model's majority error: {clustering_error(clusters, y, clusters, y, model.config.n_classes):.2%} "
           f"({len(np.unique(clusters))} of {model.config.n_classes} clusters used)")
     for name, features in (("pixels", x), ("hidden layer", model.hidden("encoder", x))):
         share = neighbour_vote_accuracy(features, y, args.k)

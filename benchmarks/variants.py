@@ -30,8 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from step import cpu as cpu_model  # noqa: E402  (beside this file: the CPU's name and vector extensions)
+sys.path.insert(0, str(Path(__file__).resolve().parent))      # run() reads the CPU with step.cpu (beside this file)
 
 RESULTS = Path(__file__).parent / "results" / "variants.jsonl"
 MODELS = Path(__file__).parent / "results" / "models"     # each run's model.npz and history (not committed)
@@ -114,6 +113,7 @@ def run(variant: str, options: dict[str, int], data) -> dict:
     from aae_np.eval.report import evaluate_variant
     from aae_np.train.presets import resolve
     from aae_np.train.run import new_trainer
+    from step import cpu as cpu_model          # not 'cpu': run() counts CPU seconds in that name
 
     seed = options.get("seed", 0)
     model_cfg, train_cfg = resolve(variant=variant, seed=seed, label_seed=seed, labels=options.get("labels"),

@@ -37,7 +37,8 @@ from aae_np.download import STALE_AFTER, fetch_file, remove_stale_parts
 from aae_np.idx import FIX_FILE, DataError, read_idx
 
 __all__ = ["DataError", "DatasetSpec", "MnistData", "DATASETS", "FILE_STEMS", "ENV_VAR",
-           "REPO_DATA_ROOT", "SHARED_DATA_ROOT", "SYSTEM_DATA_DIRS", "read_idx", "find_files", "load_mnist",
+           "REPO_DATA_ROOT", "SHARED_DATA_ROOT", "SYSTEM_DATA_DIRS", "SIGNATURES", "read_idx", "find_files",
+           "labelled_as", "load_mnist",
            "download", "resolve_data_dir", "load", "start_loading"]
 
 
@@ -50,6 +51,10 @@ SYSTEM_DATA_DIRS: dict[str, tuple[Path, ...]] = {
 }
 FILE_STEMS: tuple[str, ...] = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+# The first ten labels of each split of the published files: a subset that starts at row 0 keeps them.
+SIGNATURES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "mnist": ((5, 0, 4, 1, 9, 2, 1, 3, 1, 4), (7, 2, 1, 0, 4, 1, 4, 9, 5, 9)),
+    "fashion-mnist": ((9, 0, 0, 3, 0, 2, 7, 2, 5, 5), (9, 2, 1, 1, 6, 1, 4, 6, 5, 7))}
 
 
 @dataclass(frozen=True)
@@ -239,10 +244,30 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None, dataset: st
     return download(dataset, target, progress=progress)
 
 
+def labelled_as(data: MnistData) -> str | None:
+    """The published dataset whose first ten labels (of either split) ``data`` starts with, or None."""
+    for name, (train, test) in SIGNATURES.items():
+        if tuple(data.y_train[:10]) == train or tuple(data.y_test[:10]) == test:
+            return name
+    return None
+
+
 def load(dataset: str = "mnist", data_dir: str | os.PathLike[str] | None = None,
          download_ok: bool = True, progress: bool = True) -> MnistData:
-    """``load_mnist(resolve_data_dir(...))``: find (or fetch) ``dataset`` and load it."""
-    return load_mnist(resolve_data_dir(data_dir, dataset, download_ok, progress), dataset)
+    """``load_mnist(resolve_data_dir(...))``: find (or fetch) ``dataset`` and load it.
+
+    DataError if the folder's labels are the other published dataset's (``labelled_as``): both
+    have the same file names, and a Fashion-MNIST run fed MNIST would train and score without a word.
+    """
+    folder = resolve_data_dir(data_dir, dataset, download_ok, progress)
+    out = load_mnist(folder, dataset)
+    found = labelled_as(out)
+    if found not in (None, dataset):
+        apt = " (apt-get install dataset-fashion-mnist provides one)" if dataset == "fashion-mnist" else ""
+        raise DataError(f"{folder} holds {_spec(found).title}, not {_spec(dataset).title}: its first ten labels "
+                        f"are {_spec(found).title}'s. Load dataset {found!r} from it, or pass --data-dir DIR "
+                        f"with DIR a {_spec(dataset).title} folder{apt}")
+    return out
 
 
 class _Loading:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from aae_np.data import MnistData, find_files, load_mnist
+from aae_np.data import MnistData, find_files, labelled_as, load_mnist
 from aae_np.train.inputs import check_labels, check_rows
 
 __all__ = ["UserData", "load_user_data", "from_arrays", "identify_idx", "parse_image_shape", "SCALES",
@@ -41,9 +41,6 @@ __all__ = ["UserData", "load_user_data", "from_arrays", "identify_idx", "parse_i
 SCALES = ("minmax", "minmax-all")
 HELD_OUT_FRACTION = 0.1
 NPZ_KEYS = ("x", "y", "x_test", "y_test")
-# The first ten labels of each split of the published files: a subset that starts at row 0 keeps them.
-SIGNATURES = {"mnist": ((5, 0, 4, 1, 9, 2, 1, 3, 1, 4), (7, 2, 1, 0, 4, 1, 4, 9, 5, 9)),
-              "fashion-mnist": ((9, 0, 0, 3, 0, 2, 7, 2, 5, 5), (9, 2, 1, 1, 6, 1, 4, 6, 5, 7))}
 
 
 @dataclass
@@ -106,9 +103,9 @@ def identify_idx(data: MnistData) -> str | None:
     (which a subset from row 0 keeps), else the share of black pixels (handwritten strokes leave
     ~80 % of MNIST's pixels at 0, clothing ~50 % of Fashion-MNIST's); None when neither decides
     (random pixels, another dataset)."""
-    for name, (train, test) in SIGNATURES.items():
-        if tuple(data.y_train[:10]) == train or tuple(data.y_test[:10]) == test:
-            return name
+    name = labelled_as(data)
+    if name is not None:
+        return name
     black = float((data.x_train[:1000] == 0).mean()) if len(data.x_train) else 0.0
     return "mnist" if 0.7 <= black <= 0.9 else "fashion-mnist" if 0.35 <= black <= 0.6 else None
 

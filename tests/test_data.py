@@ -433,3 +433,29 @@ def test_resolve_offline_tells_what_to_do():
 def test_unknown_dataset():
     with pytest.raises(DataError, match="unknown dataset 'cifar'.*mnist, fashion-mnist"):
         data.resolve_data_dir(dataset="cifar")
+
+
+def _label_files(folder: Path, train: tuple, test: tuple) -> None:
+    """``write_mnist``'s random files, with the label files starting as ``train`` and ``test``."""
+    write_mnist(folder, n_train=12, n_test=12)
+    for stem, first in ((data.FILE_STEMS[1], train), (data.FILE_STEMS[3], test)):
+        labels = read_idx(folder / (stem + ".gz"))
+        labels[:10] = first
+        write_idx(folder / (stem + ".gz"), labels, True)
+
+
+def test_load_refuses_the_other_datasets_folder(tmp_path):
+    """Both datasets' files have the same names: load() reads the first ten labels and refuses a
+    folder that holds the other one, instead of training and scoring Fashion-MNIST runs on MNIST."""
+    mnist, fashion = tmp_path / "mnist", tmp_path / "fashion"
+    _label_files(mnist, *data.SIGNATURES["mnist"])
+    _label_files(fashion, *data.SIGNATURES["fashion-mnist"])
+    assert data.load("mnist", mnist).y_train[0] == 5
+    assert data.load("fashion-mnist", fashion).y_train[0] == 9
+    with pytest.raises(DataError) as info:
+        data.load("fashion-mnist", mnist)
+    assert f"{mnist} holds MNIST, not Fashion-MNIST" in str(info.value) and "'mnist'" in str(info.value)
+    with pytest.raises(DataError, match="holds Fashion-MNIST, not MNIST"):
+        data.load("mnist", fashion)
+    _label_files(tmp_path / "other", (1,) * 10, (2,) * 10)           # neither: loads as asked
+    assert data.load("fashion-mnist", tmp_path / "other").y_test[0] == 2

@@ -111,9 +111,14 @@ def _how_to_fix(dataset: str, folder: Path) -> str:
     env = f", or set {ENV_VAR}=DIR" if dataset == "mnist" else ""
     hint = (f"Copy the four files {names} (or their uncompressed versions) into {folder}/, "
             f"or pass --data-dir DIR{env}, with DIR a folder holding them")
+    return hint + _system_package(dataset)
+
+
+def _system_package(dataset: str) -> str:
+    """Where Debian/Ubuntu provide ``dataset``'s folder, as a parenthesis; "" where they do not."""
     if dataset == "fashion-mnist":
-        hint += " (on Debian/Ubuntu, apt-get install dataset-fashion-mnist provides one)"
-    return hint
+        return " (on Debian/Ubuntu, apt-get install dataset-fashion-mnist provides one)"
+    return ""
 
 
 # ----------------------------------------------------------------------------- loading
@@ -263,10 +268,9 @@ def load(dataset: str = "mnist", data_dir: str | os.PathLike[str] | None = None,
     out = load_mnist(folder, dataset)
     found = labelled_as(out)
     if found not in (None, dataset):
-        apt = " (apt-get install dataset-fashion-mnist provides one)" if dataset == "fashion-mnist" else ""
         raise DataError(f"{folder} holds {_spec(found).title}, not {_spec(dataset).title}: its first ten labels "
                         f"are {_spec(found).title}'s. Load dataset {found!r} from it, or pass --data-dir DIR "
-                        f"with DIR a {_spec(dataset).title} folder{apt}")
+                        f"with DIR a {_spec(dataset).title} folder{_system_package(dataset)}")
     return out
 
 
